@@ -1,0 +1,22 @@
+"""kstyle: image style transfer and image-to-image translation for Keras 3.
+
+Quick use::
+
+    import kstyle
+    out = kstyle.stylize("photo.jpg", model="saved_models/quickstart")
+"""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # The Python API is imported lazily so that `import kstyle` (and `kstyle --help`)
+    # does not pay for importing TensorFlow.
+    if name in ("stylize", "load", "Translator"):
+        from kstyle import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'kstyle' has no attribute {name!r}")
+
+
+__all__ = ["stylize", "load", "Translator", "__version__"]

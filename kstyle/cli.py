@@ -1,0 +1,163 @@
+"""The ``kstyle`` command line: parse, call the library, print.
+
+TensorFlow is imported inside each command, so ``kstyle --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kstyle import __version__
+from kstyle.errors import KstyleError
+
+
+def _quiet_tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def handle_errors(func):
+    """Turns the library's typed errors into a one-line message and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except KstyleError as e:
+            raise UserError(str(e)) from None
+
+    return wrapper
+
+
+class UserError(click.ClickException):
+    """A problem with the user's input: printed as 'Error: ...', exit code 2."""
+
+    exit_code = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="kstyle")
+def main():
+    """kstyle: image style transfer and image-to-image translation with Keras.
+
+    \b
+    Train a model from a recipe, then use it:
+      kstyle fit recipes/quickstart.toml
+      kstyle stylize photo.jpg --model saved_models/quickstart
+      kstyle eval saved_models/quickstart
+    """
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="TABLE.KEY=VALUE",
+              help="Override a recipe key, e.g. --set train.epochs=5 (repeatable). "
+                   "See 'kstyle recipe keys'.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def fit(recipe, overrides, quiet):
+    """Train (or resume) the model described by RECIPE, a TOML file.
+
+    The run goes to saved_models/<recipe name>/ (or train.out_dir). Running the same
+    command again resumes from the last checkpoint. Ctrl-C saves a checkpoint first.
+    """
+    _quiet_tf()
+    from kstyle.recipes import load_recipe
+    from kstyle.train import fit as fit_recipe
+
+    r = load_recipe(recipe, overrides)
+    click.echo(f"kstyle fit: {r.name} ({r.model.kind}) -> {r.run_dir}")
+    result = fit_recipe(r, verbose=0 if quiet else "auto")
+    if result.interrupted:
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "-m", "model", required=True, type=click.Path(),
+              help="Run folder written by 'kstyle fit' (or a .keras file).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="stylized",
+              show_default=True, help="Folder for the results (PNG, named after the inputs).")
+@handle_errors
+def stylize(inputs, model, out):
+    """Translate INPUTS (image files or folders of images) with a trained model.
+
+    Any image size works: images are padded to the network's size multiple and cropped back.
+    """
+    _quiet_tf()
+    from kstyle import api
+    from kstyle.data.images import list_images
+
+    files = []
+    for item in inputs:
+        files += list_images(item) if Path(item).is_dir() else [item]
+    translator = api.load(model)
+    for src in files:
+        dest = Path(out) / f"{Path(src).stem}.png"
+        translator(src, out=dest)
+        click.echo(f"{src} -> {dest}")
+
+
+@main.command(name="eval")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_path", type=click.Path(), default=None,
+              help="Folder of pairs, read as the run's recipe reads data.path "
+                   "(default: the recipe's data.path).")
+@click.option("--split", default=None, help="Sub-folder / split (default: data.val_split; "
+              "when absent, the folder itself).")
+@click.option("--limit", type=int, default=None, help="Score at most this many pairs.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="JSON file for the scores (default: RUN_DIR/eval.json).")
+@handle_errors
+def evaluate(run_dir, data_path, split, limit, out):
+    """Score a trained translator on paired data: L1, PSNR and SSIM."""
+    _quiet_tf()
+    from kstyle import runs
+    from kstyle.evaluate import evaluate as run_eval
+
+    scores = run_eval(run_dir, data_path, split=split, limit=limit)
+    click.echo(f"{scores['data']} [{scores['split']}], n={scores['n']}: "
+               f"L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}")
+    dest = Path(out) if out else Path(run_dir) / "eval.json"
+    runs.write_json(dest, scores)
+    click.echo(f"wrote {dest}")
+
+
+@main.group()
+def recipe():
+    """Inspect recipes and their keys."""
+
+
+@recipe.command()
+@click.option("--kind", default="pix2pix", show_default=True, help="Model kind.")
+def keys(kind):
+    """List every recipe key with its type, default and meaning."""
+    from kstyle.recipes import MODEL_CONFIGS, describe_keys
+
+    if kind not in MODEL_CONFIGS:
+        raise click.BadParameter(f"{kind!r}; valid kinds: {', '.join(MODEL_CONFIGS)}",
+                                 param_hint="--kind")
+    click.echo(describe_keys(kind))
+
+
+@recipe.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="TABLE.KEY=VALUE",
+              help="Override a recipe key (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
+@handle_errors
+def show(path, overrides, as_json):
+    """Validate a recipe and print it fully resolved."""
+    from kstyle.recipes import load_recipe
+
+    r = load_recipe(path, overrides)
+    click.echo(json.dumps(r.to_dict(), indent=2) if as_json else r.to_toml(), nl=False)
+
+
+if __name__ == "__main__":
+    main()

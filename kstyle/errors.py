@@ -1,0 +1,17 @@
+"""Typed errors raised by the library; only the CLI turns them into messages."""
+
+
+class KstyleError(Exception):
+    """Base class of every error kstyle raises on purpose."""
+
+
+class RecipeError(KstyleError, ValueError):
+    """A recipe file or an override is invalid; the message names file and key."""
+
+
+class DataError(KstyleError, ValueError):
+    """A data source is missing, empty, or holds an image that cannot be used."""
+
+
+class ModelLoadError(KstyleError, ValueError):
+    """A run folder or model file cannot be loaded."""

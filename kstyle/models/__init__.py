@@ -1,0 +1,26 @@
+"""Model registry: one ``keras.Model`` subclass per training objective.
+
+Adding a model kind:
+    1. a model file ``kstyle/models/<kind>.py`` with a ``keras.Model`` subclass that overrides
+       ``train_step``, exposes ``translator`` and has a ``build_from_options(**options)`` classmethod;
+    2. one line in ``MODELS`` below;
+    3. its ``[model]`` dataclass in ``kstyle/recipes.py`` (``MODEL_CONFIGS``);
+    4. a recipe in ``recipes/`` and a test case in ``tests/``.
+"""
+
+from kstyle.models.pix2pix import Pix2Pix
+
+MODELS = {"pix2pix": Pix2Pix}
+
+
+def get_model_class(kind: str):
+    """The model class registered under ``kind``; ValueError listing the valid kinds."""
+    try:
+        return MODELS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown model kind {kind!r}; valid kinds: {', '.join(sorted(MODELS))}"
+        ) from None
+
+
+__all__ = ["MODELS", "Pix2Pix", "get_model_class"]

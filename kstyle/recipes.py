@@ -1,0 +1,375 @@
+"""Recipes: TOML files turned into frozen, typed, validated dataclasses.
+
+A recipe has three tables, ``[data]``, ``[model]`` and ``[train]``, each mapped to a frozen
+dataclass whose fields carry a default and a one-line doc (the ``doc`` metadata, shown by
+``kstyle recipe --help-keys``). The fields of ``[model]`` depend on ``model.kind``.
+
+Precedence is ``--set`` overrides > TOML > defaults. Every problem (unknown key, wrong type,
+bad enum value, missing folder) raises one :class:`~kstyle.errors.RecipeError` naming the
+file, the ``table.key``, the bad value and what is allowed.
+
+Example:
+    >>> recipe = load_recipe("recipes/quickstart.toml", ["train.epochs=2"])
+    >>> recipe.train.epochs
+    2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kstyle.errors import RecipeError
+
+KNOWN_DATASETS = ("facades", "maps", "edges2shoes", "edges2handbags", "cityscapes", "night2day")
+
+
+def _f(default, doc: str):
+    """A dataclass field with a default and its one-line doc."""
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``[data]`` table: where pairs come from and how they are shaped."""
+
+    source: Literal["ab", "folders", "photos", "tfds", "synthetic"] = _f(
+        "ab", "ab: side-by-side AB images; folders: A/ and B/ with matching names; "
+        "photos: one folder, pairs derived; tfds: a tensorflow-datasets name; "
+        "synthetic: built-in generated pairs")
+    path: str = _f("", "folder (or a known dataset name such as 'facades', or a tfds name)")
+    direction: Literal["a2b", "b2a"] = _f("a2b", "translate A to B, or B to A")
+    derive: Literal["gray", "edges", "none"] = _f(
+        "gray", "for photos/tfds: gray -> color, or edges -> photo")
+    train_split: str = _f("train", "sub-folder (or tfds split) used for training")
+    val_split: str = _f("val", "sub-folder (or tfds split) for samples and validation")
+    image_size: int = _f(256, "side of the square crop fed to the networks, in pixels")
+    load_size: int | None = _f(286, "resize to this before the random crop (none: no crop)")
+    flip: bool = _f(True, "random horizontal flip, the same for A and B")
+    batch_size: int = _f(1, "images per training step")
+    cache: bool = _f(False, "cache decoded images in memory")
+    synthetic_count: int = _f(512, "number of pairs the synthetic source generates")
+    tfds_keys: list[str] = _f(["image"], "tfds image feature(s): one to derive, or A and B")
+    data_dir: str = _f("", "tensorflow-datasets data_dir (empty: tfds default)")
+    seed: int = _f(0, "seed for shuffling, crops and the synthetic source")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Fields of ``[model]`` shared by every kind."""
+
+    kind: str = _f("pix2pix", "which model to train (see kstyle.models.MODELS)")
+    base_filters: int = _f(64, "filters of the first generator layer")
+
+
+@dataclass(frozen=True)
+class Pix2PixConfig(ModelConfig):
+    """``[model]`` for ``kind = "pix2pix"``: U-Net generator + PatchGAN (Isola et al. 2017)."""
+
+    num_downs: int = _f(8, "U-Net depth: 8 for 256 px, 7 for 128 px; input side must be a "
+                        "multiple of 2**num_downs")
+    norm: Literal["batch", "instance", "none"] = _f("batch", "normalization layers")
+    dropout: float = _f(0.5, "dropout rate in the inner decoder blocks (0 turns it off)")
+    d_base_filters: int = _f(64, "filters of the first discriminator layer")
+    d_layers: int = _f(3, "PatchGAN strided layers: 3 gives 70x70 patches")
+    gan_mode: Literal["vanilla", "lsgan", "hinge"] = _f("vanilla", "adversarial loss")
+    lambda_l1: float = _f(100.0, "weight of the L1 loss against the target")
+
+
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"pix2pix": Pix2PixConfig}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``[train]`` table: schedule, optimizer, and what a run writes."""
+
+    epochs: int = _f(200, "number of epochs")
+    steps_per_epoch: int | None = _f(None, "steps per epoch (none: one full pass)")
+    out_dir: str = _f("", "run folder (empty: saved_models/<recipe name>)")
+    lr: float = _f(2e-4, "initial learning rate of every optimizer")
+    beta_1: float = _f(0.5, "Adam beta_1")
+    beta_2: float = _f(0.999, "Adam beta_2")
+    lr_policy: Literal["constant", "linear_decay", "step"] = _f(
+        "linear_decay", "linear_decay: constant, then linearly to 0 at the last epoch; "
+        "step: multiply by step_gamma every step_epochs epochs")
+    decay_start_epoch: int = _f(100, "linear_decay: epochs at the initial lr before decaying")
+    step_epochs: int = _f(50, "step: epochs between lr drops")
+    step_gamma: float = _f(0.5, "step: factor applied at each drop")
+    checkpoint_every: int = _f(500, "save a resumable checkpoint every N steps (and at "
+                               "each epoch end)")
+    sample_every: int = _f(1, "write a sample grid every N epochs")
+    num_samples: int = _f(4, "rows in the sample grid")
+    val_steps: int = _f(8, "validation batches evaluated at each epoch end (0: none)")
+    jit_compile: bool = _f(False, "compile the train step with XLA")
+    seed: int = _f(0, "seed of weight init and dropout")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole recipe. ``name`` defaults to the file's stem."""
+
+    name: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    source: str = "<defaults>"
+
+    @property
+    def run_dir(self) -> Path:
+        """The folder the run writes to."""
+        return Path(self.train.out_dir or os.path.join("saved_models", self.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved recipe as plain tables (``None`` values left out)."""
+        out: dict[str, Any] = {"name": self.name}
+        for table in ("data", "model", "train"):
+            out[table] = {
+                k: v for k, v in dataclasses.asdict(getattr(self, table)).items() if v is not None
+            }
+        return out
+
+    def to_toml(self) -> str:
+        """The resolved recipe as TOML text, readable back by :func:`load_recipe`."""
+        return dumps_toml(self.to_dict())
+
+
+TABLES: dict[str, type] = {"data": DataConfig, "train": TrainConfig}
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def load_recipe(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -> Recipe:
+    """Reads a recipe file, applies ``table.key=value`` overrides, validates it.
+
+    Args:
+        path: the TOML file.
+        overrides: strings ``table.key=value``; the value is read as TOML (so
+            ``2``, ``2e-4``, ``true``, ``"text"``), and a bare word as a string.
+
+    Returns:
+        The validated :class:`Recipe`.
+
+    Raises:
+        RecipeError: naming the file and the ``table.key`` at fault.
+    """
+    path = Path(path)
+    src = str(path)
+    if not path.is_file():
+        raise RecipeError(f"{src}: recipe file not found (expected a .toml file)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{src}: not valid TOML: {e}") from None
+    return recipe_from_dict(raw, overrides, source=src, default_name=path.stem)
+
+
+def recipe_from_dict(raw: dict[str, Any], overrides: typing.Sequence[str] = (), *,
+                     source: str = "<dict>", default_name: str = "run") -> Recipe:
+    """Builds a validated :class:`Recipe` from parsed TOML tables (see :func:`load_recipe`)."""
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        _apply_override(raw, item, source)
+
+    allowed_top = {"name", "data", "model", "train"}
+    for key in raw:
+        if key not in allowed_top:
+            raise RecipeError(
+                f"{source}: unknown key '{key}' at top level; allowed: {_fmt(allowed_top)}")
+    for table in ("data", "model", "train"):
+        if not isinstance(raw.get(table, {}), dict):
+            raise RecipeError(f"{source}: '{table}' must be a table ([{table}])")
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise RecipeError(f"{source}: name = {name!r} must be a plain folder name")
+
+    model_raw = raw.get("model", {})
+    kind = model_raw.get("kind", "pix2pix")
+    if kind not in MODEL_CONFIGS:
+        raise RecipeError(
+            f"{source}: model.kind = {kind!r} is not a model kind; allowed: "
+            f"{_fmt(MODEL_CONFIGS)}")
+    data = _build(DataConfig, raw.get("data", {}), "data", source)
+    model = _build(MODEL_CONFIGS[kind], model_raw, "model", source)
+    train = _build(TrainConfig, raw.get("train", {}), "train", source)
+    recipe = Recipe(name=name, data=data, model=model, train=train, source=source)
+    _check(recipe)
+    return recipe
+
+
+def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    parts = key.split(".")
+    if not sep or len(parts) != 2 or not all(parts):
+        raise RecipeError(
+            f"{source}: override {item!r} must look like table.key=value "
+            "(e.g. train.epochs=5)")
+    table, name = parts
+    if table not in ("data", "model", "train"):
+        raise RecipeError(
+            f"{source}: override {item!r}: unknown table '{table}'; allowed: data, model, train")
+    raw.setdefault(table, {})
+    if not isinstance(raw[table], dict):
+        raise RecipeError(f"{source}: '{table}' must be a table ([{table}])")
+    raw[table][name] = parse_value(text.strip())
+
+
+def parse_value(text: str) -> Any:
+    """Reads an override value as TOML, falling back to a bare string."""
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(cls: type, values: dict[str, Any], table: str, source: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise RecipeError(
+                f"{source}: unknown key '{table}.{key}'; allowed keys of [{table}]: "
+                f"{_fmt(fields)}")
+        kwargs[key] = _coerce(value, hints[key], f"{table}.{key}", source)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    if origin is Literal:
+        if value not in args:
+            raise RecipeError(
+                f"{source}: {key} = {value!r} is not allowed; allowed: {_fmt(args)}")
+        return value
+    if origin is list:
+        (item_type,) = args
+        if not isinstance(value, list):
+            raise RecipeError(f"{source}: {key} = {value!r} must be a list of {item_type.__name__}")
+        return [_coerce(v, item_type, key, source) for v in value]
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint in (bool, str) and isinstance(value, hint):
+        return value
+    raise RecipeError(
+        f"{source}: {key} = {value!r} has the wrong type: expected {_type_name(hint)}, "
+        f"got {type(value).__name__}")
+
+
+def _check(recipe: Recipe) -> None:
+    """Checks that span fields: ranges, and that local data folders exist."""
+    src = recipe.source
+    d, t, m = recipe.data, recipe.train, recipe.model
+    positive = {
+        "data.image_size": d.image_size, "data.batch_size": d.batch_size,
+        "data.synthetic_count": d.synthetic_count, "model.base_filters": m.base_filters,
+        "train.epochs": t.epochs, "train.checkpoint_every": t.checkpoint_every,
+        "train.sample_every": t.sample_every,
+    }
+    if t.steps_per_epoch is not None:
+        positive["train.steps_per_epoch"] = t.steps_per_epoch
+    if d.load_size is not None:
+        positive["data.load_size"] = d.load_size
+    for key, value in positive.items():
+        if value <= 0:
+            raise RecipeError(f"{src}: {key} = {value!r} must be a positive number")
+    for key, value in {"train.lr": t.lr, "train.num_samples": t.num_samples,
+                       "train.val_steps": t.val_steps}.items():
+        if value < 0:
+            raise RecipeError(f"{src}: {key} = {value!r} must not be negative")
+    if d.load_size is not None and d.load_size < d.image_size:
+        raise RecipeError(
+            f"{src}: data.load_size = {d.load_size} must be >= data.image_size = "
+            f"{d.image_size} (or none)")
+    if isinstance(m, Pix2PixConfig):
+        multiple = 2**m.num_downs
+        if d.image_size % multiple:
+            raise RecipeError(
+                f"{src}: data.image_size = {d.image_size} must be a multiple of "
+                f"2**model.num_downs = {multiple} (lower model.num_downs or change the size)")
+        if not 0 <= m.dropout < 1:
+            raise RecipeError(f"{src}: model.dropout = {m.dropout} must be in [0, 1)")
+    if d.source in ("ab", "folders", "photos"):
+        if not d.path:
+            raise RecipeError(
+                f"{src}: data.path is empty; source '{d.source}' needs a folder of images")
+        if not Path(d.path).exists() and not (d.source == "ab" and d.path in KNOWN_DATASETS):
+            known = f" or a known dataset name ({_fmt(KNOWN_DATASETS)})" if d.source == "ab" else ""
+            raise RecipeError(
+                f"{src}: data.path = {d.path!r} does not exist; expected a folder{known}")
+    if d.source == "tfds" and not d.path:
+        raise RecipeError(f"{src}: data.path must name a tensorflow-datasets dataset")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def dumps_toml(tables: dict[str, Any]) -> str:
+    """Writes flat tables of scalars and lists as TOML (enough for recipes)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in tables.items() if not isinstance(v, dict)]
+    for name, table in tables.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{name}]"]
+            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def describe_keys(kind: str = "pix2pix") -> str:
+    """Every recipe key with its type, default and doc, as text (for ``--help``)."""
+    out = []
+    for table, cls in (("data", DataConfig), ("model", MODEL_CONFIGS[kind]),
+                       ("train", TrainConfig)):
+        out.append(f"[{table}]")
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out.append(f"  {f.name} ({_type_name(hints[f.name])}, default {default!r}): "
+                       f"{f.metadata.get('doc', '')}")
+    return "\n".join(out)
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join("none" if a is type(None) else _type_name(a)
+                           for a in typing.get_args(hint))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(hint)[0])}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _fmt(values) -> str:
+    return ", ".join(repr(v) if not isinstance(v, str) else v for v in sorted(values, key=str))

@@ -1,0 +1,78 @@
+"""The run folder: what a training run writes, and how it is written safely.
+
+Layout of ``saved_models/<name>/``::
+
+    recipe.toml         the fully resolved recipe of the run
+    run.json            what inference needs: model kind, direction, value range, multiple
+    translator.keras    the inference network (updated at every epoch end)
+    checkpoints/        resumable state: weights, optimizer slots, step (last 2 kept)
+    samples/            epoch_0001.png ...: input | output | target grids
+    logs/               TensorBoard event files
+    epochs.csv          per-epoch losses; steps.csv: per-step losses
+    losses.png          loss curves, written when fit ends
+
+Every file is written to a temporary name in the same folder and then renamed, so an
+interrupted run never leaves a half-written checkpoint or model behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+RUN_FILE = "run.json"
+RECIPE_FILE = "recipe.toml"
+TRANSLATOR_FILE = "translator.keras"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ""):
+    """Yields a temporary path beside ``path``; renames it onto ``path`` if the body succeeds.
+
+    Args:
+        path: final file (or folder) name.
+        suffix: suffix the temporary name must keep (Keras insists on ``.keras`` etc.).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        yield Path(tmp)
+        if Path(tmp).is_dir() and path.is_dir():
+            old = Path(str(tmp) + ".old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """Writes a JSON file atomically."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_run_info(run_dir: str | os.PathLike) -> dict:
+    """Reads ``run.json`` of a run folder ({} when it has none)."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,435 @@
+"""``fit(recipe)``: recipe -> tf.data -> ``keras.Model.fit`` -> a resumable run folder.
+
+Running ``fit`` again on the same recipe resumes from the run folder's last checkpoint:
+weights, optimizer slots, the learning rate (a function of the restored step) and the
+position in the epoch all come back, and training goes on to ``train.epochs``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kstyle import data as kdata
+from kstyle import runs, visual
+from kstyle.errors import DataError, KstyleError, RecipeError
+from kstyle.models import get_model_class
+from kstyle.recipes import Recipe, load_recipe
+from kstyle.schedules import EpochSchedule
+
+STEP_LOG_EVERY = 10
+
+
+@dataclass
+class FitResult:
+    """What a finished (or resumed-and-finished) run produced."""
+
+    run_dir: Path
+    step: int
+    epoch: int
+    logs: dict
+    resumed_from: int
+    interrupted: bool = False
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _data_kwargs(recipe: Recipe) -> dict:
+    d = recipe.data
+    return dict(direction=d.direction, derive=d.derive, image_size=d.image_size,
+                synthetic_count=d.synthetic_count, tfds_keys=tuple(d.tfds_keys),
+                data_dir=d.data_dir or None)
+
+
+def train_dataset(recipe: Recipe, seed_offset: int = 0):
+    """The repeated, augmented, batched training pairs and the number of pairs."""
+    d = recipe.data
+    count = kdata.paired_count(d.source, d.path, split=d.train_split,
+                               synthetic_count=d.synthetic_count, data_dir=d.data_dir or None)
+    ds = kdata.paired_dataset(
+        d.source, d.path, split=d.train_split, load_size=d.load_size, flip=d.flip,
+        augment=True, batch_size=d.batch_size, shuffle=True, repeat=True,
+        seed=d.seed + seed_offset, cache=d.cache, **_data_kwargs(recipe))
+    return ds, count
+
+
+def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | None = None):
+    """Held-back pairs, resized without randomness; falls back to the training split.
+
+    Returns:
+        ``(dataset, split_used)``.
+    """
+    d = recipe.data
+    for candidate in dict.fromkeys([split or d.val_split, d.train_split]):
+        try:
+            kdata.paired_count(d.source, d.path, split=candidate,
+                               synthetic_count=d.synthetic_count, data_dir=d.data_dir or None)
+        except DataError:
+            continue
+        ds = kdata.paired_dataset(
+            d.source, d.path, split=candidate, load_size=None, flip=False, augment=False,
+            batch_size=batch_size or d.batch_size, shuffle=False, repeat=False, seed=d.seed,
+            drop_remainder=False, **_data_kwargs(recipe))
+        return ds, candidate
+    raise DataError(f"no pairs found for data.path = {d.path!r}")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+class Checkpointer:
+    """Saves and restores network weights, optimizer slots and the step, atomically.
+
+    Each checkpoint is a folder ``checkpoints/step_XXXXXXXX/`` written under a temporary
+    name and renamed when complete; the newest ``keep`` are kept.
+    """
+
+    def __init__(self, model, directory: str | os.PathLike, keep: int = 2):
+        self.model = model
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def all(self) -> list[Path]:
+        """Complete checkpoints, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = [p for p in self.directory.glob("step_*") if (p / "state.json").is_file()]
+        return sorted(found, key=lambda p: p.name)
+
+    def latest(self) -> Path | None:
+        found = self.all()
+        return found[-1] if found else None
+
+    def save(self, state: dict) -> Path:
+        path = self.directory / f"step_{state['step']:08d}"
+        with runs.atomic_path(path) as tmp:
+            tmp.mkdir()
+            for name, net in self.model.networks.items():
+                net.save_weights(tmp / f"{name}.weights.h5")
+            slots = {}
+            for name, opt in self.model.optimizers.items():
+                for i, var in enumerate(opt.variables):
+                    slots[f"{name}/{i:04d}"] = np.asarray(var.numpy())
+            np.savez(tmp / "optimizers.npz", **slots)
+            (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        for old in self.all()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def restore(self, path: Path) -> dict:
+        for name, net in self.model.networks.items():
+            net.load_weights(path / f"{name}.weights.h5")
+        with np.load(path / "optimizers.npz") as slots:
+            for name, opt in self.model.optimizers.items():
+                variables = opt.variables
+                for i, var in enumerate(variables):
+                    value = slots[f"{name}/{i:04d}"]
+                    if tuple(value.shape) != tuple(var.shape):
+                        raise KstyleError(
+                            f"{path}: optimizer state of '{name}' does not match the model "
+                            f"(variable {i}: {value.shape} vs {tuple(var.shape)})")
+                    var.assign(value)
+        return json.loads((path / "state.json").read_text())
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+class RunCallback(keras.callbacks.Callback):
+    """Checkpoints every N steps and at epoch ends, writes the translator, samples, logs.
+
+    Args:
+        run: the :class:`Run` being trained.
+    """
+
+    def __init__(self, run: Run):
+        super().__init__()
+        self.run = run
+        self.last_saved = run.step
+        self._step_log = None
+
+    def global_step(self) -> int:
+        return int(self.run.model.g_optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.global_step()
+        self.run.step = step
+        if step % STEP_LOG_EVERY == 0 and logs:
+            self.run.log_step(step, logs)
+        if step - self.last_saved >= self.run.recipe.train.checkpoint_every:
+            self.run.save_checkpoint()
+            self.last_saved = step
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.run.epoch = epoch + 1
+        self.run.save_checkpoint()
+        self.last_saved = self.run.step
+        self.run.save_translator()
+        if (epoch + 1) % self.run.recipe.train.sample_every == 0:
+            self.run.write_samples(epoch + 1)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class Run:
+    """One training run in its folder: model, data, checkpoints and outputs."""
+
+    def __init__(self, recipe: Recipe, log=print):
+        self.recipe = recipe
+        self.dir = recipe.run_dir
+        self.log = log
+        self.step = 0
+        self.epoch = 0
+        self._prepare_dir()
+        keras.utils.set_random_seed(recipe.train.seed)
+        self.count = None
+        self.steps_per_epoch = self._steps_per_epoch()
+        self.model = self._build_model()
+        self.checkpointer = Checkpointer(self.model, self.dir / runs.CHECKPOINT_DIR)
+        self.samples = self._sample_pairs()
+        self.image_writer = tf.summary.create_file_writer(str(self.dir / "logs" / "samples"))
+
+    # -- setup
+
+    def _prepare_dir(self):
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / ".write_test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise RecipeError(
+                f"{self.recipe.source}: train.out_dir = {str(self.dir)!r} is not writable "
+                f"({e.strerror or e})") from None
+        saved = self.dir / runs.RECIPE_FILE
+        if saved.is_file() and any((self.dir / runs.CHECKPOINT_DIR).glob("step_*")):
+            previous = load_recipe(saved)
+            if previous.model != self.recipe.model:
+                raise RecipeError(
+                    f"{self.recipe.source}: [model] differs from the run in {self.dir} "
+                    f"({self._diff(previous.model, self.recipe.model)}); resuming would mix "
+                    "two models. Set train.out_dir to a new folder or delete the old run.")
+        runs.write_text(saved, self.recipe.to_toml())
+
+    @staticmethod
+    def _diff(a, b) -> str:
+        ad, bd = dataclasses.asdict(a), dataclasses.asdict(b)
+        return ", ".join(f"model.{k}: {ad[k]!r} -> {bd[k]!r}" for k in ad if ad[k] != bd[k])
+
+    def _steps_per_epoch(self) -> int:
+        d = self.recipe.data
+        self.count = kdata.paired_count(
+            d.source, d.path, split=d.train_split, synthetic_count=d.synthetic_count,
+            data_dir=d.data_dir or None)
+        if self.count < d.batch_size:
+            raise DataError(
+                f"data.path = {d.path!r} has {self.count} training pairs, fewer than "
+                f"data.batch_size = {d.batch_size}")
+        return self.recipe.train.steps_per_epoch or self.count // d.batch_size
+
+    def _build_model(self):
+        r = self.recipe
+        options = {k: v for k, v in dataclasses.asdict(r.model).items() if k != "kind"}
+        model = get_model_class(r.model.kind).build_from_options(**options)
+        t = r.train
+
+        def adam():
+            schedule = EpochSchedule(
+                t.lr, self.steps_per_epoch, policy=t.lr_policy, epochs=t.epochs,
+                decay_start_epoch=t.decay_start_epoch, step_epochs=t.step_epochs,
+                step_gamma=t.step_gamma)
+            return keras.optimizers.Adam(schedule, beta_1=t.beta_1, beta_2=t.beta_2)
+
+        model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=t.jit_compile)
+        model.build_optimizers()
+        return model
+
+    def _sample_pairs(self):
+        n = self.recipe.train.num_samples
+        if n == 0:
+            return None
+        ds, _ = eval_dataset(self.recipe, batch_size=n)
+        a, b = next(iter(ds))
+        return a, b
+
+    # -- outputs
+
+    def run_info(self) -> dict:
+        r = self.recipe
+        m = r.model
+        return {
+            "kind": m.kind,
+            "name": r.name,
+            "direction": r.data.direction,
+            "input_transform": r.data.derive if r.data.source in ("photos", "tfds") else "none",
+            "image_size": r.data.image_size,
+            "size_multiple": 2 ** getattr(m, "num_downs", 0),
+            "value_range": [-1.0, 1.0],
+            "translator": runs.TRANSLATOR_FILE,
+            "step": self.step,
+            "epoch": self.epoch,
+            "epochs": r.train.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+    def save_checkpoint(self) -> Path:
+        path = self.checkpointer.save({"step": self.step, "epoch": self.epoch,
+                                       "steps_per_epoch": self.steps_per_epoch})
+        runs.write_json(self.dir / runs.RUN_FILE, self.run_info())
+        return path
+
+    def save_translator(self):
+        with runs.atomic_path(self.dir / runs.TRANSLATOR_FILE, suffix=".keras") as tmp:
+            self.model.translator.save(tmp)
+        runs.write_json(self.dir / runs.RUN_FILE, self.run_info())
+
+    def write_samples(self, epoch: int) -> Path | None:
+        if self.samples is None:
+            return None
+        a, b = self.samples
+        fake = self.model.translator(a, training=False)
+        cols = {name: kdata.to_uint8(x).numpy() for name, x in
+                (("input", a), ("output", fake), ("target", b))}
+        grid = visual.image_grid(cols)
+        path = self.dir / "samples" / f"epoch_{epoch:04d}.png"
+        with runs.atomic_path(path, suffix=".png") as tmp:
+            grid.save(tmp)
+        with self.image_writer.as_default():
+            tf.summary.image("samples", np.asarray(grid)[None], step=self.step)
+        self.image_writer.flush()
+        return path
+
+    def log_step(self, step: int, logs: dict):
+        path = self.dir / "steps.csv"
+        keys = sorted(k for k in logs if not k.startswith("val_"))
+        new = not path.is_file() or path.stat().st_size == 0
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", *keys])
+            writer.writerow([step, *(f"{float(logs[k]):.6g}" for k in keys)])
+
+    # -- training
+
+    def restore(self) -> int:
+        latest = self.checkpointer.latest()
+        if latest is None:
+            return 0
+        state = self.checkpointer.restore(latest)
+        self.step = int(self.model.g_optimizer.iterations.numpy())
+        if self.step != state["step"]:
+            raise KstyleError(f"{latest}: step {state['step']} but optimizer at {self.step}")
+        self.epoch = self.step // self.steps_per_epoch
+        self._truncate_step_log(self.step)
+        return self.step
+
+    def _truncate_step_log(self, step: int):
+        path = self.dir / "steps.csv"
+        if not path.is_file():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        with runs.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+    def fit(self, callbacks=(), verbose="auto") -> FitResult:
+        t = self.recipe.train
+        resumed_from = self.restore()
+        total = t.epochs * self.steps_per_epoch
+        if resumed_from:
+            self.log(f"Resuming {self.dir} at step {resumed_from} (epoch {self.epoch + 1}).")
+        if resumed_from >= total:
+            self.log(f"{self.dir} already finished {t.epochs} epochs ({resumed_from} steps).")
+            self.save_translator()
+            return FitResult(self.dir, self.step, self.epoch, {}, resumed_from)
+
+        cbs = [
+            RunCallback(self),
+            keras.callbacks.CSVLogger(str(self.dir / "epochs.csv"), append=True),
+            keras.callbacks.TensorBoard(str(self.dir / "logs"), update_freq=STEP_LOG_EVERY,
+                                        write_graph=False, profile_batch=0),
+            *callbacks,
+        ]
+        val_steps = t.val_steps
+        val_ds = eval_dataset(self.recipe)[0].take(val_steps) if val_steps else None
+        history_logs: dict = {}
+        interrupted = False
+        start = time.time()
+        try:
+            in_epoch = self.step - self.epoch * self.steps_per_epoch
+            # A checkpoint taken mid-epoch resumes with the rest of that epoch first.
+            phases = []
+            if in_epoch:
+                phases.append((self.epoch, self.epoch + 1, self.steps_per_epoch - in_epoch))
+                if self.epoch + 1 < t.epochs:
+                    phases.append((self.epoch + 1, t.epochs, self.steps_per_epoch))
+            else:
+                phases.append((self.epoch, t.epochs, self.steps_per_epoch))
+            for initial_epoch, epochs, steps in phases:
+                ds, _ = train_dataset(self.recipe, seed_offset=initial_epoch)
+                history = self.model.fit(
+                    ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                    validation_data=val_ds, callbacks=cbs, verbose=verbose)
+                history_logs = {k: v[-1] for k, v in history.history.items() if v}
+        except KeyboardInterrupt:
+            interrupted = True
+            self.step = int(self.model.g_optimizer.iterations.numpy())
+            path = self.save_checkpoint()
+            self.log(f"\nInterrupted at step {self.step}; saved {path}. "
+                     "Run the same command again to resume.")
+        self.finish(time.time() - start)
+        return FitResult(self.dir, self.step, self.epoch, history_logs, resumed_from,
+                         interrupted)
+
+    def finish(self, seconds: float):
+        steps_csv = self.dir / "steps.csv"
+        if steps_csv.is_file():
+            visual.plot_curves(steps_csv, self.dir / "losses.png")
+        self.image_writer.close()
+        d = self.dir
+        self.log(
+            f"\nDone in {seconds:.0f} s: step {self.step}, epoch {self.epoch}.\n"
+            f"  run folder   {d}\n"
+            f"  translator   {d / runs.TRANSLATOR_FILE}\n"
+            f"  checkpoints  {d / runs.CHECKPOINT_DIR}\n"
+            f"  samples      {d / 'samples'}\n"
+            f"  loss curves  {d / 'losses.png'}  ({d / 'steps.csv'}, {d / 'epochs.csv'})\n"
+            f"  TensorBoard  tensorboard --logdir {d / 'logs'}\n"
+            f"  try it       kstyle stylize IMAGE --model {d}")
+
+
+def fit(recipe: Recipe | str | os.PathLike, overrides=(), *, callbacks=(), verbose="auto",
+        log=print) -> FitResult:
+    """Trains (or resumes) the run a recipe describes.
+
+    Args:
+        recipe: a :class:`Recipe` or the path of a recipe file.
+        overrides: ``table.key=value`` strings, applied when ``recipe`` is a path.
+        callbacks: extra Keras callbacks.
+        verbose: Keras ``fit`` verbosity (progress bar by default).
+        log: where messages go.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Example:
+        >>> kstyle.train.fit("recipes/quickstart.toml", ["train.epochs=1"])
+    """
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    sys.stdout.flush()
+    return Run(recipe, log=log).fit(callbacks=callbacks, verbose=verbose)

@@ -1,0 +1,260 @@
+"""Tests of the network builders in kstyle.nets."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kstyle.nets import (
+    NORMS,
+    normalization,
+    patchgan_discriminator,
+    size_multiple,
+    unet_generator,
+)
+
+TINY_UNET = {"base_filters": 8, "num_downs": 5}
+CONVS = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+
+
+def trainable_params(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def layers_of(model, cls):
+    return [layer for layer in model.layers if isinstance(layer, cls)]
+
+
+def images(shape, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
+
+
+# Parameter counts of the reference networks (PyTorch `UnetGenerator` "unet_256" and
+# `NLayerDiscriminator` "basic", batch norm, ngf = ndf = 64): weights, biases and the
+# affine parameters of batch norm, running statistics excluded.
+def test_unet_256_parameter_count_matches_reference():
+    model = unet_generator(base_filters=64, num_downs=8, norm="batch")
+    assert trainable_params(model) == 54_413_955
+
+
+@pytest.mark.parametrize(("in_channels", "expected"), [(6, 2_768_705), (3, 2_765_633)])
+def test_patchgan_parameter_count_matches_reference(in_channels, expected):
+    model = patchgan_discriminator(in_channels=in_channels, base_filters=64, n_layers=3)
+    assert trainable_params(model) == expected
+
+
+def test_size_multiple():
+    assert size_multiple(8) == 256
+    assert size_multiple(5) == 32
+
+
+@pytest.mark.parametrize(
+    ("num_downs", "size", "in_channels", "out_channels"),
+    [(5, 32, 3, 3), (6, 64, 1, 2)],
+)
+def test_unet_output_shape_dtype_and_range(num_downs, size, in_channels, out_channels):
+    model = unet_generator(
+        in_channels=in_channels,
+        out_channels=out_channels,
+        base_filters=8,
+        num_downs=num_downs,
+    )
+    out = model(images((2, size, size, in_channels)), training=True)
+    assert tuple(out.shape) == (2, size, size, out_channels)
+    assert out.dtype == "float32"
+    out = np.asarray(out)
+    assert np.all(out >= -1.0) and np.all(out <= 1.0)
+    assert out.std() > 0
+
+
+def test_unet_takes_any_multiple_of_its_size():
+    model = unet_generator(**TINY_UNET)
+    out = model(images((1, 64, 96, 3)), training=False)
+    assert tuple(out.shape) == (1, 64, 96, 3)
+
+
+@pytest.mark.parametrize(
+    ("num_downs", "dropout", "expected"), [(8, 0.5, 3), (6, 0.5, 1), (5, 0.5, 0), (8, 0.0, 0)]
+)
+def test_unet_dropout_layers(num_downs, dropout, expected):
+    model = unet_generator(base_filters=4, num_downs=num_downs, dropout=dropout)
+    drops = layers_of(model, keras.layers.Dropout)
+    assert len(drops) == expected
+    assert all(layer.rate == dropout for layer in drops)
+
+
+def test_unet_biases_only_where_the_reference_keeps_them():
+    batch = unet_generator(**TINY_UNET, norm="batch")
+    convs = layers_of(batch, CONVS)
+    assert len(convs) == 2 * 5
+    assert [c.name for c in convs if c.use_bias] == ["up0_conv"]
+    instance = unet_generator(**TINY_UNET, norm="instance")
+    assert all(c.use_bias for c in layers_of(instance, CONVS))
+
+
+def test_unet_norm_layers():
+    batch = unet_generator(**TINY_UNET, norm="batch")
+    # Every conv but the outermost down, the innermost down and the outermost up.
+    assert len(layers_of(batch, keras.layers.BatchNormalization)) == 2 * 5 - 3
+    instance = unet_generator(**TINY_UNET, norm="instance")
+    assert not layers_of(instance, keras.layers.BatchNormalization)
+    assert len(layers_of(instance, keras.layers.GroupNormalization)) == 2 * 5 - 3
+    out = instance(images((1, 32, 32, 3)), training=False)
+    assert tuple(out.shape) == (1, 32, 32, 3)
+    none = unet_generator(**TINY_UNET, norm="none")
+    assert not layers_of(none, keras.layers.BatchNormalization)
+    assert not layers_of(none, keras.layers.GroupNormalization)
+
+
+def test_unet_skips_are_taken_after_the_leaky_relu():
+    model = unet_generator(**TINY_UNET)
+    for depth in range(1, 5):
+        skip = model.get_layer(f"up{depth}_concat").input[0]
+        assert skip is model.get_layer(f"down{depth}_lrelu").output
+
+
+def test_unet_filters():
+    model = unet_generator(base_filters=4, num_downs=7)
+    filters = [model.get_layer(f"down{d}_conv").filters for d in range(7)]
+    assert filters == [4, 8, 16, 32, 32, 32, 32]
+    assert model.get_layer("up1_conv").filters == 4
+    assert model.get_layer("up0_conv").filters == 3
+
+
+def test_unet_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="num_downs"):
+        unet_generator(num_downs=4)
+    with pytest.raises(ValueError, match="batch, instance, none"):
+        unet_generator(**TINY_UNET, norm="layer")
+
+
+def test_patchgan_output_shape():
+    model = patchgan_discriminator(in_channels=6, base_filters=4)
+    assert tuple(model(images((1, 256, 256, 6)), training=False).shape) == (1, 30, 30, 1)
+    out = model(images((2, 64, 64, 6)), training=False)
+    assert tuple(out.shape) == (2, 6, 6, 1)
+    assert out.dtype == "float32"
+    three = patchgan_discriminator(in_channels=3, base_filters=4)
+    assert tuple(three(images((1, 64, 64, 3))).shape) == (1, 6, 6, 1)
+
+
+def test_patchgan_outputs_raw_logits():
+    model = patchgan_discriminator(base_filters=4, norm="none")
+    x = images((1, 64, 64, 6)) * 50.0
+    out = np.asarray(model(x))
+    assert out.min() < 0.0 or out.max() > 1.0
+
+
+def test_patchgan_receptive_field_is_70_pixels():
+    # With one pixel of zero padding per conv, logit (0, 0) sees input rows and columns
+    # -23 to 46: a change at 47 must not reach it, a change at 46 must.
+    model = patchgan_discriminator(base_filters=4)
+    x = images((1, 96, 96, 6))
+    base = np.asarray(model(x, training=False))[0, 0, 0, 0]
+    far, edge = x.copy(), x.copy()
+    far[0, 47, 47] += 5.0
+    edge[0, 46, 46] += 5.0
+    assert np.asarray(model(far, training=False))[0, 0, 0, 0] == base
+    assert np.asarray(model(edge, training=False))[0, 0, 0, 0] != base
+
+
+def test_patchgan_biases_and_norms():
+    model = patchgan_discriminator(base_filters=4, n_layers=3, norm="batch")
+    convs = layers_of(model, keras.layers.Conv2D)
+    assert [c.name for c in convs if c.use_bias] == ["layer0_conv", "logits_conv"]
+    assert [c.strides for c in convs] == [(2, 2), (2, 2), (2, 2), (1, 1), (1, 1)]
+    assert [c.filters for c in convs] == [4, 8, 16, 32, 1]
+    assert len(layers_of(model, keras.layers.BatchNormalization)) == 3
+    instance = patchgan_discriminator(base_filters=4, norm="instance")
+    assert not layers_of(instance, keras.layers.BatchNormalization)
+    assert all(c.use_bias for c in layers_of(instance, keras.layers.Conv2D))
+
+
+def test_kernels_initialised_like_the_reference():
+    keras.utils.set_random_seed(0)
+    model = patchgan_discriminator(base_filters=64)
+    kernel = np.asarray(model.get_layer("layer3_conv").kernel)
+    assert abs(kernel.mean()) < 1e-3
+    assert kernel.std() == pytest.approx(0.02, rel=0.02)
+    gamma = np.asarray(model.get_layer("layer3_norm").gamma)
+    assert gamma.mean() == pytest.approx(1.0, abs=0.01)
+    assert gamma.std() == pytest.approx(0.02, rel=0.2)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: unet_generator(**TINY_UNET, norm="batch"),
+        lambda: unet_generator(**TINY_UNET, norm="instance"),
+        lambda: patchgan_discriminator(base_filters=4),
+    ],
+)
+def test_save_and_reload_give_identical_outputs(build, tmp_path):
+    model = build()
+    channels = model.input.shape[-1]
+    x = images((2, 64, 64, channels))
+    # One training call so that batch-norm statistics differ from their initial values.
+    model(x, training=True)
+    expected = np.asarray(model(x, training=False))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(np.asarray(reloaded(x, training=False)), expected)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: unet_generator(**TINY_UNET, norm="instance"),
+        lambda: patchgan_discriminator(base_filters=4),
+    ],
+)
+def test_xla_forward_matches_eager(build):
+    model = build()
+    x = images((2, 32, 32, model.input.shape[-1]))
+
+    @tf.function(jit_compile=True)
+    def forward(x):
+        return model(x, training=False)
+
+    np.testing.assert_allclose(
+        np.asarray(forward(x)), np.asarray(model(x, training=False)), atol=1e-5
+    )
+
+
+def test_mixed_precision_outputs_float32():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        generator = unet_generator(**TINY_UNET)
+        discriminator = patchgan_discriminator(base_filters=4)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert generator.get_layer("down1_conv").compute_dtype == "bfloat16"
+    fake = generator(images((1, 32, 32, 3)), training=True)
+    assert fake.dtype == "float32"
+    logits = discriminator(keras.ops.concatenate([fake, fake], axis=-1), training=True)
+    assert logits.dtype == "float32"
+
+
+def test_normalization_kinds():
+    assert NORMS == ("batch", "instance", "none")
+    batch = normalization("batch", name="bn")
+    assert isinstance(batch, keras.layers.BatchNormalization)
+    assert (batch.name, batch.momentum, batch.epsilon) == ("bn", 0.9, 1e-5)
+    instance = normalization("instance")
+    assert isinstance(instance, keras.layers.GroupNormalization)
+    assert (instance.groups, instance.epsilon) == (-1, 1e-5)
+    assert isinstance(normalization("none"), keras.layers.Identity)
+
+
+def test_instance_normalization_normalises_each_channel_of_each_image():
+    x = images((2, 8, 8, 3)) * np.array([1.0, 5.0, 10.0], "float32") + 3.0
+    out = np.asarray(normalization("instance")(x))
+    np.testing.assert_allclose(out.mean(axis=(1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out.std(axis=(1, 2)), 1.0, atol=1e-3)
+
+
+def test_normalization_unknown_kind_lists_valid_kinds():
+    with pytest.raises(ValueError, match=r"'layer'.*batch, instance, none"):
+        normalization("layer")
