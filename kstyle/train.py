@@ -166,9 +166,9 @@ class RunCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = self.global_step()
         self.run.step = step
-        if step % STEP_LOG_EVERY == 0 and logs:
+        if step % self.run.log_every == 0 and logs:
             self.run.log_step(step, logs)
-        if step - self.last_saved >= self.run.recipe.train.checkpoint_every:
+        if step % self.run.recipe.train.checkpoint_every == 0 and step != self.last_saved:
             self.run.save_checkpoint()
             self.last_saved = step
 
@@ -197,6 +197,7 @@ class Run:
         keras.utils.set_random_seed(recipe.train.seed)
         self.count = None
         self.steps_per_epoch = self._steps_per_epoch()
+        self.log_every = max(1, min(STEP_LOG_EVERY, self.steps_per_epoch // 4))
         self.model = self._build_model()
         self.checkpointer = Checkpointer(self.model, self.dir / runs.CHECKPOINT_DIR)
         self.samples = self._sample_pairs()
@@ -360,7 +361,7 @@ class Run:
         cbs = [
             RunCallback(self),
             keras.callbacks.CSVLogger(str(self.dir / "epochs.csv"), append=True),
-            keras.callbacks.TensorBoard(str(self.dir / "logs"), update_freq=STEP_LOG_EVERY,
+            keras.callbacks.TensorBoard(str(self.dir / "logs"), update_freq=self.log_every,
                                         write_graph=False, profile_batch=0),
             *callbacks,
         ]
@@ -383,7 +384,8 @@ class Run:
                 ds, _ = train_dataset(self.recipe, seed_offset=initial_epoch)
                 history = self.model.fit(
                     ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                    validation_data=val_ds, callbacks=cbs, verbose=verbose)
+                    validation_data=val_ds, callbacks=cbs, verbose=verbose,
+                    shuffle=False)
                 history_logs = {k: v[-1] for k, v in history.history.items() if v}
         except KeyboardInterrupt:
             interrupted = True

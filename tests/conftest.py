@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny recipes and one tiny trained run reused by many tests."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(),
+    reason=f"real images not found at {SHARED_DATA} (the shared data folder beside the repo)")
+
+TINY = [
+    "data.source=synthetic", "data.image_size=32", "data.load_size=36", "data.batch_size=2",
+    "data.synthetic_count=16", "model.base_filters=8", "model.num_downs=5",
+    "model.d_base_filters=8", "model.d_layers=2", "model.norm=instance",
+    "train.epochs=2", "train.steps_per_epoch=4", "train.checkpoint_every=3",
+    "train.num_samples=2", "train.val_steps=1", "train.lr_policy=constant",
+]
+
+
+def tiny_recipe(tmp_path, *overrides, name="tiny"):
+    """A recipe for a seconds-long pix2pix run on the synthetic source, in tmp_path."""
+    from kstyle.recipes import recipe_from_dict
+
+    return recipe_from_dict({"name": name}, [*TINY, f'train.out_dir="{tmp_path / name}"',
+                                             *overrides], source="tiny.toml")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished tiny run folder (2 epochs of 4 steps)."""
+    from kstyle.train import fit
+
+    tmp = tmp_path_factory.mktemp("runs")
+    result = fit(tiny_recipe(tmp), verbose=0, log=lambda *_: None)
+    return result.run_dir

@@ -1,0 +1,167 @@
+"""Training end to end on tiny models: outputs, learning, resume after interruption."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_recipe
+
+from kstyle import runs
+from kstyle.data import synthetic_pairs, to_float
+from kstyle.errors import RecipeError
+from kstyle.models import MODELS, Pix2Pix, get_model_class
+from kstyle.schedules import EpochSchedule
+from kstyle.train import fit
+
+QUIET = {"verbose": 0, "log": lambda *_: None}
+
+
+def test_run_folder_has_every_output(tiny_run):
+    for name in ("recipe.toml", "run.json", "translator.keras", "epochs.csv", "steps.csv",
+                 "losses.png", "samples/epoch_0001.png", "samples/epoch_0002.png"):
+        assert (tiny_run / name).is_file(), name
+    info = json.loads((tiny_run / "run.json").read_text())
+    assert info["kind"] == "pix2pix" and info["step"] == 8 and info["epoch"] == 2
+    assert info["size_multiple"] == 32 and info["value_range"] == [-1.0, 1.0]
+    # The last two checkpoints are kept: step 6 (every 3 steps) and step 8 (epoch end).
+    ckpts = sorted(p.name for p in (tiny_run / "checkpoints").iterdir())
+    assert ckpts == ["step_00000006", "step_00000008"]
+    assert list((tiny_run / "logs").rglob("events.out.tfevents.*"))
+    epochs = (tiny_run / "epochs.csv").read_text().splitlines()
+    assert epochs[0].split(",")[:2] == ["epoch", "d_loss"] and len(epochs) == 3
+    assert "val_l1" in epochs[0]
+    assert not list(tiny_run.rglob("*.tmp*")), "temporary files left behind"
+
+
+def test_a_few_steps_on_a_fixed_set_reduce_l1():
+    keras.utils.set_random_seed(1)
+    a, b = (to_float(x) for x in synthetic_pairs(4, 32, seed=3))
+    model = Pix2Pix.build_from_options(base_filters=8, num_downs=5, d_base_filters=8,
+                                       d_layers=2, norm="instance", dropout=0.0)
+    model.compile(g_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5),
+                  d_optimizer=keras.optimizers.Adam(2e-3, beta_1=0.5))
+    before = float(tf.reduce_mean(tf.abs(model.generator(a) - b)))
+    ds = tf.data.Dataset.from_tensors((a, b)).repeat()
+    model.fit(ds, steps_per_epoch=40, epochs=1, verbose=0)
+    after = float(tf.reduce_mean(tf.abs(model.generator(a) - b)))
+    assert after < 0.7 * before, (before, after)
+
+
+def test_train_step_runs_under_xla():
+    a, b = (to_float(x) for x in synthetic_pairs(2, 32, seed=0))
+    model = Pix2Pix.build_from_options(base_filters=4, num_downs=5, d_base_filters=4,
+                                       d_layers=2, gan_mode="lsgan")
+    model.compile(g_optimizer=keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(
+        1e-3), jit_compile=True)
+    logs = model.fit(tf.data.Dataset.from_tensors((a, b)).repeat(), steps_per_epoch=2,
+                     epochs=1, verbose=0).history
+    assert set(logs) == {"g_loss", "g_gan_loss", "g_l1_loss", "d_loss"}
+    assert all(np.isfinite(v[-1]) for v in logs.values())
+
+
+class StopAt(keras.callbacks.Callback):
+    """Raises ``error`` once the optimizer reaches ``step``."""
+
+    def __init__(self, step, error):
+        super().__init__()
+        self.step, self.error = step, error
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.g_optimizer.iterations.numpy()) == self.step:
+            raise self.error
+
+
+def weights_of(run_dir, step):
+    model = Pix2Pix.build_from_options(base_filters=8, num_downs=5, d_base_filters=8,
+                                       d_layers=2, norm="instance")
+    model.generator.load_weights(run_dir / "checkpoints" / f"step_{step:08d}" /
+                                 "generator.weights.h5")
+    return [w.numpy() for w in model.generator.weights]
+
+
+def test_ctrl_c_saves_then_rerun_resumes_at_that_step(tmp_path):
+    recipe = tiny_recipe(tmp_path)
+    first = fit(recipe, callbacks=[StopAt(6, KeyboardInterrupt())], **QUIET)
+    assert first.interrupted and first.step == 6
+    saved = weights_of(first.run_dir, 6)
+
+    seen = []
+
+    class FirstStep(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.append(int(self.model.g_optimizer.iterations.numpy()))
+            seen.append([w.numpy() for w in self.model.generator.weights])
+
+    second = fit(recipe, callbacks=[FirstStep()], **QUIET)
+    assert second.resumed_from == 6 and second.step == 8 and second.epoch == 2
+    assert seen[0] == 6
+    for restored, expected in zip(seen[1], saved):
+        np.testing.assert_array_equal(restored, expected)
+    steps = [int(line.split(",")[0]) for line in
+             (first.run_dir / "steps.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps)), "step log has repeated steps after resume"
+
+
+def test_crash_without_saving_resumes_from_last_periodic_checkpoint(tmp_path):
+    recipe = tiny_recipe(tmp_path, "train.checkpoint_every=2")
+    with pytest.raises(RuntimeError):
+        fit(recipe, callbacks=[StopAt(5, RuntimeError("power cut"))], **QUIET)
+    # Checkpoints at steps 2 and 4 (every 2), the epoch end at 4; nothing for step 5.
+    latest = sorted((recipe.run_dir / "checkpoints").iterdir())[-1].name
+    assert latest == "step_00000004"
+    result = fit(recipe, **QUIET)
+    assert result.resumed_from == 4 and result.step == 8
+
+
+def test_finished_run_is_not_trained_again(tiny_run):
+    from kstyle.recipes import load_recipe
+
+    result = fit(load_recipe(tiny_run / "recipe.toml"), **QUIET)
+    assert result.resumed_from == 8 and result.step == 8
+
+
+def test_resume_with_a_different_model_is_refused(tmp_path):
+    fit(tiny_recipe(tmp_path, "train.epochs=1", "train.steps_per_epoch=1"), **QUIET)
+    with pytest.raises(RecipeError, match=r"model.base_filters: 8 -> 16"):
+        fit(tiny_recipe(tmp_path, "model.base_filters=16"), **QUIET)
+
+
+def test_reload_in_a_fresh_process_gives_identical_output(tiny_run, tmp_path):
+    import kstyle
+
+    image = synthetic_pairs(1, 45, seed=9)[0][0]
+    here = kstyle.stylize(image, model=tiny_run)
+    np.save(tmp_path / "in.npy", image)
+    code = ("import sys, numpy as np, kstyle; "
+            "x = np.load(sys.argv[1]); "
+            "np.save(sys.argv[2], kstyle.stylize(x, model=sys.argv[3]))")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.npy"),
+                    str(tmp_path / "out.npy"), str(tiny_run)], check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), here)
+
+
+@pytest.mark.parametrize("policy, epoch, expected", [
+    ("constant", 150, 1.0),
+    ("linear_decay", 0, 1.0), ("linear_decay", 99, 1.0),
+    ("linear_decay", 100, 1 - 1 / 101), ("linear_decay", 199, 1 - 100 / 101),
+    ("step", 49, 1.0), ("step", 50, 0.5), ("step", 100, 0.25),
+])
+def test_epoch_schedule(policy, epoch, expected):
+    sched = EpochSchedule(2e-4, steps_per_epoch=10, policy=policy, epochs=200,
+                          decay_start_epoch=100, step_epochs=50, step_gamma=0.5)
+    assert float(sched(epoch * 10 + 9)) == pytest.approx(2e-4 * expected, rel=1e-6)
+
+
+def test_registry_lists_valid_kinds():
+    assert MODELS["pix2pix"] is Pix2Pix
+    with pytest.raises(ValueError, match="valid kinds: pix2pix"):
+        get_model_class("pix3pix")
+
+
+def test_translator_file_is_atomic_and_loads_safely(tiny_run):
+    net = keras.saving.load_model(tiny_run / runs.TRANSLATOR_FILE, safe_mode=True)
+    assert net.output_shape == (None, None, None, 3)
