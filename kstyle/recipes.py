@@ -27,9 +27,6 @@ from typing import Any, Literal
 
 from kstyle.errors import RecipeError
 
-KNOWN_DATASETS = ("facades", "maps", "edges2shoes", "edges2handbags", "cityscapes", "night2day")
-
-
 def _f(default, doc: str):
     """A dataclass field with a default and its one-line doc."""
     if isinstance(default, list | dict):
@@ -309,6 +306,8 @@ def _check(recipe: Recipe) -> None:
         if not 0 <= m.dropout < 1:
             raise RecipeError(f"{src}: model.dropout = {m.dropout} must be in [0, 1)")
     if d.source in ("ab", "folders", "photos"):
+        from kstyle.data.paired import KNOWN_DATASETS
+
         if not d.path:
             raise RecipeError(
                 f"{src}: data.path is empty; source '{d.source}' needs a folder of images")

@@ -1,0 +1,52 @@
+"""Data pipelines: image files, paired datasets, augmentation and derived pairs.
+
+Inside models images are float32 in [-1, 1]; at the boundaries they are uint8. The
+conversions (`to_float`, `to_uint8`) live here and in the Python API only.
+"""
+
+from kstyle.data.augment import augment_image, paired_augment, paired_resize
+from kstyle.data.derive import DERIVATIONS, derive_edges, derive_gray, luminance
+from kstyle.data.images import (
+    IMAGE_EXTENSIONS,
+    decode,
+    list_images,
+    read_image,
+    to_float,
+    to_uint8,
+)
+from kstyle.data.paired import (
+    DERIVE_CHOICES,
+    DIRECTIONS,
+    KNOWN_DATASETS,
+    PAIRED_SOURCES,
+    paired_count,
+    paired_dataset,
+    resolve_path,
+)
+from kstyle.data.synthetic import SYNTHETIC_CLASSES, SyntheticClass, synthetic_pairs
+
+__all__ = [
+    "DERIVATIONS",
+    "DERIVE_CHOICES",
+    "DIRECTIONS",
+    "IMAGE_EXTENSIONS",
+    "KNOWN_DATASETS",
+    "PAIRED_SOURCES",
+    "SYNTHETIC_CLASSES",
+    "SyntheticClass",
+    "augment_image",
+    "decode",
+    "derive_edges",
+    "derive_gray",
+    "list_images",
+    "luminance",
+    "paired_augment",
+    "paired_count",
+    "paired_dataset",
+    "paired_resize",
+    "read_image",
+    "resolve_path",
+    "synthetic_pairs",
+    "to_float",
+    "to_uint8",
+]

@@ -1,0 +1,459 @@
+"""Paired (A, B) tf.data pipelines for image-to-image translation.
+
+One entry point, `paired_dataset`, reads any of `PAIRED_SOURCES` and yields batches of
+`(real_a, real_b)`, float32 in [-1, 1], shape [batch, image_size, image_size, 3]:
+
+- "ab": side-by-side AB images (the pix2pix layout: A left half, B right half).
+- "folders": two folders of images paired by file name.
+- "photos": one folder of photos; A is derived on the fly (gray or edges), B is the photo.
+- "tfds": a tensorflow-datasets dataset.
+- "synthetic": the built-in label-map -> rendered-photo set (`synthetic_pairs`).
+
+Files are decoded in graph by a parallel `map`; random crops and flips are stateless
+ops seeded from a `tf.data.Dataset.random` stream, so a pipeline seed gives the same
+batches on every run while each epoch still gets new crops.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from kstyle.data.augment import augment_image, paired_augment, paired_resize
+from kstyle.data.derive import DERIVATIONS
+from kstyle.data.images import IMAGE_EXTENSIONS, decode, list_images, to_float
+from kstyle.data.synthetic import synthetic_pairs
+from kstyle.errors import DataError
+
+PAIRED_SOURCES = ("ab", "folders", "photos", "tfds", "synthetic")
+DIRECTIONS = ("a2b", "b2a")
+DERIVE_CHOICES = ("gray", "edges", "none")
+
+# The pix2pix reference datasets (junyanz/pytorch-CycleGAN-and-pix2pix,
+# datasets/download_pix2pix_dataset.sh), all in the "ab" layout with train/val folders.
+KNOWN_DATASETS = {
+    "facades": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz",
+    "maps": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/maps.tar.gz",
+    "edges2shoes": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2shoes.tar.gz",
+    "edges2handbags": ("http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2handbags.tar.gz"),
+    "cityscapes": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/cityscapes.tar.gz",
+    "night2day": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/night2day.tar.gz",
+}
+
+_EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
+_LAYOUTS = {
+    "ab": (
+        "a folder of side-by-side AB images (A = left half, B = right half), either in "
+        f"<path>/<split>/ or directly in <path> ({_EXTENSIONS})"
+    ),
+    "folders": (
+        "two folders of images paired by file name, <path>/<split>A and <path>/<split>B, "
+        f"or <path>/A and <path>/B ({_EXTENSIONS})"
+    ),
+    "photos": (
+        f"a folder of photos, either in <path>/<split>/ or directly in <path> ({_EXTENSIONS})"
+    ),
+}
+_SHUFFLE_BUFFER = 1000
+_MAX_LISTED = 5
+
+
+def _check_choice(what: str, value, allowed) -> None:
+    if value not in allowed:
+        listed = ", ".join(repr(v) for v in allowed)
+        raise DataError(f"unknown {what} {value!r}; expected one of {listed}")
+
+
+def _short_reason(error: BaseException) -> str:
+    """First line of an exception message (tfds errors can run to hundreds of lines)."""
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    reason = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return reason if len(reason) <= 300 else reason[:297] + "..."
+
+
+def _keras_cache_dir() -> str:
+    return os.path.join(
+        os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"),
+        "datasets",
+    )
+
+
+def _fetch_known(name: str) -> str:
+    """Returns the local folder of a known pix2pix dataset, downloading it if needed."""
+    url = KNOWN_DATASETS[name]
+    cached = os.path.join(_keras_cache_dir(), f"{name}_extracted", name)
+    if os.path.isdir(cached):
+        return cached
+    try:
+        extracted = keras.utils.get_file(f"{name}.tar.gz", origin=url, extract=True)
+    except Exception as error:  # urllib, socket, tarfile and Keras errors alike
+        raise DataError(
+            f"could not download {name} from {url} ({_short_reason(error)}); download it "
+            "yourself and set data.path to the extracted folder "
+            f"(e.g. --set data.path=/path/to/{name})"
+        ) from error
+    inner = os.path.join(extracted, name)
+    return inner if os.path.isdir(inner) else extracted
+
+
+def resolve_path(source: str, path) -> str:
+    """Returns the local folder a file-based source reads from.
+
+    For source "ab", a `path` that is not a local folder but names one of
+    `KNOWN_DATASETS` is fetched into the Keras file cache (~/.keras/datasets) and the
+    extracted folder is returned. For "tfds" and "synthetic" `path` is returned as given
+    (a tfds name, or unused).
+
+    Args:
+        source: one of `PAIRED_SOURCES`.
+        path: folder (str or PathLike), or a known dataset name for "ab".
+
+    Returns:
+        The folder path, as a string.
+
+    Raises:
+        DataError: unknown source, missing folder, or a failed download.
+
+    Example:
+        >>> resolve_path("ab", "facades")  # doctest: +SKIP
+        '/home/me/.keras/datasets/facades_extracted/facades'
+    """
+    _check_choice("data source", source, PAIRED_SOURCES)
+    path = os.fspath(path) if path is not None else ""
+    if source in ("tfds", "synthetic"):
+        return path
+    if os.path.isdir(path):
+        return path
+    if source == "ab" and path in KNOWN_DATASETS:
+        return _fetch_known(path)
+    hint = ""
+    if source == "ab":
+        hint = f", or one of the known dataset names {', '.join(KNOWN_DATASETS)}"
+    what = "is empty" if not path else f"{path!r} does not exist or is not a folder"
+    raise DataError(f"data path {what}; source {source!r} expects {_LAYOUTS[source]}{hint}")
+
+
+def _split_images(source: str, root: str, split: str) -> list[str]:
+    """Images of one split: <root>/<split>/ if that folder exists, else <root> itself."""
+    folder = os.path.join(root, split)
+    if os.path.isdir(folder):
+        return list_images(folder)
+    try:
+        return list_images(root)
+    except DataError as error:
+        raise DataError(
+            f"{root!r} has no {split!r} sub-folder and no images of its own; "
+            f"source {source!r} expects {_LAYOUTS[source]}"
+        ) from error
+
+
+def _folder_pairs(root: str, split: str) -> tuple[list[str], list[str]]:
+    """Pairs the files of <root>/<split>A and <root>/<split>B (or A/B) by file name."""
+    candidates = [(f"{split}A", f"{split}B"), ("A", "B")]
+    for name_a, name_b in candidates:
+        folder_a, folder_b = os.path.join(root, name_a), os.path.join(root, name_b)
+        if os.path.isdir(folder_a) and os.path.isdir(folder_b):
+            break
+    else:
+        tried = " or ".join(f"{a}/ + {b}/" for a, b in candidates)
+        raise DataError(
+            f"{root!r} holds neither {tried}; source 'folders' expects {_LAYOUTS['folders']}"
+        )
+    files_a = {os.path.basename(p): p for p in list_images(folder_a)}
+    files_b = {os.path.basename(p): p for p in list_images(folder_b)}
+    problems = []
+    for folder, mine, theirs, other in (
+        (folder_a, files_a, files_b, folder_b),
+        (folder_b, files_b, files_a, folder_a),
+    ):
+        alone = sorted(set(mine) - set(theirs))
+        if alone:
+            shown = ", ".join(alone[:_MAX_LISTED])
+            more = f" and {len(alone) - _MAX_LISTED} more" if len(alone) > _MAX_LISTED else ""
+            problems.append(
+                f"{len(alone)} file(s) in {folder!r} have no partner of the same name in "
+                f"{other!r}: {shown}{more}"
+            )
+    if problems:
+        raise DataError("unpaired images: " + "; ".join(problems))
+    names = sorted(files_a)
+    return [files_a[n] for n in names], [files_b[n] for n in names]
+
+
+def _load_tfds(name: str, split: str, data_dir):
+    import tensorflow_datasets as tfds  # slow import, only paid by tfds users
+
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir)
+    except Exception as error:  # not found, no network, bad split: all reported alike
+        raise DataError(
+            f"tfds dataset {name!r} (split {split!r}) could not be loaded "
+            f"({_short_reason(error)}); set data.path to a local folder instead, with "
+            'data.source = "ab", "folders" or "photos"'
+        ) from error
+
+
+def _check_image_feature(spec, key: str, name: str) -> None:
+    """Raises DataError unless a tfds feature spec is a uint8 [H, W, 1|3|4] image."""
+    shape = getattr(spec, "shape", None)
+    if shape is None or shape.rank != 3 or spec.dtype != tf.uint8 or shape[-1] not in (1, 3, 4):
+        raise DataError(
+            f"tfds dataset {name!r}: feature {key!r} is not an image (expected uint8 "
+            f"[H, W, 1|3|4], got {spec})"
+        )
+
+
+def _as_rgb(image: tf.Tensor) -> tf.Tensor:
+    """Brings a uint8 [H, W, 1|3|4] image to [H, W, 3]."""
+    if image.shape[-1] == 1:
+        return tf.concat([image, image, image], axis=-1)
+    return image[..., :3]
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    cardinality = int(ds.cardinality())
+    if cardinality >= 0:
+        return cardinality
+    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def paired_count(
+    source: str,
+    path="",
+    *,
+    split: str = "train",
+    synthetic_count: int = 512,
+    data_dir=None,
+) -> int:
+    """Number of pairs a source holds for one split, without decoding images.
+
+    Args:
+        source: one of `PAIRED_SOURCES`.
+        path: as for `paired_dataset`.
+        split: as for `paired_dataset`.
+        synthetic_count: number of pairs of the "synthetic" source.
+        data_dir: tfds data folder (source "tfds").
+
+    Returns:
+        The number of pairs (one epoch without `repeat`, before batching).
+
+    Raises:
+        DataError: as `paired_dataset`.
+
+    Example:
+        >>> paired_count("synthetic", synthetic_count=64)
+        64
+    """
+    _check_choice("data source", source, PAIRED_SOURCES)
+    if source == "synthetic":
+        return int(synthetic_count)
+    if source == "tfds":
+        return _count(_load_tfds(os.fspath(path), split, data_dir))
+    root = resolve_path(source, path)
+    if source == "folders":
+        return len(_folder_pairs(root, split)[0])
+    return len(_split_images(source, root, split))
+
+
+def _source_dataset(source, path, split, derive, synthetic_count, tfds_keys, data_dir, size, seed):
+    """Returns (dataset, count, load, single): `load` maps an element to uint8 images."""
+    if source == "synthetic":
+        a, b = synthetic_pairs(synthetic_count, size, seed=seed if split == "train" else seed + 1)
+        return tf.data.Dataset.from_tensor_slices((a, b)), len(a), None, False
+    if source == "tfds":
+        ds = _load_tfds(os.fspath(path), split, data_dir)
+        keys = tuple(tfds_keys)
+        wanted = 1 if derive != "none" else 2
+        if len(keys) < wanted:
+            raise DataError(
+                f"tfds_keys {keys!r} must name two image features (A, B) when derive is "
+                "'none', or one (the photo) otherwise"
+            )
+        keys = keys[:wanted]
+        spec = ds.element_spec
+        features = sorted(spec) if isinstance(spec, dict) else []
+        for key in keys:
+            if key not in features:
+                raise DataError(
+                    f"tfds dataset {path!r} has no feature {key!r}; its features are: "
+                    f"{', '.join(features) or '(none: elements are not dicts)'}"
+                )
+            _check_image_feature(spec[key], key, path)
+        cardinality = int(ds.cardinality())
+        count = cardinality if cardinality >= 0 else _SHUFFLE_BUFFER
+        if wanted == 1:
+            return ds, count, lambda ex: _as_rgb(ex[keys[0]]), True
+        return ds, count, lambda ex: (_as_rgb(ex[keys[0]]), _as_rgb(ex[keys[1]])), False
+    root = resolve_path(source, path)
+    if source == "folders":
+        files_a, files_b = _folder_pairs(root, split)
+        ds = tf.data.Dataset.from_tensor_slices((files_a, files_b))
+        return ds, len(files_a), _load_folders, False
+    files = _split_images(source, root, split)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if source == "ab":
+        return ds, len(files), _load_ab, False
+    return ds, len(files), lambda f: decode(tf.io.read_file(f)), True
+
+
+def _load_ab(filename):
+    image = decode(tf.io.read_file(filename))
+    half = tf.shape(image)[1] // 2
+    return image[:, :half], image[:, half : 2 * half]
+
+
+def _load_folders(filename_a, filename_b):
+    return decode(tf.io.read_file(filename_a)), decode(tf.io.read_file(filename_b))
+
+
+def paired_dataset(
+    source: str,
+    path="",
+    *,
+    split: str = "train",
+    direction: str = "a2b",
+    derive: str = "gray",
+    image_size: int = 256,
+    load_size: int | None = None,
+    flip: bool = True,
+    augment: bool = True,
+    batch_size: int = 1,
+    shuffle: bool = True,
+    repeat: bool = False,
+    seed: int = 0,
+    cache: bool | str = False,
+    synthetic_count: int = 512,
+    tfds_keys=("image",),
+    drop_remainder: bool = True,
+    data_dir=None,
+) -> tf.data.Dataset:
+    """Builds the (real_a, real_b) pipeline of a paired image-to-image task.
+
+    Args:
+        source: one of `PAIRED_SOURCES` (see the module docstring).
+        path: folder for "ab", "folders" and "photos" (for "ab" also a name from
+            `KNOWN_DATASETS`, fetched into the Keras cache), a dataset name for "tfds"
+            (e.g. "tf_flowers"), unused for "synthetic".
+        split: sub-folder ("train", "val", ...) or tfds split string. For "synthetic",
+            "train" uses `seed` and any other split `seed + 1` (held-back pairs).
+        direction: "a2b" yields (A, B); "b2a" swaps them.
+        derive: how "photos" and "tfds" make A from a photo: "gray" (colorization) or
+            "edges" (sketch); "none" means a "tfds" dataset already has A and B.
+        image_size: side of the square images yielded.
+        load_size: with `augment`, images are resized to load_size and randomly cropped
+            to image_size (pix2pix uses 286 -> 256); None means image_size (flip only).
+        flip: with `augment`, random left-right flips (the same for A and B).
+        augment: True for random resize-crop-flip; False resizes to image_size.
+        batch_size: pairs per batch.
+        shuffle: shuffle the pairs (buffer min(count, 1000), reshuffled each epoch).
+        repeat: repeat forever.
+        seed: seed of the shuffle, the augmentation and the synthetic pairs.
+        cache: cache the decoded uint8 images: True in memory, a string in that file.
+        synthetic_count: number of pairs of the "synthetic" source.
+        tfds_keys: for "tfds", the photo feature (derive set) or the A and B image
+            features (derive "none").
+        drop_remainder: drop a last partial batch, so the batch dimension is static.
+        data_dir: tfds data folder (None: the tfds default).
+
+    Returns:
+        A `tf.data.Dataset` of (real_a, real_b), float32 in [-1, 1], each
+        [batch_size, image_size, image_size, 3].
+
+    Raises:
+        DataError: unknown source, direction or derive; missing, empty or unpaired
+            folders; a dataset that cannot be loaded or downloaded.
+
+    Example:
+        >>> ds = paired_dataset("synthetic", image_size=64, batch_size=4,
+        ...                     synthetic_count=32)
+        >>> real_a, real_b = next(iter(ds))
+        >>> real_a.shape
+        TensorShape([4, 64, 64, 3])
+    """
+    _check_choice("data source", source, PAIRED_SOURCES)
+    _check_choice("direction", direction, DIRECTIONS)
+    _check_choice("derive", derive, DERIVE_CHOICES)
+    if source == "photos" and derive == "none":
+        raise DataError("source 'photos' needs derive 'gray' or 'edges', got 'none'")
+    for name, value in (("image_size", image_size), ("batch_size", batch_size)):
+        if int(value) < 1:
+            raise DataError(f"{name} must be a positive integer, got {value!r}")
+    image_size = int(image_size)
+    load_size = int(load_size) if load_size else image_size
+    if augment and load_size < image_size:
+        raise DataError(
+            f"load_size ({load_size}) must be at least image_size ({image_size}): images "
+            "are resized to load_size and then cropped to image_size"
+        )
+
+    ds, count, load, single = _source_dataset(
+        source,
+        path,
+        split,
+        derive,
+        synthetic_count,
+        tfds_keys,
+        data_dir,
+        load_size if augment else image_size,
+        seed,
+    )
+    if count == 0:
+        raise DataError(f"data source {source!r} at {path!r} (split {split!r}) holds no pairs")
+    buffer = max(1, min(count, _SHUFFLE_BUFFER))
+    autotune = tf.data.AUTOTUNE
+
+    # Shuffle cheap elements (file names) before decoding, unless decoded images are
+    # cached, in which case shuffling must follow the cache to differ between epochs.
+    if shuffle and not cache:
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if load is not None:
+        ds = ds.map(load, num_parallel_calls=autotune)
+    if cache:
+        ds = ds.cache(cache if isinstance(cache, str) else "")
+        if shuffle:
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    derivation = DERIVATIONS.get(derive)
+    swap = direction == "b2a"
+
+    def prepare(element, pair_seed):
+        if single:
+            photo = to_float(element)
+            if augment:
+                photo = augment_image(
+                    photo,
+                    image_size=image_size,
+                    load_size=load_size,
+                    flip=flip,
+                    seed=pair_seed,
+                )
+            else:
+                photo = augment_image(photo, image_size=image_size, flip=False)
+            a, b = derivation(photo)
+        else:
+            a, b = to_float(element[0]), to_float(element[1])
+            if augment:
+                a, b = paired_augment(
+                    a,
+                    b,
+                    image_size=image_size,
+                    load_size=load_size,
+                    flip=flip,
+                    seed=pair_seed,
+                )
+            else:
+                a, b = paired_resize(a, b, image_size)
+        return (b, a) if swap else (a, b)
+
+    # One stateless [2] seed per pair, from a stream that is new each epoch but fixed
+    # by `seed`: crops are reproducible and independent of map parallelism.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+    ds = ds.map(prepare, num_parallel_calls=autotune)
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    return ds.prefetch(autotune)
