@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from kstyle.errors import RecipeError
 
+
 def _f(default, doc: str):
     """A dataclass field with a default and its one-line doc."""
     if isinstance(default, list | dict):

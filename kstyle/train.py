@@ -193,6 +193,7 @@ class Run:
         self.log = log
         self.step = 0
         self.epoch = 0
+        self.initial_val_l1 = runs.read_run_info(self.dir).get("untrained_val_l1")
         self._prepare_dir()
         keras.utils.set_random_seed(recipe.train.seed)
         self.count = None
@@ -284,6 +285,7 @@ class Run:
             "epoch": self.epoch,
             "epochs": r.train.epochs,
             "steps_per_epoch": self.steps_per_epoch,
+            "untrained_val_l1": self.initial_val_l1,
         }
 
     def save_checkpoint(self) -> Path:
@@ -367,6 +369,11 @@ class Run:
         ]
         val_steps = t.val_steps
         val_ds = eval_dataset(self.recipe)[0].take(val_steps) if val_steps else None
+        if val_ds is not None and not resumed_from:
+            initial = self.model.evaluate(val_ds, verbose=0, return_dict=True)["l1"]
+            self.initial_val_l1 = float(initial)
+            self.log(f"Untrained val_l1: {self.initial_val_l1:.4f} (on {val_steps} held-back "
+                     "batches; watch it fall)")
         history_logs: dict = {}
         interrupted = False
         start = time.time()
@@ -393,18 +400,23 @@ class Run:
             path = self.save_checkpoint()
             self.log(f"\nInterrupted at step {self.step}; saved {path}. "
                      "Run the same command again to resume.")
-        self.finish(time.time() - start)
+        self.finish(time.time() - start, history_logs)
         return FitResult(self.dir, self.step, self.epoch, history_logs, resumed_from,
                          interrupted)
 
-    def finish(self, seconds: float):
+    def finish(self, seconds: float, logs: dict):
         steps_csv = self.dir / "steps.csv"
         if steps_csv.is_file():
             visual.plot_curves(steps_csv, self.dir / "losses.png")
         self.image_writer.close()
         d = self.dir
+        scores = ""
+        if "val_l1" in logs:
+            before = (f"untrained {self.initial_val_l1:.4f} -> "
+                      if self.initial_val_l1 is not None else "")
+            scores = f" val_l1: {before}{logs['val_l1']:.4f}."
         self.log(
-            f"\nDone in {seconds:.0f} s: step {self.step}, epoch {self.epoch}.\n"
+            f"\nDone in {seconds:.0f} s: step {self.step}, epoch {self.epoch}.{scores}\n"
             f"  run folder   {d}\n"
             f"  translator   {d / runs.TRANSLATOR_FILE}\n"
             f"  checkpoints  {d / runs.CHECKPOINT_DIR}\n"

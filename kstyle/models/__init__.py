@@ -2,7 +2,8 @@
 
 Adding a model kind:
     1. a model file ``kstyle/models/<kind>.py`` with a ``keras.Model`` subclass that overrides
-       ``train_step``, exposes ``translator`` and has a ``build_from_options(**options)`` classmethod;
+       ``train_step``, exposes ``translator`` and has a ``build_from_options(**options)``
+       classmethod;
     2. one line in ``MODELS`` below;
     3. its ``[model]`` dataclass in ``kstyle/recipes.py`` (``MODEL_CONFIGS``);
     4. a recipe in ``recipes/`` and a test case in ``tests/``.
