@@ -20,11 +20,13 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from kstyle import data as kdata
 from kstyle import runs, visual
 from kstyle.errors import DataError, KstyleError, RecipeError
 from kstyle.models import get_model_class
+from kstyle.optimizers import FusedAdam
 from kstyle.recipes import Recipe, load_recipe
 from kstyle.schedules import EpochSchedule
 
@@ -253,7 +255,7 @@ class Run:
                 t.lr, self.steps_per_epoch, policy=t.lr_policy, epochs=t.epochs,
                 decay_start_epoch=t.decay_start_epoch, step_epochs=t.step_epochs,
                 step_gamma=t.step_gamma)
-            return keras.optimizers.Adam(schedule, beta_1=t.beta_1, beta_2=t.beta_2)
+            return FusedAdam(schedule, beta_1=t.beta_1, beta_2=t.beta_2)
 
         model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=t.jit_compile)
         model.build_optimizers()
@@ -265,6 +267,13 @@ class Run:
             return None
         ds, _ = eval_dataset(self.recipe, batch_size=n)
         a, b = next(iter(ds))
+        # The held-back inputs as files, so a new user has something to stylize.
+        inputs = self.dir / "samples" / "inputs"
+        if not inputs.is_dir():
+            with runs.atomic_path(inputs) as tmp:
+                tmp.mkdir()
+                for i, img in enumerate(kdata.to_uint8(a).numpy()):
+                    Image.fromarray(img).save(tmp / f"input_{i:02d}.png")
         return a, b
 
     # -- outputs
@@ -423,7 +432,7 @@ class Run:
             f"  samples      {d / 'samples'}\n"
             f"  loss curves  {d / 'losses.png'}  ({d / 'steps.csv'}, {d / 'epochs.csv'})\n"
             f"  TensorBoard  tensorboard --logdir {d / 'logs'}\n"
-            f"  try it       kstyle stylize IMAGE --model {d}")
+            f"  try it       kstyle stylize {d / 'samples' / 'inputs'} --model {d}")
 
 
 def fit(recipe: Recipe | str | os.PathLike, overrides=(), *, callbacks=(), verbose="auto",

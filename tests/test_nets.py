@@ -78,7 +78,7 @@ def test_unet_takes_any_multiple_of_its_size():
 )
 def test_unet_dropout_layers(num_downs, dropout, expected):
     model = unet_generator(base_filters=4, num_downs=num_downs, dropout=dropout)
-    drops = layers_of(model, keras.layers.Dropout)
+    drops = layers_of(model, keras.layers.Dropout)  # kstyle Dropout subclasses it
     assert len(drops) == expected
     assert all(layer.rate == dropout for layer in drops)
 

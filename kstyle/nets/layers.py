@@ -52,3 +52,28 @@ def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
     if kind == "none":
         return keras.layers.Identity(name=name)
     raise ValueError(f"Unknown normalization {kind!r}; valid kinds are: {', '.join(NORMS)}.")
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class Dropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` drawing its mask with the Philox generator on TensorFlow.
+
+    Same behaviour and seeding as Keras' layer. TensorFlow's default stateless algorithm
+    compiles to a slow kernel under XLA on CPU (about 25 ms for one 16x16x512 mask against
+    1 ms with Philox), which made the U-Net's three dropouts a visible part of a jit-compiled
+    pix2pix step.
+
+    Args:
+        Those of `keras.layers.Dropout`.
+    """
+
+    def call(self, inputs, training=False):
+        if (not (training and self.rate > 0) or self.noise_shape is not None
+                or keras.backend.backend() != "tensorflow"):
+            return super().call(inputs, training=training)
+        import tensorflow as tf
+
+        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        return tf.nn.experimental.stateless_dropout(
+            inputs, rate=self.rate, seed=seed, rng_alg="philox"
+        )

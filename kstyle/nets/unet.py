@@ -2,7 +2,7 @@
 
 import keras
 
-from kstyle.nets.layers import normalization
+from kstyle.nets.layers import Dropout, normalization
 
 
 def size_multiple(num_downs: int) -> int:
@@ -142,7 +142,7 @@ def unet_generator(
         )(x)
         x = normalization(norm, name=f"up{depth}_norm")(x)
         if dropout > 0 and 4 <= depth < innermost:
-            x = keras.layers.Dropout(dropout, name=f"up{depth}_dropout")(x)
+            x = Dropout(dropout, name=f"up{depth}_dropout")(x)
         x = keras.layers.Concatenate(name=f"up{depth}_concat")([skips[depth - 1], x])
 
     x = keras.layers.ReLU(name="up0_relu")(x)
