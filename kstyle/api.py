@@ -104,12 +104,14 @@ def _pil_format(path: Path) -> str:
     return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}.get(ext, "PNG")
 
 
-def load(model: str | os.PathLike) -> Translator:
+def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
     """Loads a trained translator from a run folder or a ``.keras`` file.
 
     Args:
         model: a run folder written by ``kstyle fit`` (``saved_models/<name>``), or a
             ``.keras`` file of a translator network.
+        direction: for models that translate both ways (CycleGAN), ``"a2b"`` (default) or
+            ``"b2a"``.
 
     Returns:
         A :class:`Translator`.
@@ -120,7 +122,12 @@ def load(model: str | os.PathLike) -> Translator:
     path = Path(model)
     if path.is_dir():
         info = runs.read_run_info(path)
-        file = path / info.get("translator", runs.TRANSLATOR_FILE)
+        files = info.get("translators", {runs.DEFAULT_DIRECTION: runs.TRANSLATOR_FILE})
+        direction = direction or runs.DEFAULT_DIRECTION
+        if direction not in files:
+            raise ModelLoadError(
+                f"{path}: no {direction!r} translator; this run has: {', '.join(files)}")
+        file = path / files[direction]
         if not file.is_file():
             raise ModelLoadError(
                 f"{path}: no {runs.TRANSLATOR_FILE} in this folder; expected a run folder "
@@ -140,13 +147,14 @@ def load(model: str | os.PathLike) -> Translator:
     return Translator(net, info)
 
 
-def stylize(image, model: str | os.PathLike | Translator, out=None):
+def stylize(image, model: str | os.PathLike | Translator, out=None, direction=None):
     """Translates an image with a trained model.
 
     Args:
         image: ``numpy`` array, ``PIL.Image`` or path (or a list of them).
         model: run folder, ``.keras`` file, or a loaded :class:`Translator`.
         out: for path inputs, output file (one input) or folder (a list).
+        direction: ``"a2b"`` or ``"b2a"`` for two-way models (see :func:`load`).
 
     Returns:
         The translated image(s), as the same kind as the input(s); for a path, the path
@@ -155,7 +163,7 @@ def stylize(image, model: str | os.PathLike | Translator, out=None):
     Example:
         >>> out = kstyle.stylize(np.asarray(photo), model="saved_models/quickstart")
     """
-    translator = model if isinstance(model, Translator) else load(model)
+    translator = model if isinstance(model, Translator) else load(model, direction)
     if isinstance(image, list | tuple):
         results = []
         for item in image:

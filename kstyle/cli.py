@@ -83,8 +83,10 @@ def fit(recipe, overrides, quiet):
               help="Run folder written by 'kstyle fit' (or a .keras file).")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="stylized",
               show_default=True, help="Folder for the results (PNG, named after the inputs).")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
+              show_default=True, help="For models that translate both ways (CycleGAN).")
 @handle_errors
-def stylize(inputs, model, out):
+def stylize(inputs, model, out, direction):
     """Translate INPUTS (image files or folders of images) with a trained model.
 
     Any image size works: images are padded to the network's size multiple and cropped back.
@@ -96,7 +98,7 @@ def stylize(inputs, model, out):
     files = []
     for item in inputs:
         files += list_images(item) if Path(item).is_dir() else [item]
-    translator = api.load(model)
+    translator = api.load(model, direction)
     for src in files:
         dest = Path(out) / f"{Path(src).stem}.png"
         translator(src, out=dest)

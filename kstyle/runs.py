@@ -4,7 +4,8 @@ Layout of ``saved_models/<name>/``::
 
     recipe.toml         the fully resolved recipe of the run
     run.json            what inference needs: model kind, direction, value range, multiple
-    translator.keras    the inference network (updated at every epoch end)
+    translator.keras    the inference network (updated at every epoch end); models that
+                        translate both ways add translator_b2a.keras
     checkpoints/        resumable state: weights, optimizer slots, step (last 2 kept)
     samples/            epoch_0001.png ...: input | output | target grids
     logs/               TensorBoard event files
@@ -27,6 +28,7 @@ from pathlib import Path
 RUN_FILE = "run.json"
 RECIPE_FILE = "recipe.toml"
 TRANSLATOR_FILE = "translator.keras"
+DEFAULT_DIRECTION = "a2b"
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -68,6 +70,11 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, data) -> None:
     """Writes a JSON file atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def translator_file(direction: str = DEFAULT_DIRECTION) -> str:
+    """File name of the inference network for one direction (``a2b`` is the default)."""
+    return TRANSLATOR_FILE if direction == DEFAULT_DIRECTION else f"translator_{direction}.keras"
 
 
 def read_run_info(run_dir: str | os.PathLike) -> dict:

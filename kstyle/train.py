@@ -48,23 +48,39 @@ class FitResult:
 # --------------------------------------------------------------------------- data
 
 
-def _data_kwargs(recipe: Recipe) -> dict:
+def _source(recipe: Recipe):
+    """``(count(split), dataset(split, **options))`` for the recipe's data and model kind.
+
+    Paired models (pix2pix) read :func:`kstyle.data.paired_dataset`; unpaired ones
+    (CycleGAN) :func:`kstyle.data.unpaired_dataset`, whose epoch is the larger domain.
+    """
     d = recipe.data
-    return dict(direction=d.direction, derive=d.derive, image_size=d.image_size,
-                synthetic_count=d.synthetic_count, tfds_keys=tuple(d.tfds_keys),
-                data_dir=d.data_dir or None)
+    where = dict(synthetic_count=d.synthetic_count, data_dir=d.data_dir or None)
+    common = dict(image_size=d.image_size, tfds_keys=tuple(d.tfds_keys), **where)
+    if get_model_class(recipe.model.kind).data_kind == "unpaired":
+        def count(split):
+            return max(kdata.unpaired_count(d.source, d.path, split=split, **where))
+
+        def dataset(split, **options):
+            return kdata.unpaired_dataset(d.source, d.path, split=split, **common, **options)
+    else:
+        def count(split):
+            return kdata.paired_count(d.source, d.path, split=split, **where)
+
+        def dataset(split, **options):
+            return kdata.paired_dataset(d.source, d.path, split=split, direction=d.direction,
+                                        derive=d.derive, **common, **options)
+    return count, dataset
 
 
 def train_dataset(recipe: Recipe, seed_offset: int = 0):
     """The repeated, augmented, batched training pairs and the number of pairs."""
     d = recipe.data
-    count = kdata.paired_count(d.source, d.path, split=d.train_split,
-                               synthetic_count=d.synthetic_count, data_dir=d.data_dir or None)
-    ds = kdata.paired_dataset(
-        d.source, d.path, split=d.train_split, load_size=d.load_size, flip=d.flip,
-        augment=True, batch_size=d.batch_size, shuffle=True, repeat=True,
-        seed=d.seed + seed_offset, cache=d.cache, **_data_kwargs(recipe))
-    return ds, count
+    count, dataset = _source(recipe)
+    ds = dataset(d.train_split, load_size=d.load_size, flip=d.flip, augment=True,
+                 batch_size=d.batch_size, shuffle=True, repeat=True, seed=d.seed + seed_offset,
+                 cache=d.cache)
+    return ds, count(d.train_split)
 
 
 def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | None = None):
@@ -74,18 +90,17 @@ def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | Non
         ``(dataset, split_used)``.
     """
     d = recipe.data
+    count, dataset = _source(recipe)
     for candidate in dict.fromkeys([split or d.val_split, d.train_split]):
         try:
-            kdata.paired_count(d.source, d.path, split=candidate,
-                               synthetic_count=d.synthetic_count, data_dir=d.data_dir or None)
+            count(candidate)
         except DataError:
             continue
-        ds = kdata.paired_dataset(
-            d.source, d.path, split=candidate, load_size=None, flip=False, augment=False,
-            batch_size=batch_size or d.batch_size, shuffle=False, repeat=False, seed=d.seed,
-            drop_remainder=False, **_data_kwargs(recipe))
+        ds = dataset(candidate, load_size=None, flip=False, augment=False,
+                     batch_size=batch_size or d.batch_size, shuffle=False, repeat=False,
+                     seed=d.seed, drop_remainder=False)
         return ds, candidate
-    raise DataError(f"no pairs found for data.path = {d.path!r}")
+    raise DataError(f"no images found for data.path = {d.path!r}")
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -195,7 +210,7 @@ class Run:
         self.log = log
         self.step = 0
         self.epoch = 0
-        self.initial_val_l1 = runs.read_run_info(self.dir).get("untrained_val_l1")
+        self.initial_val = runs.read_run_info(self.dir).get("untrained_val_metric")
         self._prepare_dir()
         keras.utils.set_random_seed(recipe.train.seed)
         self.count = None
@@ -235,9 +250,7 @@ class Run:
 
     def _steps_per_epoch(self) -> int:
         d = self.recipe.data
-        self.count = kdata.paired_count(
-            d.source, d.path, split=d.train_split, synthetic_count=d.synthetic_count,
-            data_dir=d.data_dir or None)
+        self.count = _source(self.recipe)[0](d.train_split)
         if self.count < d.batch_size:
             raise DataError(
                 f"data.path = {d.path!r} has {self.count} training pairs, fewer than "
@@ -287,14 +300,15 @@ class Run:
             "direction": r.data.direction,
             "input_transform": r.data.derive if r.data.source in ("photos", "tfds") else "none",
             "image_size": r.data.image_size,
-            "size_multiple": 2 ** getattr(m, "num_downs", 0),
+            "size_multiple": self.model.size_multiple,
             "value_range": [-1.0, 1.0],
             "translator": runs.TRANSLATOR_FILE,
+            "translators": {k: runs.translator_file(k) for k in self.model.translators},
             "step": self.step,
             "epoch": self.epoch,
             "epochs": r.train.epochs,
             "steps_per_epoch": self.steps_per_epoch,
-            "untrained_val_l1": self.initial_val_l1,
+            "untrained_val_metric": self.initial_val,
         }
 
     def save_checkpoint(self) -> Path:
@@ -304,17 +318,18 @@ class Run:
         return path
 
     def save_translator(self):
-        with runs.atomic_path(self.dir / runs.TRANSLATOR_FILE, suffix=".keras") as tmp:
-            self.model.translator.save(tmp)
+        for direction, net in self.model.translators.items():
+            with runs.atomic_path(self.dir / runs.translator_file(direction),
+                                  suffix=".keras") as tmp:
+                net.save(tmp)
         runs.write_json(self.dir / runs.RUN_FILE, self.run_info())
 
     def write_samples(self, epoch: int) -> Path | None:
         if self.samples is None:
             return None
         a, b = self.samples
-        fake = self.model.translator(a, training=False)
-        cols = {name: kdata.to_uint8(x).numpy() for name, x in
-                (("input", a), ("output", fake), ("target", b))}
+        cols = {name: kdata.to_uint8(x).numpy()
+                for name, x in self.model.sample_columns(a, b).items()}
         grid = visual.image_grid(cols)
         path = self.dir / "samples" / f"epoch_{epoch:04d}.png"
         with runs.atomic_path(path, suffix=".png") as tmp:
@@ -379,10 +394,11 @@ class Run:
         val_steps = t.val_steps
         val_ds = eval_dataset(self.recipe)[0].take(val_steps) if val_steps else None
         if val_ds is not None and not resumed_from:
-            initial = self.model.evaluate(val_ds, verbose=0, return_dict=True)["l1"]
-            self.initial_val_l1 = float(initial)
-            self.log(f"Untrained val_l1: {self.initial_val_l1:.4f} (on {val_steps} held-back "
-                     "batches; watch it fall)")
+            metric = self.model.val_metric
+            initial = self.model.evaluate(val_ds, verbose=0, return_dict=True)[metric]
+            self.initial_val = float(initial)
+            self.log(f"Untrained val_{metric}: {self.initial_val:.4f} (on {val_steps} "
+                     "held-back batches; watch it fall)")
         history_logs: dict = {}
         interrupted = False
         start = time.time()
@@ -420,10 +436,11 @@ class Run:
         self.image_writer.close()
         d = self.dir
         scores = ""
-        if "val_l1" in logs:
-            before = (f"untrained {self.initial_val_l1:.4f} -> "
-                      if self.initial_val_l1 is not None else "")
-            scores = f" val_l1: {before}{logs['val_l1']:.4f}."
+        key = f"val_{self.model.val_metric}"
+        if key in logs:
+            before = (f"untrained {self.initial_val:.4f} -> "
+                      if self.initial_val is not None else "")
+            scores = f" {key}: {before}{logs[key]:.4f}."
         self.log(
             f"\nDone in {seconds:.0f} s: step {self.step}, epoch {self.epoch}.{scores}\n"
             f"  run folder   {d}\n"

@@ -1,4 +1,4 @@
-"""Data pipelines: image files, paired datasets, augmentation and derived pairs.
+"""Data pipelines: image files, paired and unpaired datasets, augmentation, derived pairs.
 
 Inside models images are float32 in [-1, 1]; at the boundaries they are uint8. The
 conversions (`to_float`, `to_uint8`) live here and in the Python API only.
@@ -24,6 +24,7 @@ from kstyle.data.paired import (
     resolve_path,
 )
 from kstyle.data.synthetic import SYNTHETIC_CLASSES, SyntheticClass, synthetic_pairs
+from kstyle.data.unpaired import UNPAIRED_SOURCES, unpaired_count, unpaired_dataset
 
 __all__ = [
     "DERIVATIONS",
@@ -34,6 +35,7 @@ __all__ = [
     "PAIRED_SOURCES",
     "SYNTHETIC_CLASSES",
     "SyntheticClass",
+    "UNPAIRED_SOURCES",
     "augment_image",
     "decode",
     "derive_edges",
@@ -49,4 +51,6 @@ __all__ = [
     "synthetic_pairs",
     "to_float",
     "to_uint8",
+    "unpaired_count",
+    "unpaired_dataset",
 ]

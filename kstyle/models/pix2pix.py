@@ -40,9 +40,15 @@ class Pix2Pix(keras.Model):
         CVPR 2017.
     """
 
+    #: Training data: (input, target) pairs.
+    data_kind = "paired"
+    #: What ``test_step`` reports: L1 between translation and target.
+    val_metric = "l1"
+
     def __init__(self, generator, discriminator, lambda_l1=100.0, gan_mode="vanilla",
-                 **kwargs):
+                 size_multiple=1, **kwargs):
         super().__init__(**kwargs)
+        self.size_multiple = int(size_multiple)
         self.generator = generator
         self.discriminator = discriminator
         self.lambda_l1 = float(lambda_l1)
@@ -65,12 +71,23 @@ class Pix2Pix(keras.Model):
         discriminator = patchgan_discriminator(
             in_channels=in_channels + out_channels, base_filters=d_base_filters,
             n_layers=d_layers, norm=norm)
-        return cls(generator, discriminator, lambda_l1=lambda_l1, gan_mode=gan_mode)
+        return cls(generator, discriminator, lambda_l1=lambda_l1, gan_mode=gan_mode,
+                   size_multiple=2**num_downs)
 
     @property
     def translator(self):
         """The network used for inference and export (never the discriminator)."""
         return self.generator
+
+    @property
+    def translators(self):
+        """Inference networks by direction."""
+        return {"a2b": self.generator}
+
+    def sample_columns(self, real_a, real_b):
+        """Named image batches (float, [-1, 1]) for a sample grid."""
+        return {"input": real_a, "output": self.generator(real_a, training=False),
+                "target": real_b}
 
     @property
     def networks(self):
@@ -142,6 +159,7 @@ class Pix2Pix(keras.Model):
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "lambda_l1": self.lambda_l1,
             "gan_mode": self.gan_mode,
+            "size_multiple": self.size_multiple,
         })
         return config
 

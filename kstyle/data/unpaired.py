@@ -1,0 +1,319 @@
+"""Unpaired (A, B) tf.data pipelines for CycleGAN-style translation.
+
+One entry point, `unpaired_dataset`, reads any of `UNPAIRED_SOURCES` and yields batches
+of `(real_a, real_b)`, float32 in [-1, 1], shape [batch, image_size, image_size, 3],
+where `real_a` and `real_b` have nothing to do with each other:
+
+- "folders": the CycleGAN layout, <path>/<split>A/ and <path>/<split>B/ (trainA, trainB,
+  testA, testB); file names are not matched.
+- "tfds": a CycleGAN-style tensorflow-datasets dataset such as "cycle_gan/horse2zebra",
+  whose splits are <split>A and <split>B.
+- "synthetic": the label maps (A) and renderings (B) of `synthetic_pairs`, drawn from
+  different seeds, so that no B is the rendering of any A.
+
+Each domain is shuffled and augmented on its own (its own shuffle order, its own crops
+and flips). An epoch is one pass over the longer domain; the shorter one is cycled,
+reshuffled on every cycle, so an epoch yields max(n_a, n_b) pairs before batching.
+
+Reference:
+    Zhu et al., "Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial
+    Networks", ICCV 2017 (the trainA/trainB layout and the resize-286, crop-256, flip
+    augmentation of each domain).
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from kstyle.data.augment import augment_image
+from kstyle.data.images import IMAGE_EXTENSIONS, decode, list_images, to_float
+from kstyle.data.paired import (
+    _SHUFFLE_BUFFER,
+    _as_rgb,
+    _check_choice,
+    _check_image_feature,
+    _count,
+    _short_reason,
+)
+from kstyle.data.synthetic import synthetic_pairs
+from kstyle.errors import DataError
+
+UNPAIRED_SOURCES = ("folders", "tfds", "synthetic")
+
+_LAYOUT = (
+    "two folders of unpaired images, <path>/<split>A and <path>/<split>B (e.g. trainA and "
+    f"trainB, testA and testB; {', '.join(IMAGE_EXTENSIONS)})"
+)
+
+
+def _domain_folders(path, split: str) -> tuple[str, str]:
+    """Returns <path>/<split>A and <path>/<split>B, or raises naming what is missing."""
+    root = os.fspath(path) if path is not None else ""
+    if not os.path.isdir(root):
+        what = "is empty" if not root else f"{root!r} does not exist or is not a folder"
+        raise DataError(f"data path {what}; source 'folders' expects {_LAYOUT}")
+    folders = (os.path.join(root, f"{split}A"), os.path.join(root, f"{split}B"))
+    for folder in folders:
+        if not os.path.isdir(folder):
+            raise DataError(f"folder {folder!r} does not exist; source 'folders' expects {_LAYOUT}")
+    return folders
+
+
+def _load_tfds_domain(name: str, split: str, data_dir):
+    """Loads the split of one domain ("trainA", ...) of a CycleGAN-style tfds dataset."""
+    import tensorflow_datasets as tfds  # slow import, only paid by tfds users
+
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir)
+    except Exception as error:  # not found, no network, bad split: all reported alike
+        raise DataError(
+            f"tfds dataset {name!r} (split {split!r}) could not be loaded "
+            f"({_short_reason(error)}); an unpaired tfds dataset needs splits <split>A and "
+            '<split>B, like "cycle_gan/horse2zebra"; or set data.path to a local folder '
+            'with data.source = "folders"'
+        ) from error
+
+
+def _synthetic_seeds(seed: int, split: str) -> tuple[int, int]:
+    """Seeds of the A and B synthetic images: distinct for every (seed, split, domain)."""
+    index = 2 * int(seed) + (0 if split == "train" else 1)
+    return 2 * index, 2 * index + 1
+
+
+def unpaired_count(
+    source: str,
+    path="",
+    *,
+    split: str = "train",
+    synthetic_count: int = 512,
+    data_dir=None,
+) -> tuple[int, int]:
+    """Number of images of each domain for one split, without decoding images.
+
+    Args:
+        source: one of `UNPAIRED_SOURCES`.
+        path: as for `unpaired_dataset`.
+        split: as for `unpaired_dataset`.
+        synthetic_count: number of images of each domain of the "synthetic" source.
+        data_dir: tfds data folder (source "tfds").
+
+    Returns:
+        (n_a, n_b). One epoch of `unpaired_dataset` without `repeat` holds
+        max(n_a, n_b) pairs before batching.
+
+    Raises:
+        DataError: as `unpaired_dataset`.
+
+    Example:
+        >>> unpaired_count("synthetic", synthetic_count=64)
+        (64, 64)
+    """
+    _check_choice("data source", source, UNPAIRED_SOURCES)
+    if source == "synthetic":
+        return int(synthetic_count), int(synthetic_count)
+    if source == "tfds":
+        name = os.fspath(path)
+        n_a, n_b = (_count(_load_tfds_domain(name, f"{split}{d}", data_dir)) for d in "AB")
+        return n_a, n_b
+    folder_a, folder_b = _domain_folders(path, split)
+    return len(list_images(folder_a)), len(list_images(folder_b))
+
+
+def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, size, seed):
+    """Returns one (dataset, count, load) per domain: `load` maps an element to uint8."""
+    if source == "synthetic":
+        seed_a, seed_b = _synthetic_seeds(seed, split)
+        a, _ = synthetic_pairs(synthetic_count, size, seed=seed_a)
+        _, b = synthetic_pairs(synthetic_count, size, seed=seed_b)
+        return [(tf.data.Dataset.from_tensor_slices(x), len(x), None) for x in (a, b)]
+    if source == "tfds":
+        name = os.fspath(path)
+        keys = tuple(tfds_keys)
+        if not keys:
+            raise DataError("tfds_keys must name the image feature, e.g. ('image',)")
+        key = keys[0]
+        domains = []
+        for domain in "AB":
+            ds = _load_tfds_domain(name, f"{split}{domain}", data_dir)
+            spec = ds.element_spec
+            features = sorted(spec) if isinstance(spec, dict) else []
+            if key not in features:
+                raise DataError(
+                    f"tfds dataset {name!r} has no feature {key!r}; its features are: "
+                    f"{', '.join(features) or '(none: elements are not dicts)'}"
+                )
+            _check_image_feature(spec[key], key, name)
+            domains.append((ds, _count(ds), lambda ex: _as_rgb(ex[key])))
+        return domains
+    domains = []
+    for folder in _domain_folders(path, split):
+        files = list_images(folder)
+        domains.append((tf.data.Dataset.from_tensor_slices(files), len(files), _load_file))
+    return domains
+
+
+def _load_file(filename):
+    return decode(tf.io.read_file(filename))
+
+
+def _decoded(ds, count, load, *, shuffle, seed, cache):
+    """Shuffles and decodes one domain; `cache` None, or a file name ("" for memory)."""
+    buffer = max(1, min(count, _SHUFFLE_BUFFER))
+    autotune = tf.data.AUTOTUNE
+    # Shuffle cheap elements (file names) before decoding, unless decoded images are
+    # cached, in which case shuffling must follow the cache to differ between epochs.
+    if shuffle and cache is None:
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if load is not None:
+        ds = ds.map(load, num_parallel_calls=autotune)
+    if cache is not None:
+        ds = ds.cache(cache)
+        if shuffle:
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    return ds
+
+
+def unpaired_dataset(
+    source: str,
+    path="",
+    *,
+    split: str = "train",
+    image_size: int = 256,
+    load_size: int | None = None,
+    flip: bool = True,
+    augment: bool = True,
+    batch_size: int = 1,
+    shuffle: bool = True,
+    repeat: bool = False,
+    seed: int = 0,
+    cache: bool | str = False,
+    synthetic_count: int = 512,
+    tfds_keys=("image",),
+    drop_remainder: bool = True,
+    data_dir=None,
+) -> tf.data.Dataset:
+    """Builds the (real_a, real_b) pipeline of an unpaired image-to-image task.
+
+    The two domains are shuffled with different seeds and cropped and flipped
+    independently. One pass (without `repeat`) yields max(n_a, n_b) pairs: the shorter
+    domain is cycled, reshuffled on each cycle.
+
+    Args:
+        source: one of `UNPAIRED_SOURCES` (see the module docstring).
+        path: for "folders" the folder holding <split>A and <split>B; for "tfds" a
+            CycleGAN-style dataset name (e.g. "cycle_gan/horse2zebra"); unused for
+            "synthetic".
+        split: "train", "test", ...: the folders <split>A and <split>B, or the tfds
+            splits of those names. For "synthetic", "train" and any other split draw
+            different images.
+        image_size: side of the square images yielded.
+        load_size: with `augment`, images are resized to load_size and randomly cropped
+            to image_size (CycleGAN uses 286 -> 256); None means image_size (flip only).
+        flip: with `augment`, random left-right flips (drawn for A and B separately).
+        augment: True for random resize-crop-flip; False resizes to image_size.
+        batch_size: pairs per batch.
+        shuffle: shuffle each domain (buffer min(count, 1000), reshuffled each epoch).
+        repeat: repeat forever.
+        seed: seed of the shuffles, the augmentation and the synthetic images.
+        cache: cache the decoded uint8 images: True in memory, a string in files named
+            after it with ".a" and ".b" appended (one per domain).
+        synthetic_count: number of images of each domain of the "synthetic" source.
+            Its A images are label maps and its B images renderings, as in
+            `synthetic_pairs`, but the two come from different seeds, so they are not
+            paired: no B is the rendering of any A.
+        tfds_keys: for "tfds", a sequence whose first item is the image feature.
+        drop_remainder: drop a last partial batch, so the batch dimension is static.
+        data_dir: tfds data folder (None: the tfds default).
+
+    Returns:
+        A `tf.data.Dataset` of (real_a, real_b), float32 in [-1, 1], each
+        [batch_size, image_size, image_size, 3].
+
+    Raises:
+        DataError: unknown source; a missing or empty folder; a tfds dataset that cannot
+            be loaded, lacks the splits or has no such image feature; bad sizes.
+
+    Example:
+        >>> ds = unpaired_dataset("synthetic", image_size=64, batch_size=4,
+        ...                       synthetic_count=32)
+        >>> real_a, real_b = next(iter(ds))
+        >>> real_a.shape
+        TensorShape([4, 64, 64, 3])
+    """
+    _check_choice("data source", source, UNPAIRED_SOURCES)
+    for name, value in (("image_size", image_size), ("batch_size", batch_size)):
+        if int(value) < 1:
+            raise DataError(f"{name} must be a positive integer, got {value!r}")
+    image_size = int(image_size)
+    load_size = int(load_size) if load_size else image_size
+    if augment and load_size < image_size:
+        raise DataError(
+            f"load_size ({load_size}) must be at least image_size ({image_size}): images "
+            "are resized to load_size and then cropped to image_size"
+        )
+
+    domains = _domain_datasets(
+        source,
+        path,
+        split,
+        synthetic_count,
+        tfds_keys,
+        data_dir,
+        load_size if augment else image_size,
+        seed,
+    )
+    length = max(count for _, count, _ in domains)
+    prepared = []
+    for index, (ds, count, load) in enumerate(domains):
+        domain = "AB"[index]
+        if count == 0:
+            raise DataError(
+                f"data source {source!r} at {path!r} holds no images for {split}{domain}"
+            )
+        cache_name = None
+        if isinstance(cache, str) and cache:
+            cache_name = f"{cache}.{domain.lower()}"
+        elif cache:
+            cache_name = ""
+        # Seeds 2 * seed and 2 * seed + 1: the two shuffles differ, for every seed.
+        ds = _decoded(
+            ds,
+            count,
+            load,
+            shuffle=shuffle,
+            seed=2 * int(seed) + index,
+            cache=cache_name,
+        )
+        # The shorter domain cycles so that the longer one sets the epoch; with
+        # `repeat` both do. The longer one stays finite without `repeat`, so the
+        # epoch ends, and a cache of it is complete, when it is exhausted.
+        if repeat or count < length:
+            ds = ds.repeat()
+        prepared.append(ds)
+
+    def prepare(real_a, real_b, seeds):
+        images = []
+        for image, image_seed in ((real_a, seeds[:2]), (real_b, seeds[2:])):
+            image = to_float(image)
+            if augment:
+                image = augment_image(
+                    image,
+                    image_size=image_size,
+                    load_size=load_size,
+                    flip=flip,
+                    seed=image_seed,
+                )
+            else:
+                image = augment_image(image, image_size=image_size, flip=False)
+            images.append(image)
+        return tuple(images)
+
+    # Two stateless [2] seeds per pair (one per domain), from a stream that is new each
+    # epoch but fixed by `seed`: crops are reproducible and independent of parallelism.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
+    ds = tf.data.Dataset.zip((prepared[0], prepared[1], seeds))
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
+    return ds.prefetch(tf.data.AUTOTUNE)
