@@ -82,7 +82,31 @@ class Pix2PixConfig(ModelConfig):
     lambda_l1: float = _f(100.0, "weight of the L1 loss against the target")
 
 
-MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"pix2pix": Pix2PixConfig}
+@dataclass(frozen=True)
+class CycleGANConfig(ModelConfig):
+    """``[model]`` for ``kind = "cyclegan"``: two ResNet generators + two PatchGANs
+    (Zhu et al. 2017), trained on unpaired domains A and B."""
+
+    num_blocks: int = _f(9, "residual blocks per generator: 9 for 256 px, 6 for 128 px")
+    norm: Literal["batch", "instance", "none"] = _f("instance", "normalization layers")
+    dropout: float = _f(0.0, "dropout inside the residual blocks (0 turns it off)")
+    d_base_filters: int = _f(64, "filters of the first discriminator layer")
+    d_layers: int = _f(3, "PatchGAN strided layers: 3 gives 70x70 patches")
+    gan_mode: Literal["vanilla", "lsgan", "hinge"] = _f("lsgan", "adversarial loss")
+    lambda_cycle: float = _f(10.0, "weight of the cycle-consistency losses A->B->A, B->A->B")
+    lambda_identity: float = _f(0.5, "identity loss weight, relative to lambda_cycle "
+                                "(0 turns it off)")
+    lambda_perceptual: float = _f(0.0, "weight of the VGG19 perceptual cycle loss (0: off)")
+    perceptual_layers: list[str] = _f(["block3_conv1"], "VGG19 layers of the perceptual loss")
+    vgg_weights: str = _f("imagenet", "VGG19 weights: 'imagenet' (Keras cache, or the file in "
+                          "$KSTYLE_VGG19_WEIGHTS), or a local .h5 file")
+    pool_size: int = _f(50, "history of generated images shown to the discriminators "
+                        "(0: none)")
+
+
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"pix2pix": Pix2PixConfig,
+                                               "cyclegan": CycleGANConfig}
+UNPAIRED_KINDS = ("cyclegan",)
 
 
 @dataclass(frozen=True)
@@ -304,8 +328,20 @@ def _check(recipe: Recipe) -> None:
             raise RecipeError(
                 f"{src}: data.image_size = {d.image_size} must be a multiple of "
                 f"2**model.num_downs = {multiple} (lower model.num_downs or change the size)")
-        if not 0 <= m.dropout < 1:
-            raise RecipeError(f"{src}: model.dropout = {m.dropout} must be in [0, 1)")
+    if not 0 <= getattr(m, "dropout", 0.0) < 1:
+        raise RecipeError(f"{src}: model.dropout = {m.dropout} must be in [0, 1)")
+    if isinstance(m, CycleGANConfig):
+        if d.image_size % 4:
+            raise RecipeError(f"{src}: data.image_size = {d.image_size} must be a multiple of 4")
+        if m.lambda_perceptual > 0 and m.vgg_weights not in ("imagenet", "random") \
+                and not Path(m.vgg_weights).is_file():
+            raise RecipeError(
+                f"{src}: model.vgg_weights = {m.vgg_weights!r} is not a file; expected "
+                "'imagenet' or the path of VGG19 weights (.h5)")
+    if m.kind in UNPAIRED_KINDS and d.source not in ("folders", "tfds", "synthetic"):
+        raise RecipeError(
+            f"{src}: data.source = {d.source!r} gives pairs; model.kind = {m.kind!r} trains on "
+            "two unpaired domains: use 'folders' (trainA/ trainB/), 'tfds' or 'synthetic'")
     if d.source in ("ab", "folders", "photos"):
         from kstyle.data.paired import KNOWN_DATASETS
 

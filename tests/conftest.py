@@ -37,3 +37,21 @@ def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
     result = fit(tiny_recipe(tmp), verbose=0, log=lambda *_: None)
     return result.run_dir
+
+
+TINY_CYCLEGAN = [
+    "model.kind=cyclegan", "data.source=synthetic", "data.image_size=32",
+    "data.load_size=36", "data.batch_size=1", "data.synthetic_count=8",
+    "model.base_filters=4", "model.num_blocks=1", "model.d_base_filters=4",
+    "model.d_layers=2", "model.pool_size=3", "train.epochs=2", "train.steps_per_epoch=3",
+    "train.checkpoint_every=2", "train.num_samples=2", "train.val_steps=1",
+    "train.lr_policy=constant",
+]
+
+
+def tiny_cyclegan_recipe(tmp_path, *overrides, name="tiny_cyclegan"):
+    """A recipe for a seconds-long CycleGAN run on the unpaired synthetic domains."""
+    from kstyle.recipes import recipe_from_dict
+
+    return recipe_from_dict({"name": name}, [*TINY_CYCLEGAN, f'train.out_dir="{tmp_path / name}"',
+                                             *overrides], source="tiny_cyclegan.toml")

@@ -9,9 +9,10 @@ Adding a model kind:
     4. a recipe in ``recipes/`` and a test case in ``tests/``.
 """
 
+from kstyle.models.cyclegan import CycleGAN
 from kstyle.models.pix2pix import Pix2Pix
 
-MODELS = {"pix2pix": Pix2Pix}
+MODELS = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN}
 
 
 def get_model_class(kind: str):
@@ -24,4 +25,4 @@ def get_model_class(kind: str):
         ) from None
 
 
-__all__ = ["MODELS", "Pix2Pix", "get_model_class"]
+__all__ = ["MODELS", "CycleGAN", "Pix2Pix", "get_model_class"]

@@ -77,3 +77,55 @@ class Dropout(keras.layers.Dropout):
         return tf.nn.experimental.stateless_dropout(
             inputs, rate=self.rate, seed=seed, rng_alg="philox"
         )
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads the height and width of NHWC images by reflection, without the edge pixel.
+
+    The equivalent of PyTorch's `nn.ReflectionPad2d` and of `numpy.pad(mode="reflect")`:
+    padding `[1, 2, 3]` by 2 gives `[3, 2, 1, 2, 3, 2, 1]`. Each padding must be smaller
+    than the padded dimension.
+
+    Args:
+        padding: An int, the same padding on all four sides, or
+            `((top, bottom), (left, right))`.
+        **kwargs: Those of `keras.layers.Layer`.
+
+    Example:
+
+    >>> layer = ReflectionPadding2D(3)
+    >>> layer(keras.ops.zeros((1, 8, 10, 3))).shape
+    TensorShape([1, 14, 16, 3])
+
+    Reference:
+        Johnson et al., "Perceptual Losses for Real-Time Style Transfer and
+        Super-Resolution", ECCV 2016, https://arxiv.org/abs/1603.08155 (reflection padding
+        against border artifacts, supplementary material).
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, int):
+            padding = ((padding, padding), (padding, padding))
+        self.padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+        if len(self.padding) != 2 or any(len(pair) != 2 for pair in self.padding):
+            raise ValueError(
+                f"padding must be an int or ((top, bottom), (left, right)), got {padding}.")
+
+    def call(self, inputs):
+        (top, bottom), (left, right) = self.padding
+        return keras.ops.pad(
+            inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        (top, bottom), (left, right) = self.padding
+        batch, height, width, channels = input_shape
+        height = None if height is None else height + top + bottom
+        width = None if width is None else width + left + right
+        return (batch, height, width, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config["padding"] = self.padding
+        return config
