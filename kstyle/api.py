@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+import kstyle.nets  # noqa: F401  (registers kstyle's layers, needed to load networks)
 from kstyle import runs
 from kstyle.data import derive as kderive
 from kstyle.data import images as kimages
@@ -41,7 +42,7 @@ class Translator:
     def __init__(self, model: keras.Model, info: dict | None = None):
         self.model = model
         self.info = dict(info or {})
-        self.size_multiple = int(self.info.get("size_multiple") or 1)
+        self.size_multiple = int(self.info.get("size_multiple") or infer_size_multiple(model))
         self.input_transform = self.info.get("input_transform", "none")
         self._forward = tf.function(self._translate, reduce_retracing=True)
 
@@ -97,6 +98,22 @@ class Translator:
         if gray:
             result = result.mean(axis=-1).round().astype(np.uint8)
         return result.astype(np.float32) / 255.0 if is_float else result
+
+
+def infer_size_multiple(model: keras.Model) -> int:
+    """The side multiple a network needs: the product of its strided convolutions' strides.
+
+    Used for a bare ``.keras`` file with no ``run.json`` beside it: 2**8 = 256 for an
+    8-level U-Net, 4 for a ResNet generator.
+    """
+    multiple = 1
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, keras.layers.Conv2D) and not isinstance(
+                layer, keras.layers.Conv2DTranspose):
+            multiple *= int(layer.strides[0])
+        else:
+            multiple *= infer_size_multiple(layer)
+    return multiple
 
 
 def _pil_format(path: Path) -> str:

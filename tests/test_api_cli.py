@@ -139,3 +139,12 @@ def test_eval_of_a_perfect_translator_is_perfect(tiny_run, tmp_path, monkeypatch
     monkeypatch.setattr(ev.api, "load", Identity)
     scores = ev.evaluate(run, folder)
     assert scores["n"] == 3 and scores["l1"] == 0.0 and scores["ssim"] == pytest.approx(1.0)
+
+
+def test_size_multiple_is_inferred_for_bare_keras_files():
+    from kstyle.api import infer_size_multiple
+    from kstyle.nets import resnet_generator, unet_generator
+
+    assert infer_size_multiple(unet_generator(base_filters=4, num_downs=8)) == 256
+    assert infer_size_multiple(unet_generator(base_filters=4, num_downs=6)) == 64
+    assert infer_size_multiple(resnet_generator(base_filters=4, num_blocks=1)) == 4

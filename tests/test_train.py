@@ -133,15 +133,21 @@ def test_resume_with_a_different_model_is_refused(tmp_path):
 def test_reload_in_a_fresh_process_gives_identical_output(tiny_run, tmp_path):
     import kstyle
 
+    # A U-Net deep enough to hold kstyle's own Dropout layers, beside the tiny run's.
+    deep = Pix2Pix.build_from_options(base_filters=4, num_downs=7, d_base_filters=4,
+                                      d_layers=2)
+    assert any(type(layer).__module__.startswith("kstyle") for layer in deep.generator.layers)
+    deep.generator.save(tmp_path / "deep.keras")
     image = synthetic_pairs(1, 45, seed=9)[0][0]
-    here = kstyle.stylize(image, model=tiny_run)
-    np.save(tmp_path / "in.npy", image)
-    code = ("import sys, numpy as np, kstyle; "
-            "x = np.load(sys.argv[1]); "
-            "np.save(sys.argv[2], kstyle.stylize(x, model=sys.argv[3]))")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.npy"),
-                    str(tmp_path / "out.npy"), str(tiny_run)], check=True)
-    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), here)
+    for model in (tiny_run, tmp_path / "deep.keras"):
+        here = kstyle.stylize(image, model=model)
+        np.save(tmp_path / "in.npy", image)
+        code = ("import sys, numpy as np, kstyle; "
+                "x = np.load(sys.argv[1]); "
+                "np.save(sys.argv[2], kstyle.stylize(x, model=sys.argv[3]))")
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / "in.npy"),
+                        str(tmp_path / "out.npy"), str(model)], check=True)
+        np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), here)
 
 
 @pytest.mark.parametrize("policy, epoch, expected", [
