@@ -54,7 +54,8 @@ def evaluate(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = N
     cat = lambda xs: np.concatenate(xs)[:limit] if limit else np.concatenate(xs)  # noqa: E731
     l1, psnr, ssim = cat(l1), cat(psnr), cat(ssim)
     return {"n": int(l1.size), "l1": float(l1.mean()), "psnr": float(np.mean(psnr)),
-            "ssim": float(ssim.mean()), "data": str(recipe.data.path), "split": used}
+            "ssim": float(ssim.mean()), "data": recipe.data.path or recipe.data.source,
+            "split": used}
 
 
 def _quote(path) -> str:
