@@ -7,7 +7,7 @@ translator on the held-back split before and after, and prints both rows.
     python bench/pix2pix_quality.py --recipe recipes/pix2pix.toml \\
         --data ../shared/data/paired_person_outline --direction a2b --steps 500
 
-Quality figures only; speed lives in bench/pix2pix_train.py.
+Quality figures only; speed lives in bench/train_speed.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Copied from tensorflow/docs, `site/en/tutorials/generative/pix2pix.ipynb` ("pix2pix:
 Image-to-image translation with a conditional GAN", Apache License 2.0, Copyright 2019
 The TensorFlow Authors). It is kept here only as the yardstick that
-`bench/pix2pix_train.py` times kstyle against; nothing in `kstyle` imports it.
+`bench/train_speed.py` times kstyle against; nothing in `kstyle` imports it.
 
 The network, loss and optimizer code is the tutorial's, statement for statement, with
 4-space indentation. Three changes, none of which touches the computation:

@@ -1,23 +1,26 @@
-"""Times one pix2pix training step: kstyle's `Pix2Pix` against TensorFlow's tutorial.
+"""Times one training step of each kstyle model, and of TensorFlow's pix2pix tutorial.
 
 Usage:
 
-    python bench/pix2pix_train.py [--steps 40] [--warmup 3] [--size 256] [--json FILE]
+    python bench/train_speed.py [--configs NAME ...] [--steps N] [--warmup 3] [--json FILE]
 
-Four configurations, each in its own subprocess and one after the other, so that peak
-memory is per configuration, XLA caches do not carry over and two runs never share the
-cores:
+Each configuration runs in its own subprocess, one after the other, so that peak memory is
+per configuration, XLA caches do not carry over and two runs never share the cores:
 
-- `kstyle`, `kstyle-xla`: `Pix2Pix.build_from_options()` (U-Net with 8 downsamplings and
+- `pix2pix`, `pix2pix-xla`: `Pix2Pix.build_from_options()` (U-Net with 8 downsamplings and
   64 base filters, batch norm, 70x70 PatchGAN, vanilla GAN loss, lambda_l1=100) compiled
   with `jit_compile=False` / `True` and driven by `model.fit`, as users train it. A
   callback times each batch from `on_train_batch_begin` to `on_train_batch_end`.
 - `tutorial`, `tutorial-xla`: the `train_step` of TensorFlow's pix2pix tutorial
   (`bench/tutorial_pix2pix.py`) under `tf.function(jit_compile=False / True)`, called in
   a Python loop, each step timed from fetching its batch to having its loss as a NumPy
-  value.
+  value: the yardstick for pix2pix.
+- `cyclegan`, `cyclegan-xla`: the reference CycleGAN at 256 px (two 9-block ResNet
+  generators, two 70x70 PatchGANs, LSGAN, 50-image pools); `cyclegan-128`: 128 px with
+  6 blocks, the setting a CPU user can afford.
+- `cdae`, `cdae-xla`: the cross-domain autoencoder GAN at 256 px (when registered).
 
-Both read batch-1 pairs of seeded random images in [-1, 1] from the same repeated,
+All read batch-1 pairs of seeded random images in [-1, 1] from the same repeated,
 in-memory `tf.data` pipeline (batched with `drop_remainder=True` and prefetched, like
 `kstyle.data`). The first `--warmup` steps (tracing, XLA compilation) are not timed.
 Reported per configuration: median and mean ms/step over the timed steps, images/s from
@@ -48,18 +51,25 @@ BATCH_SIZE = 1
 SEED = 0
 POOL = 4  # Distinct random pairs the dataset cycles through.
 
-# name -> (implementation, jit_compile)
+# name -> what to time: implementation, model kind and options, jit_compile, size, steps.
 CONFIGS = {
-    "kstyle": ("kstyle", False),
-    "kstyle-xla": ("kstyle", True),
-    "tutorial": ("tutorial", False),
-    "tutorial-xla": ("tutorial", True),
+    "pix2pix": dict(impl="kstyle", kind="pix2pix", jit=False, size=256, steps=40),
+    "pix2pix-xla": dict(impl="kstyle", kind="pix2pix", jit=True, size=256, steps=40),
+    "tutorial": dict(impl="tutorial", jit=False, size=256, steps=40),
+    "tutorial-xla": dict(impl="tutorial", jit=True, size=256, steps=40),
+    "cyclegan": dict(impl="kstyle", kind="cyclegan", jit=False, size=256, steps=8),
+    "cyclegan-xla": dict(impl="kstyle", kind="cyclegan", jit=True, size=256, steps=8),
+    "cyclegan-128": dict(impl="kstyle", kind="cyclegan", options={"num_blocks": 6},
+                         jit=False, size=128, steps=20),
+    "cdae": dict(impl="kstyle", kind="cdae", jit=False, size=256, steps=15),
+    "cdae-xla": dict(impl="kstyle", kind="cdae", jit=True, size=256, steps=15),
 }
 
 # Figures measured elsewhere on this kind of machine, printed for scale only.
 REFERENCE_LINE = (
     "For scale (not measured here): PyTorch reference pix2pix iteration ~650-700 ms "
-    "(1.4-1.5 img/s, 1.4 GiB); TF tutorial step ~645 ms without XLA, ~740 ms with."
+    "(1.4-1.5 img/s, 1.4 GiB); TF tutorial step ~645 ms without XLA, ~740 ms with; "
+    "PyTorch reference CycleGAN iteration at 256 px ~8.3-9.1 s (0.11-0.12 img/s, 3.2 GiB)."
 )
 
 
@@ -80,11 +90,12 @@ def _dataset(size: int):
     return ds.batch(BATCH_SIZE, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _time_kstyle(jit_compile: bool, size: int, total: int) -> list[float]:
+def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix",
+                 options: dict | None = None) -> list[float]:
     import keras
 
     sys.path.insert(0, str(REPO_ROOT))
-    from kstyle.models import Pix2Pix
+    from kstyle.models import get_model_class
     from kstyle.optimizers import FusedAdam
 
     class BatchTimer(keras.callbacks.Callback):
@@ -103,9 +114,7 @@ def _time_kstyle(jit_compile: bool, size: int, total: int) -> list[float]:
             float(logs["g_loss"])
             self.seconds.append(time.perf_counter() - self._start)
 
-    model = Pix2Pix.build_from_options(
-        base_filters=64, num_downs=8, norm="batch", dropout=0.5, d_base_filters=64,
-        d_layers=3, gan_mode="vanilla", lambda_l1=100.0)
+    model = get_model_class(kind).build_from_options(**(options or {}))
     model.compile(
         g_optimizer=FusedAdam(2e-4, beta_1=0.5),
         d_optimizer=FusedAdam(2e-4, beta_1=0.5),
@@ -145,16 +154,21 @@ def _busy_ticks() -> int | None:
     return sum(fields[:8]) - idle - iowait
 
 
-def run_worker(name: str, size: int, warmup: int, steps: int) -> dict:
+def run_worker(name: str, warmup: int, steps: int, size: int | None = None) -> dict:
     """Times configuration `name` in this process and returns its figures."""
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(SEED)
-    implementation, jit_compile = CONFIGS[name]
-    timer = _time_kstyle if implementation == "kstyle" else _time_tutorial
+    config = CONFIGS[name]
+    implementation, jit_compile = config["impl"], config["jit"]
+    size = size or config["size"]
     busy_before, own_before, wall_before = _busy_ticks(), os.times(), time.monotonic()
-    seconds = timer(jit_compile, size, warmup + steps)
+    if implementation == "kstyle":
+        seconds = _time_kstyle(jit_compile, size, warmup + steps, config["kind"],
+                               config.get("options"))
+    else:
+        seconds = _time_tutorial(jit_compile, size, warmup + steps)
     busy_after, own_after, wall = _busy_ticks(), os.times(), time.monotonic() - wall_before
     other_cpu_share = None
     if busy_before is not None and busy_after is not None:
@@ -196,9 +210,11 @@ def _run_config(name: str, args: argparse.Namespace) -> dict:
         result_file = Path(tmp) / "result.json"
         command = [
             sys.executable, str(Path(__file__).resolve()), "--worker", name,
-            "--steps", str(args.steps), "--warmup", str(args.warmup),
-            "--size", str(args.size), "--json", str(result_file),
+            "--steps", str(args.steps or CONFIGS[name]["steps"]),
+            "--warmup", str(args.warmup), "--json", str(result_file),
         ]
+        if args.size:
+            command += ["--size", str(args.size)]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
         start = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -213,20 +229,32 @@ def _run_config(name: str, args: argparse.Namespace) -> dict:
     return result
 
 
+def _available(name: str) -> bool:
+    """Whether a configuration's model kind is registered in this checkout."""
+    kind = CONFIGS[name].get("kind")
+    if kind is None:
+        return True
+    sys.path.insert(0, str(REPO_ROOT))
+    from kstyle.recipes import MODEL_CONFIGS
+
+    return kind in MODEL_CONFIGS
+
+
 def _cpu_count() -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     return f"{os.cpu_count()} (usable: {usable})" if usable else str(os.cpu_count())
 
 
 def _table(results: list[dict]) -> str:
-    header = ("config", "ms/step median", "mean", "images/s", "peak RSS GiB")
+    header = ("config", "px", "ms/step median", "mean", "images/s", "peak RSS GiB")
     rows = []
     for r in results:
         if "error" in r:
-            rows.append((r["config"], "failed", "", "", ""))
+            rows.append((r["config"], "", "failed", "", "", ""))
         else:
-            rows.append((r["config"], f"{r['median_ms']:.1f}", f"{r['mean_ms']:.1f}",
-                         f"{r['images_per_s']:.2f}", f"{r['peak_rss_gib']:.2f}"))
+            rows.append((r["config"], str(r["size"]), f"{r['median_ms']:.1f}",
+                         f"{r['mean_ms']:.1f}", f"{r['images_per_s']:.2f}",
+                         f"{r['peak_rss_gib']:.2f}"))
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
 
     def line(cells):
@@ -242,27 +270,27 @@ def _ratios(results: list[dict]) -> list[str]:
     by_name = {r["config"]: r for r in results if "error" not in r}
     lines = []
     for suffix, label in (("", "without XLA"), ("-xla", "with XLA")):
-        ours, theirs = by_name.get(f"kstyle{suffix}"), by_name.get(f"tutorial{suffix}")
+        ours, theirs = by_name.get(f"pix2pix{suffix}"), by_name.get(f"tutorial{suffix}")
         if ours and theirs:
             ratio = ours["median_ms"] / theirs["median_ms"]
             verdict = "slower" if ratio > 1 else "faster"
-            lines.append(f"kstyle / tutorial, {label}: {ratio:.2f}x median step time "
+            lines.append(f"kstyle pix2pix / tutorial, {label}: {ratio:.2f}x median step time "
                          f"(kstyle {abs(ratio - 1) * 100:.0f}% {verdict})")
     return lines
 
 
 def run_all(args: argparse.Namespace) -> list[dict]:
     """Runs the selected configurations one after the other and prints the report."""
-    names = args.configs or list(CONFIGS)
-    print(f"pix2pix training step, {args.size}x{args.size}, batch {BATCH_SIZE}: "
-          f"{args.warmup} warmup + {args.steps} timed steps per config", file=sys.stderr)
+    names = args.configs or [n for n in CONFIGS if _available(n)]
+    print(f"training step, batch {BATCH_SIZE}, {args.warmup} warmup steps, then "
+          f"{args.steps or 'per-config'} timed steps: {', '.join(names)}", file=sys.stderr)
     results = [_run_config(name, args) for name in names]
 
     print(f"TensorFlow {metadata.version('tensorflow')}, Keras {metadata.version('keras')}, "
           f"Python {platform.python_version()}, CPUs {_cpu_count()}, "
           f"{platform.machine()}")
-    print(f"{args.size}x{args.size} px, batch {BATCH_SIZE}, random images (seed {SEED}), "
-          f"{args.warmup} warmup + {args.steps} timed steps")
+    print(f"batch {BATCH_SIZE}, random images (seed {SEED}), {args.warmup} warmup steps; "
+          "timed steps: " + ", ".join(f"{r['config']} {r.get('steps', '?')}" for r in results))
     print()
     print(_table(results))
     print()
@@ -289,19 +317,21 @@ def run_all(args: argparse.Namespace) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per config")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps per config (default: each config's own)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--size", type=int, default=256, help="image height and width")
+    parser.add_argument("--size", type=int, default=None,
+                        help="image height and width (default: each config's own)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS),
                         help="run only these configurations (default: all)")
     parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.warmup < 1:
+    if (args.steps is not None and args.steps < 1) or args.warmup < 1:
         parser.error("--steps and --warmup must be at least 1")
 
     if args.worker:
-        result = run_worker(args.worker, args.size, args.warmup, args.steps)
+        result = run_worker(args.worker, args.warmup, args.steps, args.size)
         Path(args.json).write_text(json.dumps(result))
         return 0
     results = run_all(args)
