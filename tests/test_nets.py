@@ -113,6 +113,33 @@ def test_unet_skips_are_taken_after_the_leaky_relu():
         assert skip is model.get_layer(f"down{depth}_lrelu").output
 
 
+def test_unet_without_skips_is_a_plain_encoder_decoder():
+    model = unet_generator(**TINY_UNET, norm="instance", skips=False)
+    assert not layers_of(model, keras.layers.Concatenate)
+    convs = layers_of(model, keras.layers.Conv2D)
+    deconvs = layers_of(model, keras.layers.Conv2DTranspose)
+    assert len(convs) == 5 and len(deconvs) == 5  # num_downs down, num_downs - 1 up + output
+    out = model(images((2, 32, 32, 3)), training=True)
+    assert tuple(out.shape) == (2, 32, 32, 3) and out.dtype == "float32"
+    out = np.asarray(out)
+    assert np.all(np.abs(out) <= 1.0) and out.std() > 0
+    # Each up conv but the innermost (whose input is the bottleneck either way) loses the
+    # skip half of its input channels: 4 * 4 * filters(depth) * its output filters.
+    filters = [8, 16, 32, 64, 64]
+    outputs = [3, 8, 16, 32]
+    saved = sum(16 * filters[d] * outputs[d] for d in range(4))
+    with_skips = unet_generator(**TINY_UNET, norm="instance")
+    assert trainable_params(model) == trainable_params(with_skips) - saved
+    assert trainable_params(model) < trainable_params(with_skips)
+
+
+def test_unet_without_skips_at_paper_depth():
+    model = unet_generator(base_filters=4, num_downs=8, skips=False, dropout=0.0)
+    assert len(layers_of(model, keras.layers.Conv2D)) == 8  # the encoder's 8 convs
+    assert len(layers_of(model, keras.layers.Conv2DTranspose)) == 8  # 7 deconvs + output
+    assert tuple(model(images((1, 256, 256, 3))).shape) == (1, 256, 256, 3)
+
+
 def test_unet_filters():
     model = unet_generator(base_filters=4, num_downs=7)
     filters = [model.get_layer(f"down{d}_conv").filters for d in range(7)]

@@ -35,9 +35,10 @@ def unet_generator(
     num_downs: int = 8,
     norm: str = "batch",
     dropout: float = 0.5,
+    skips: bool = True,
     name: str = "unet_generator",
 ) -> keras.Model:
-    """Builds the pix2pix U-Net generator as a functional model.
+    """Builds the pix2pix U-Net generator (or its plain autoencoder) as a functional model.
 
     A port of `UnetGenerator` / `UnetSkipConnectionBlock` from
     junyanz/pytorch-CycleGAN-and-pix2pix (`models/networks.py`). Going down, each level
@@ -60,6 +61,11 @@ def unet_generator(
     activated values are what it really concatenates (and what its published models
     were trained with).
 
+    With `skips=False` the same layers form a plain encoder-decoder (the autoencoders of
+    the cross-domain autoencoder GAN): `num_downs` convs down, `num_downs - 1` deconvs up
+    and the output deconv, with no concatenation, so each up conv sees only the
+    `filters(depth)` channels of the level below instead of twice that many.
+
     Args:
         in_channels: Channels of the input image.
         out_channels: Channels of the output image.
@@ -68,6 +74,8 @@ def unet_generator(
             must be multiples of `size_multiple(num_downs)`. 8 for 256x256, 7 for 128x128.
         norm: Normalization kind, one of `kstyle.nets.layers.NORMS`.
         dropout: Dropout rate of the deep up levels; 0 builds no dropout layers.
+        skips: Concatenate each down level's activations into the up level of the same
+            depth (the U-Net); False builds the plain encoder-decoder.
         name: Model name.
 
     Returns:
@@ -82,12 +90,14 @@ def unet_generator(
     >>> model = unet_generator(base_filters=8, num_downs=5)
     >>> model(keras.ops.zeros((1, 32, 32, 3))).shape
     TensorShape([1, 32, 32, 3])
+    >>> autoencoder = unet_generator(base_filters=8, num_downs=5, skips=False)
 
     Reference:
         Isola et al., "Image-to-Image Translation with Conditional Adversarial Networks",
         CVPR 2017, https://arxiv.org/abs/1611.07004; Ronneberger et al., "U-Net:
         Convolutional Networks for Biomedical Image Segmentation", MICCAI 2015,
-        https://arxiv.org/abs/1505.04597.
+        https://arxiv.org/abs/1505.04597; for `skips=False`, Hinton & Salakhutdinov,
+        "Reducing the Dimensionality of Data with Neural Networks", Science 2006.
     """
     if num_downs < 5:
         raise ValueError(f"num_downs must be at least 5, got {num_downs}.")
@@ -102,7 +112,7 @@ def unet_generator(
 
     inputs = keras.Input(shape=(None, None, in_channels), name="image")
 
-    # Down path. Level 0 is the outermost; skips[d - 1] is what level d concatenates.
+    # Down path. Level 0 is the outermost; down_outputs[d - 1] is what level d concatenates.
     x = keras.layers.Conv2D(
         filters(0),
         4,
@@ -112,10 +122,10 @@ def unet_generator(
         kernel_initializer=_weights(),
         name="down0_conv",
     )(inputs)
-    skips = []
+    down_outputs = []
     for depth in range(1, num_downs):
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{depth}_lrelu")(x)
-        skips.append(x)
+        down_outputs.append(x)
         x = keras.layers.Conv2D(
             filters(depth),
             4,
@@ -143,7 +153,8 @@ def unet_generator(
         x = normalization(norm, name=f"up{depth}_norm")(x)
         if dropout > 0 and 4 <= depth < innermost:
             x = Dropout(dropout, name=f"up{depth}_dropout")(x)
-        x = keras.layers.Concatenate(name=f"up{depth}_concat")([skips[depth - 1], x])
+        if skips:
+            x = keras.layers.Concatenate(name=f"up{depth}_concat")([down_outputs[depth - 1], x])
 
     x = keras.layers.ReLU(name="up0_relu")(x)
     x = keras.layers.Conv2DTranspose(
