@@ -108,23 +108,57 @@ def stylize(inputs, model, out, direction):
 @main.command(name="eval")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_path", type=click.Path(), default=None,
-              help="Folder of pairs, read as the run's recipe reads data.path "
+              help="Data folder (or dataset name), read as the run's recipe reads data.path: "
+                   "pairs for paired runs, <split>A/ and <split>B/ for unpaired ones "
                    "(default: the recipe's data.path).")
 @click.option("--split", default=None, help="Sub-folder / split (default: data.val_split; "
-              "when absent, the folder itself).")
-@click.option("--limit", type=int, default=None, help="Score at most this many pairs.")
+              "when absent, the folder itself for pairs, else data.train_split).")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default=None,
+              help="Unpaired runs (CycleGAN): translate A and compare with real B (a2b, "
+                   "default), or the reverse.")
+@click.option("--fid", "with_fid", is_flag=True,
+              help="Paired runs: also FID and KID of the outputs against the targets "
+                   "(unpaired runs always get them).")
+@click.option("--inception-weights", default="imagenet", show_default=True,
+              metavar="imagenet|random|PATH",
+              help="InceptionV3 weights for FID/KID: 'imagenet' (Keras cache ~/.keras/models/ "
+                   "or $KSTYLE_INCEPTION_WEIGHTS), a weights file, or 'random' (smoke tests "
+                   "only).")
+@click.option("--limit", type=int, default=None,
+              help="Score at most this many pairs (paired) or images per domain (unpaired).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="JSON file for the scores (default: RUN_DIR/eval.json).")
 @handle_errors
-def evaluate(run_dir, data_path, split, limit, out):
-    """Score a trained translator on paired data: L1, PSNR and SSIM."""
+def evaluate(run_dir, data_path, split, direction, with_fid, inception_weights, limit, out):
+    """Score a trained translator.
+
+    \b
+    Paired runs (pix2pix): L1, PSNR and SSIM against the targets (--fid adds FID/KID).
+    Unpaired runs (CycleGAN): FID and KID of the translations of <split>A against the
+    real images of <split>B (--direction b2a: the reverse), on InceptionV3 features.
+    Lower FID/KID is better; both depend on the number of images, so compare equal N.
+    """
     _quiet_tf()
     from kstyle import runs
-    from kstyle.evaluate import evaluate as run_eval
+    from kstyle.evaluate import evaluate_run
 
-    scores = run_eval(run_dir, data_path, split=split, limit=limit)
-    click.echo(f"{scores['data']} [{scores['split']}], n={scores['n']}: "
-               f"L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f} dB  SSIM {scores['ssim']:.4f}")
+    random_weights = inception_weights == "random"
+    scores = evaluate_run(run_dir, data_path, split=split, direction=direction, limit=limit,
+                          fid=with_fid, inception_weights=inception_weights)
+    where = f"{scores['data']} [{scores['split']}]"
+    if "n_translated" in scores:
+        line = (f"{where} {scores['direction']}: n_translated={scores['n_translated']}, "
+                f"n_real={scores['n_real']}: ")
+    else:
+        line = (f"{where}, n={scores['n']}: L1 {scores['l1']:.4f}  PSNR {scores['psnr']:.2f} dB"
+                f"  SSIM {scores['ssim']:.4f}  ")
+    if "fid" in scores:
+        line += f"FID {scores['fid']:.4g}  KID {scores['kid']:.4g} +- {scores['kid_std']:.2g}"
+    click.echo(line.rstrip())
+    if random_weights and "fid" in scores:
+        click.echo("NOTE: --inception-weights random: these FID/KID come from an untrained "
+                   "InceptionV3; they only test the pipeline and are NOT comparable to "
+                   "published FID or to scores with ImageNet weights.", err=True)
     dest = Path(out) if out else Path(run_dir) / "eval.json"
     runs.write_json(dest, scores)
     click.echo(f"wrote {dest}")
