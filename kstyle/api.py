@@ -127,7 +127,7 @@ def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
     Args:
         model: a run folder written by ``kstyle fit`` (``saved_models/<name>``), or a
             ``.keras`` file of a translator network.
-        direction: for models that translate both ways (CycleGAN), ``"a2b"`` (default) or
+        direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"`` (default) or
             ``"b2a"``.
 
     Returns:
@@ -152,8 +152,14 @@ def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
     elif path.is_file():
         info = runs.read_run_info(path.parent) if path.suffix == ".keras" else {}
         file = path
+        by_file = {name: d for d, name in info.get("translators", {}).items()}
+        direction = by_file.get(path.name, runs.DEFAULT_DIRECTION)
     else:
         raise ModelLoadError(f"{path}: no such run folder or model file")
+    # Each direction reads its own kind of input: a colorizer's b2a translator reads color.
+    transforms = info.get("input_transforms", {})
+    if direction in transforms:
+        info = {**info, "input_transform": transforms[direction]}
     if file.suffix != ".keras":
         raise ModelLoadError(f"{file}: expected a .keras model file or a run folder")
     try:

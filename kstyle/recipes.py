@@ -104,8 +104,26 @@ class CycleGANConfig(ModelConfig):
                         "(0: none)")
 
 
+@dataclass(frozen=True)
+class CDAEConfig(ModelConfig):
+    """``[model]`` for ``kind = "cdae"``: cross-domain autoencoder GAN, two encoder-decoders
+    + two PatchGANs trained on pairs both ways (a -> b and b -> a)."""
+
+    num_downs: int = _f(8, "encoder convs (decoder: num_downs - 1 deconvs + output): 8 for "
+                        "256 px; input side must be a multiple of 2**num_downs")
+    skips: bool = _f(False, "U-Net skip connections (false: plain autoencoders)")
+    norm: Literal["batch", "instance", "none"] = _f("instance", "normalization layers")
+    dropout: float = _f(0.0, "dropout rate in the inner decoder blocks (0 turns it off)")
+    d_base_filters: int = _f(64, "filters of the first discriminator layer")
+    d_layers: int = _f(3, "PatchGAN strided layers: 3 gives 70x70 patches")
+    gan_mode: Literal["vanilla", "lsgan", "hinge"] = _f("lsgan", "adversarial loss")
+    lambda_target: float = _f(100.0, "weight of the supervised L1 losses against the targets")
+    lambda_recon: float = _f(10.0, "weight of the reconstruction losses A->B->A, B->A->B")
+
+
 MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"pix2pix": Pix2PixConfig,
-                                               "cyclegan": CycleGANConfig}
+                                               "cyclegan": CycleGANConfig,
+                                               "cdae": CDAEConfig}
 UNPAIRED_KINDS = ("cyclegan",)
 
 
@@ -322,7 +340,7 @@ def _check(recipe: Recipe) -> None:
         raise RecipeError(
             f"{src}: data.load_size = {d.load_size} must be >= data.image_size = "
             f"{d.image_size} (or none)")
-    if isinstance(m, Pix2PixConfig):
+    if isinstance(m, Pix2PixConfig | CDAEConfig):  # U-Net generators
         multiple = 2**m.num_downs
         if d.image_size % multiple:
             raise RecipeError(

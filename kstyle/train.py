@@ -291,14 +291,27 @@ class Run:
 
     # -- outputs
 
+    def input_transforms(self) -> dict:
+        """The derivation (gray, edges, none) each translator applies to its input.
+
+        A derived pair has the derived image on its A side, so the derivation belongs to the
+        translator that reads that side: ``a2b`` for ``data.direction = "a2b"``, ``b2a``
+        otherwise (that of a two-way model, or none), whose input is the plain photo.
+        """
+        d = self.recipe.data
+        derive = d.derive if d.source in ("photos", "tfds") else "none"
+        return {k: derive if k == d.direction else "none" for k in self.model.translators}
+
     def run_info(self) -> dict:
         r = self.recipe
         m = r.model
+        transforms = self.input_transforms()
         return {
             "kind": m.kind,
             "name": r.name,
             "direction": r.data.direction,
-            "input_transform": r.data.derive if r.data.source in ("photos", "tfds") else "none",
+            "input_transform": transforms[runs.DEFAULT_DIRECTION],
+            "input_transforms": transforms,
             "image_size": r.data.image_size,
             "size_multiple": self.model.size_multiple,
             "value_range": [-1.0, 1.0],

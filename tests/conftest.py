@@ -55,3 +55,44 @@ def tiny_cyclegan_recipe(tmp_path, *overrides, name="tiny_cyclegan"):
 
     return recipe_from_dict({"name": name}, [*TINY_CYCLEGAN, f'train.out_dir="{tmp_path / name}"',
                                              *overrides], source="tiny_cyclegan.toml")
+
+
+TINY_CDAE = [
+    "model.kind=cdae", "data.source=photos", "data.derive=gray", "data.image_size=32",
+    "data.load_size=36", "data.batch_size=2", "model.base_filters=8", "model.num_downs=5",
+    "model.d_base_filters=8", "model.d_layers=2", "train.epochs=2",
+    "train.steps_per_epoch=3", "train.checkpoint_every=2", "train.num_samples=2",
+    "train.val_steps=1", "train.lr_policy=constant",
+]
+
+
+def write_tiny_photos(folder, count=4, size=40, seed=0):
+    """Writes `count` small color photos (smooth gradients and a disc) as PNGs in folder."""
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / (size - 1)
+    for i in range(count):
+        colors = rng.uniform(0, 255, (3, 3))
+        image = colors[0] * x[..., None] + colors[1] * y[..., None]
+        cy, cx = rng.uniform(0.2, 0.8, 2)
+        disc = (y - cy) ** 2 + (x - cx) ** 2 < 0.05
+        image[disc] = colors[2]
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def tiny_cdae_recipe(tmp_path, *overrides, name="tiny_cdae"):
+    """A recipe for a seconds-long CDAE colorization run on a few generated photos."""
+    from kstyle.recipes import recipe_from_dict
+
+    photos = tmp_path / "photos"
+    if not photos.is_dir():
+        write_tiny_photos(photos / "train", count=6, seed=0)
+        write_tiny_photos(photos / "val", count=2, seed=1)
+    return recipe_from_dict({"name": name}, [*TINY_CDAE, f'data.path="{photos}"',
+                                             f'train.out_dir="{tmp_path / name}"',
+                                             *overrides], source="tiny_cdae.toml")

@@ -3,16 +3,17 @@
 Adding a model kind:
     1. a model file ``kstyle/models/<kind>.py`` with a ``keras.Model`` subclass that overrides
        ``train_step``, exposes ``translator`` and has a ``build_from_options(**options)``
-       classmethod;
+       classmethod (a two-way model subclasses ``kstyle.models.two_way.TwoWayGAN``);
     2. one line in ``MODELS`` below;
     3. its ``[model]`` dataclass in ``kstyle/recipes.py`` (``MODEL_CONFIGS``);
     4. a recipe in ``recipes/`` and a test case in ``tests/``.
 """
 
+from kstyle.models.cdae import CDAE
 from kstyle.models.cyclegan import CycleGAN
 from kstyle.models.pix2pix import Pix2Pix
 
-MODELS = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN}
+MODELS = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "cdae": CDAE}
 
 
 def get_model_class(kind: str):
@@ -25,4 +26,4 @@ def get_model_class(kind: str):
         ) from None
 
 
-__all__ = ["MODELS", "CycleGAN", "Pix2Pix", "get_model_class"]
+__all__ = ["CDAE", "MODELS", "CycleGAN", "Pix2Pix", "get_model_class"]

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from kstyle import losses
+from kstyle.models.two_way import TwoWayGAN
 from kstyle.nets.image_pool import ImagePool
 from kstyle.nets.patchgan import patchgan_discriminator
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
@@ -46,7 +47,7 @@ class FakeImagePools(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
-class CycleGAN(keras.Model):
+class CycleGAN(TwoWayGAN):
     """CycleGAN: two generators, a -> b and b -> a, each against a PatchGAN of its domain.
 
     Objective, with ``G_ab``/``G_ba`` the generators, ``D_a``/``D_b`` the discriminators,
@@ -110,25 +111,21 @@ class CycleGAN(keras.Model):
     val_metric = "cycle_l1"
     #: The ResNet generators take any side that is a multiple of 4.
     size_multiple = RESNET_SIZE_MULTIPLE
+    serialized_networks = (*TwoWayGAN.serialized_networks, "feature_extractor")
 
     def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b,
                  feature_extractor=None, gan_mode="lsgan", lambda_cycle=10.0,
                  lambda_identity=0.5, lambda_perceptual=0.0, pool_size=50, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(generator_ab, generator_ba, discriminator_a, discriminator_b,
+                         gan_mode=gan_mode, **kwargs)
         if lambda_perceptual > 0 and feature_extractor is None:
             raise ValueError("lambda_perceptual > 0 needs a feature_extractor.")
-        self.generator_ab = generator_ab
-        self.generator_ba = generator_ba
-        self.discriminator_a = discriminator_a
-        self.discriminator_b = discriminator_b
         self.feature_extractor = feature_extractor
-        self.gan_mode = gan_mode
         self.lambda_cycle = float(lambda_cycle)
         self.lambda_identity = float(lambda_identity)
         self.lambda_perceptual = float(lambda_perceptual)
         self.pool_size = int(pool_size)
         self.pools = FakeImagePools(self.pool_size, name="pools")
-        self._g_gan_loss_fn, self._d_loss_fn = losses.gan_losses(gan_mode)
 
         names = ["g_loss", "g_ab_loss", "g_ba_loss", "cycle_loss"]
         if self.lambda_identity > 0:
@@ -171,16 +168,6 @@ class CycleGAN(keras.Model):
             lambda_identity=lambda_identity, lambda_perceptual=lambda_perceptual,
             pool_size=pool_size)
 
-    @property
-    def translator(self):
-        """The network used for inference and export: a -> b."""
-        return self.generator_ab
-
-    @property
-    def translators(self):
-        """Both inference networks by direction."""
-        return {"a2b": self.generator_ab, "b2a": self.generator_ba}
-
     def sample_columns(self, real_a, real_b):
         """Named image batches (float, [-1, 1]) for a sample grid: both directions."""
         fake_b = self.generator_ab(real_a, training=False)
@@ -193,38 +180,11 @@ class CycleGAN(keras.Model):
     @property
     def networks(self):
         """The checkpointed state by name: the four networks and the image pools."""
-        return {"generator_ab": self.generator_ab, "generator_ba": self.generator_ba,
-                "discriminator_a": self.discriminator_a,
-                "discriminator_b": self.discriminator_b, "pools": self.pools}
+        return {**super().networks, "pools": self.pools}
 
     @property
     def metrics(self):
         return [*self.train_trackers.values(), self.cycle_l1_tracker]
-
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-
-    @property
-    def optimizers(self):
-        """The optimizers by name: one for both generators, one for both discriminators."""
-        return {"generators": self.g_optimizer, "discriminators": self.d_optimizer}
-
-    def _generator_variables(self):
-        return self.generator_ab.trainable_variables + self.generator_ba.trainable_variables
-
-    def _discriminator_variables(self):
-        return (self.discriminator_a.trainable_variables
-                + self.discriminator_b.trainable_variables)
-
-    def build_optimizers(self):
-        """Creates optimizer slots now, so that a checkpoint can be restored into them."""
-        self.g_optimizer.build(self._generator_variables())
-        self.d_optimizer.build(self._discriminator_variables())
-
-    def call(self, inputs, training=False):
-        return self.generator_ab(inputs, training=training)
 
     def _perceptual_distance(self, real, cycled):
         real_features = self.feature_extractor(real, training=False)
@@ -278,10 +238,7 @@ class CycleGAN(keras.Model):
                 self.discriminator_b(pooled_fake_b, training=True))
             d_loss = logs["d_a_loss"] + logs["d_b_loss"]
 
-        g_vars = self._generator_variables()
-        d_vars = self._discriminator_variables()
-        self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
-        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+        self._apply_gradients(g_tape, g_loss, d_tape, d_loss)
 
         for name, tracker in self.train_trackers.items():
             tracker.update_state(logs[name])
@@ -297,24 +254,10 @@ class CycleGAN(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        for key in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b",
-                    "feature_extractor"):
-            value = getattr(self, key)
-            config[key] = None if value is None else keras.saving.serialize_keras_object(value)
         config.update({
-            "gan_mode": self.gan_mode,
             "lambda_cycle": self.lambda_cycle,
             "lambda_identity": self.lambda_identity,
             "lambda_perceptual": self.lambda_perceptual,
             "pool_size": self.pool_size,
         })
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator_ab", "generator_ba", "discriminator_a", "discriminator_b",
-                    "feature_extractor"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
