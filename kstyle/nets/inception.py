@@ -1,17 +1,14 @@
 """Frozen InceptionV3 pool features, the embedding of FID and KID."""
 
 import os
-from pathlib import Path
 
 import keras
 
-from kstyle.errors import ModelLoadError
+from kstyle.nets.pretrained import KERAS_APPLICATIONS_URL, load_application
 
 # The file `keras.applications.InceptionV3(include_top=False, weights="imagenet")` downloads.
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-INCEPTION_WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
-    + INCEPTION_WEIGHTS_FILE)
+INCEPTION_WEIGHTS_URL = f"{KERAS_APPLICATIONS_URL}inception_v3/{INCEPTION_WEIGHTS_FILE}"
 # A local copy of that file, used for weights="imagenet" instead of Keras' download.
 INCEPTION_WEIGHTS_ENV = "KSTYLE_INCEPTION_WEIGHTS"
 # InceptionV3's input side and the width of its average-pool features.
@@ -25,34 +22,9 @@ def _inception_v3(weights) -> keras.Model:
             include_top=False, weights=weights, pooling="avg",
             input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
 
-    if weights == "imagenet" and os.environ.get(INCEPTION_WEIGHTS_ENV):
-        weights = os.environ[INCEPTION_WEIGHTS_ENV]
-    if weights is None or weights == "random":
-        return build(None)
-    if weights == "imagenet":
-        try:
-            return build("imagenet")
-        except Exception as error:
-            raise ModelLoadError(
-                f"Could not get the ImageNet weights of InceptionV3 ({error}). Download "
-                f"{INCEPTION_WEIGHTS_FILE} from {INCEPTION_WEIGHTS_URL} and put it in "
-                "~/.keras/models/ (or $KERAS_HOME/models/), or pass its path as the weights "
-                f"('kstyle eval --inception-weights PATH'), or set {INCEPTION_WEIGHTS_ENV} "
-                "to its path."
-            ) from error
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelLoadError(
-            f"InceptionV3 weights file {str(path)!r} not found; expected "
-            f"{INCEPTION_WEIGHTS_FILE} (from {INCEPTION_WEIGHTS_URL}) or a .weights.h5 file "
-            "saved from keras.applications.InceptionV3(include_top=False).")
-    model = build(None)
-    try:
-        model.load_weights(path)
-    except Exception as error:
-        raise ModelLoadError(
-            f"Could not load InceptionV3 weights from {str(path)!r}: {error}") from error
-    return model
+    return load_application(build, weights, name="InceptionV3", file=INCEPTION_WEIGHTS_FILE,
+                            url_dir="inception_v3", env=INCEPTION_WEIGHTS_ENV,
+                            option="'kstyle eval --inception-weights PATH'")
 
 
 def inception_features(

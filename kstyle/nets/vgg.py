@@ -1,16 +1,14 @@
 """Frozen VGG19 feature extractor for perceptual losses."""
 
 import os
-from pathlib import Path
 
 import keras
 
-from kstyle.errors import ModelLoadError
+from kstyle.nets.pretrained import KERAS_APPLICATIONS_URL, load_application
 
 # The file `keras.applications.VGG19(include_top=False, weights="imagenet")` downloads.
 VGG19_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
-VGG19_WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + VGG19_WEIGHTS_FILE)
+VGG19_WEIGHTS_URL = f"{KERAS_APPLICATIONS_URL}vgg19/{VGG19_WEIGHTS_FILE}"
 # A local copy of that file, used for weights="imagenet" instead of Keras' download.
 VGG19_WEIGHTS_ENV = "KSTYLE_VGG19_WEIGHTS"
 # Per-channel means of ImageNet in BGR order on a 0-255 scale, those VGG was trained with.
@@ -52,33 +50,8 @@ def _vgg19(weights) -> keras.Model:
         return keras.applications.VGG19(
             include_top=False, weights=weights, input_shape=(None, None, 3))
 
-    if weights == "imagenet" and os.environ.get(VGG19_WEIGHTS_ENV):
-        weights = os.environ[VGG19_WEIGHTS_ENV]
-    if weights is None or weights == "random":
-        return build(None)
-    if weights == "imagenet":
-        try:
-            return build("imagenet")
-        except Exception as error:
-            raise ModelLoadError(
-                f"Could not get the ImageNet weights of VGG19 ({error}). Download "
-                f"{VGG19_WEIGHTS_FILE} from {VGG19_WEIGHTS_URL} and put it in "
-                "~/.keras/models/ (or $KERAS_HOME/models/), or pass its path as the "
-                f"weights, or set {VGG19_WEIGHTS_ENV} to its path."
-            ) from error
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ModelLoadError(
-            f"VGG19 weights file {str(path)!r} not found; expected {VGG19_WEIGHTS_FILE} "
-            f"(from {VGG19_WEIGHTS_URL}) or a .weights.h5 file saved from "
-            "keras.applications.VGG19(include_top=False).")
-    model = build(None)
-    try:
-        model.load_weights(path)
-    except Exception as error:
-        raise ModelLoadError(
-            f"Could not load VGG19 weights from {str(path)!r}: {error}") from error
-    return model
+    return load_application(build, weights, name="VGG19", file=VGG19_WEIGHTS_FILE,
+                            url_dir="vgg19", env=VGG19_WEIGHTS_ENV)
 
 
 def vgg19_features(
