@@ -3,7 +3,8 @@
 Quick use::
 
     import kstyle
-    out = kstyle.stylize("photo.jpg", model="saved_models/quickstart")
+    out = kstyle.stylize("photo.jpg", model="saved_models/quickstart")  # a trained model
+    out = kstyle.stylize("photo.jpg", style="starry_night.jpg")         # Gatys et al.
 """
 
 __version__ = "0.1.0"
@@ -12,11 +13,11 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # The Python API is imported lazily so that `import kstyle` (and `kstyle --help`)
     # does not pay for importing TensorFlow.
-    if name in ("stylize", "load", "Translator"):
+    if name in ("stylize", "load", "transfer_style", "Translator"):
         from kstyle import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'kstyle' has no attribute {name!r}")
 
 
-__all__ = ["stylize", "load", "Translator", "__version__"]
+__all__ = ["stylize", "load", "transfer_style", "Translator", "__version__"]

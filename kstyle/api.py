@@ -7,6 +7,7 @@ comes back as the same kind. Inside, models see float32 in [-1, 1].
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import kstyle.nets  # noqa: F401  (registers kstyle's layers, needed to load net
 from kstyle import runs
 from kstyle.data import derive as kderive
 from kstyle.data import images as kimages
-from kstyle.errors import DataError, ModelLoadError
+from kstyle.errors import DataError, ModelLoadError, StyleOptionError
 
 
 class Translator:
@@ -70,34 +71,70 @@ class Translator:
             out: for a path input, where to write the result (default: ``<stem>_kstyle.png``
                 beside the input). Ignored otherwise.
         """
-        if isinstance(image, str | os.PathLike):
-            src = Path(image)
-            result = self.translate_array(kimages.read_image(src))
+        return map_image(self.translate_array, image, out)
+
+
+def map_image(function, image, out: str | os.PathLike | None = None):
+    """Applies ``function`` (uint8 ``HxWx3`` -> uint8 ``hxwx3``) to an image of any kind.
+
+    Args:
+        function: works on uint8 RGB arrays.
+        image: a ``numpy`` array (uint8 ``HxW``, ``HxWx3`` or ``HxWx4``, or float in
+            [0, 1]), a ``PIL.Image``, or a path.
+        out: for a path input, the file to write (default: ``<stem>_kstyle.png`` beside
+            the input). Ignored otherwise.
+
+    Returns:
+        The result as the input's kind: an array of the same dtype (gray stays gray,
+        alpha is dropped), a PIL image, or the path of the written file.
+
+    Raises:
+        DataError: an unreadable file or an array that is not an image.
+    """
+    rgb, give_back = unpack_image(image)
+    return give_back(function(rgb), out)
+
+
+def unpack_image(image):
+    """Reads any image as uint8 RGB.
+
+    Returns:
+        ``(rgb, give_back)``: the uint8 ``HxWx3`` array, and ``give_back(result, out)``
+        that turns a uint8 RGB result into the input's kind (see :func:`map_image`).
+    """
+    if isinstance(image, str | os.PathLike):
+        src = Path(image)
+
+        def to_file(result, out=None):
             dest = Path(out) if out else src.with_name(f"{src.stem}_kstyle.png")
             dest.parent.mkdir(parents=True, exist_ok=True)
             with runs.atomic_path(dest, suffix=dest.suffix) as tmp:
                 Image.fromarray(result).save(tmp, format=_pil_format(dest))
             return dest
-        if isinstance(image, Image.Image):
-            rgb = np.asarray(image.convert("RGB"))
-            return Image.fromarray(self.translate_array(rgb))
-        array = np.asarray(image)
-        is_float = np.issubdtype(array.dtype, np.floating)
-        if is_float:
-            array = np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
-        if array.dtype != np.uint8:
-            raise DataError(
-                f"expected a uint8 image array (or float in [0, 1]), got dtype {array.dtype}")
-        gray = array.ndim == 2
-        if gray:
-            array = np.repeat(array[..., None], 3, axis=-1)
-        if array.ndim != 3 or array.shape[-1] not in (3, 4):
-            raise DataError(
-                f"expected an image array of shape HxW, HxWx3 or HxWx4, got {array.shape}")
-        result = self.translate_array(np.ascontiguousarray(array[..., :3]))
+
+        return kimages.read_image(src), to_file
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB")), lambda result, out=None: Image.fromarray(result)
+    array = np.asarray(image)
+    is_float = np.issubdtype(array.dtype, np.floating)
+    if is_float:
+        array = np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
+    if array.dtype != np.uint8:
+        raise DataError(
+            f"expected a uint8 image array (or float in [0, 1]), got dtype {array.dtype}")
+    gray = array.ndim == 2
+    if gray:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise DataError(
+            f"expected an image array of shape HxW, HxWx3 or HxWx4, got {array.shape}")
+
+    def to_array(result, out=None):
         if gray:
             result = result.mean(axis=-1).round().astype(np.uint8)
         return result.astype(np.float32) / 255.0 if is_float else result
+
+    return np.ascontiguousarray(array[..., :3]), to_array
 
 
 def infer_size_multiple(model: keras.Model) -> int:
@@ -170,29 +207,178 @@ def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
     return Translator(net, info)
 
 
-def stylize(image, model: str | os.PathLike | Translator, out=None, direction=None):
-    """Translates an image with a trained model.
+def stylize(image, model: str | os.PathLike | Translator | None = None, out=None,
+            direction=None, *, style=None, **style_options):
+    """Stylizes an image: with a trained model, or with a style image (Gatys et al.).
+
+    Give either ``model`` (a run folder, ``.keras`` file or :class:`Translator`: one
+    forward pass) or ``style`` (one or more style images: the content image is optimized
+    to match their style, see :func:`transfer_style` for the options).
 
     Args:
         image: ``numpy`` array, ``PIL.Image`` or path (or a list of them).
         model: run folder, ``.keras`` file, or a loaded :class:`Translator`.
         out: for path inputs, output file (one input) or folder (a list).
         direction: ``"a2b"`` or ``"b2a"`` for two-way models (see :func:`load`).
+        style: a style image (array, PIL image, path) or a list of them.
+        **style_options: with ``style``, the options of :func:`transfer_style`
+            (``steps``, ``size``, ``blend``, ``preserve_color``, ...).
 
     Returns:
-        The translated image(s), as the same kind as the input(s); for a path, the path
+        The stylized image(s), as the same kind as the input(s); for a path, the path
         of the written file.
+
+    Raises:
+        ValueError: neither or both of ``model`` and ``style``, or style options with a
+            model.
 
     Example:
         >>> out = kstyle.stylize(np.asarray(photo), model="saved_models/quickstart")
+        >>> pil = kstyle.stylize(PIL.Image.open("photo.jpg"), style="starry_night.jpg",
+        ...                      steps=200, size=512)
     """
-    translator = model if isinstance(model, Translator) else load(model, direction)
+    if (model is None) == (style is None):
+        raise ValueError("give either model= (a trained run or .keras file) or style= "
+                         "(a style image), not both or neither")
+    if style is not None:
+        function = functools.partial(transfer_style, style=style, **style_options)
+    else:
+        if style_options:
+            raise ValueError(f"options {', '.join(sorted(style_options))} need style=, "
+                             "not model=")
+        function = model if isinstance(model, Translator) else load(model, direction)
     if isinstance(image, list | tuple):
         results = []
         for item in image:
             dest = None
             if out is not None and isinstance(item, str | os.PathLike):
                 dest = Path(out) / f"{Path(item).stem}.png"
-            results.append(translator(item, out=dest))
+            results.append(function(item, out=dest))
         return results
-    return translator(image, out=out)
+    return function(image, out=out)
+
+
+@functools.lru_cache(maxsize=2)
+def _gatys_features(layers: tuple[str, ...], weights: str, weights_env: str | None):
+    # Building VGG19 and reading its 80 MB of weights takes seconds: keep the last two.
+    from kstyle.nets.vgg import vgg19_features
+
+    return vgg19_features(layers, weights=weights, name="gatys_features")
+
+
+def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
+                   size: int | None = None, init: str = "content", style_scale: float = 1.0,
+                   preserve_color: bool = False, content_weight: float = 1e4,
+                   style_weight: float = 1e-2, tv_weight: float = 1e7,
+                   content_layer: str = "block4_conv2", style_layers=None,
+                   start_size: int = 512, lr: float = 0.04,
+                   vgg_weights: str | os.PathLike = "imagenet", frames=None,
+                   save_every: int = 0, jit_compile: bool = False, seed: int = 0,
+                   verbose: int = 1):
+    """Neural style transfer by optimization (Gatys et al.) of one content image.
+
+    The image is optimized, starting from the content, so that its VGG19 features at
+    ``content_layer`` match the content's and the Gram matrices of its features at
+    ``style_layers`` match the style's. Large images are done coarse to fine.
+
+    Args:
+        image: the content image: ``numpy`` array, ``PIL.Image`` or path.
+        style: a style image (array, PIL image or path), or a list of them.
+        out: for a path input, the file to write (default ``<stem>_kstyle.png``).
+        blend: with several styles, the weight of each (default equal).
+        steps: Adam steps (at the coarsest stage; finer stages run half as many each).
+        size: long side of the result in pixels (None: the content's size).
+        init: start from the ``"content"``, from ``"noise"``, or from the ``"style"``.
+        style_scale: the style is resized to this fraction of the image's long side.
+        preserve_color: transfer on luminance only; keep the content's colors.
+        content_weight, style_weight, tv_weight: alpha, beta and the total variation
+            weight (the losses are means; see ``kstyle.models.gatys.Gatys``).
+        content_layer: VGG19 layer of the content loss (``block4_conv2`` as in the paper,
+            or ``block5_conv2`` as in TensorFlow's tutorial).
+        style_layers: VGG19 layers of the style loss (default ``block1..5_conv1``).
+        start_size: long side of the coarsest stage (0: no coarse-to-fine).
+        lr: Adam learning rate on the [-1, 1] pixel scale.
+        vgg_weights: ``"imagenet"`` (Keras' cache, downloaded on first use, or the file
+            named by ``$KSTYLE_VGG19_WEIGHTS``), or the path of a VGG19 weights file:
+            ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` or a ``.weights.h5``.
+        frames: a folder for intermediate images (``frame_00050.png`` ...).
+        save_every: write a frame every N steps (0: one per stage).
+        jit_compile: compile the step with XLA.
+        seed: seed of the noise init.
+        verbose: 1 prints a progress bar per stage.
+
+    Returns:
+        The stylized image, as the content's kind (array, PIL image, or written path).
+
+    Raises:
+        kstyle.errors.ModelLoadError: no VGG19 weights could be had; the message says
+            what to download and where to put it.
+        kstyle.errors.DataError: an unreadable image.
+
+    Example:
+        >>> out = kstyle.transfer_style("tubingen.jpg", "starry_night.jpg", size=512,
+        ...                             out="tubingen_starry.png")
+    """
+    from kstyle.models.gatys import STYLE_LAYERS, Gatys
+    from kstyle.nets.vgg import VGG19_WEIGHTS_ENV
+
+    style_layers = tuple(style_layers or STYLE_LAYERS)
+    styles = list(style) if isinstance(style, list | tuple) else [style]
+    _check_style_options(styles, blend, steps, size, init, style_scale, start_size,
+                         save_every)
+    style_arrays = [unpack_image(s)[0] for s in styles]
+    try:
+        features = _gatys_features((content_layer, *style_layers), os.fspath(vgg_weights),
+                                   os.environ.get(VGG19_WEIGHTS_ENV))
+    except ValueError as e:  # an unknown layer name
+        if isinstance(e, ModelLoadError):
+            raise
+        raise StyleOptionError(str(e)) from None
+    gatys = Gatys(features, content_layer=content_layer, style_layers=style_layers,
+                  content_weight=content_weight, style_weight=style_weight,
+                  tv_weight=tv_weight)
+
+    def save_frame(stage, step, image):
+        path = Path(frames) / f"frame_{step:05d}.png"
+        with runs.atomic_path(path, suffix=".png") as tmp:
+            Image.fromarray(kimages.to_uint8(image).numpy()[0]).save(tmp, format="PNG")
+
+    def run(content: np.ndarray) -> np.ndarray:
+        content = kimages.to_float(content[None])
+        if size:
+            h, w = content.shape[1:3]
+            scale = size / max(h, w)
+            content = tf.image.resize(content, (max(1, round(h * scale)),
+                                                max(1, round(w * scale))), antialias=True)
+        result = gatys.transfer(
+            content, [kimages.to_float(s[None]) for s in style_arrays], blend=blend,
+            steps=steps, init=init, style_scale=style_scale, preserve_color=preserve_color,
+            start_size=start_size, lr=lr, seed=seed, jit_compile=jit_compile,
+            verbose=verbose, callback=save_frame if frames else None,
+            callback_every=save_every)
+        return kimages.to_uint8(result).numpy()[0]
+
+    return map_image(run, image, out)
+
+
+def _check_style_options(styles, blend, steps, size, init, style_scale, start_size,
+                         save_every):
+    from kstyle.models.gatys import INITS
+
+    problems = []
+    if not styles:
+        problems.append("style: give at least one style image")
+    if blend is not None and (len(blend) != len(styles) or any(b < 0 for b in blend)
+                              or not sum(blend) > 0):
+        problems.append(f"blend = {list(blend)}: expected {len(styles)} non-negative "
+                        "weight(s), one per style, not all zero")
+    for name, value, low in (("steps", steps, 1), ("size", size or 1, 1),
+                             ("start_size", start_size, 0), ("save_every", save_every, 0)):
+        if not isinstance(value, int) or value < low:
+            problems.append(f"{name} = {value!r}: expected a whole number >= {low}")
+    if init not in INITS:
+        problems.append(f"init = {init!r}: expected one of {', '.join(INITS)}")
+    if not style_scale > 0:
+        problems.append(f"style_scale = {style_scale!r}: expected a number > 0")
+    if problems:
+        raise StyleOptionError("; ".join(problems))

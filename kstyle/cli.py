@@ -50,6 +50,8 @@ def main():
       kstyle fit recipes/quickstart.toml
       kstyle stylize photo.jpg --model saved_models/quickstart
       kstyle eval saved_models/quickstart
+    Or give a painting: neural style transfer by optimization (Gatys et al.):
+      kstyle stylize photo.jpg --style starry_night.jpg
     """
 
 
@@ -79,29 +81,98 @@ def fit(recipe, overrides, quiet):
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--model", "-m", "model", required=True, type=click.Path(),
-              help="Run folder written by 'kstyle fit' (or a .keras file).")
-@click.option("--out", "-o", type=click.Path(file_okay=False), default="stylized",
-              show_default=True, help="Folder for the results (PNG, named after the inputs).")
+@click.option("--model", "-m", "model", type=click.Path(),
+              help="Run folder written by 'kstyle fit' (or a .keras file): one forward pass.")
+@click.option("--style", "-s", "styles", multiple=True, type=click.Path(dir_okay=False),
+              help="Style image (repeatable): optimize each input to take on its style "
+                   "(Gatys et al.) instead of using a trained model.")
+@click.option("--out", "-o", type=click.Path(), default="stylized", show_default=True,
+              help="Folder for the results (PNG, named after the inputs), or a file name "
+                   "(.png, .jpg) for a single input.")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
-              show_default=True, help="For models that translate both ways (CycleGAN).")
+              show_default=True, help="--model: for models that translate both ways.")
+@click.option("--steps", type=int, default=300, show_default=True,
+              help="--style: optimization steps (coarsest stage; finer stages run half as "
+                   "many each).")
+@click.option("--size", type=int, default=512, show_default=True,
+              help="--style: long side of the result in pixels (0: the input's own size). "
+                   "Above --start-size, runs coarse to fine.")
+@click.option("--blend", type=float, multiple=True,
+              help="--style: weight of each style, in --style order (default equal).")
+@click.option("--init", type=click.Choice(["content", "noise", "style"]), default="content",
+              show_default=True, help="--style: image the optimization starts from.")
+@click.option("--style-scale", type=float, default=1.0, show_default=True,
+              help="--style: style resized to this fraction of the result's long side "
+                   "(larger: bigger brush strokes).")
+@click.option("--preserve-color", is_flag=True,
+              help="--style: transfer on luminance only; keep the input's colors.")
+@click.option("--content-weight", type=float, default=1e4, show_default=True,
+              help="--style: alpha, weight of the content loss.")
+@click.option("--style-weight", type=float, default=1e-2, show_default=True,
+              help="--style: beta, weight of the style loss.")
+@click.option("--tv-weight", type=float, default=1e7, show_default=True,
+              help="--style: weight of the total variation (smoothness) loss.")
+@click.option("--content-layer", default="block4_conv2", show_default=True,
+              help="--style: VGG19 layer of the content loss (block5_conv2: TensorFlow "
+                   "tutorial's).")
+@click.option("--lr", type=float, default=0.04, show_default=True,
+              help="--style: Adam learning rate on the [-1, 1] pixel scale.")
+@click.option("--start-size", type=int, default=512, show_default=True,
+              help="--style: long side of the coarsest stage (0: no coarse to fine).")
+@click.option("--save-every", type=int, default=0,
+              help="--style: also write every Nth step's image to OUT/<name>_frames/.")
+@click.option("--vgg-weights", default="imagenet", show_default=True,
+              metavar="imagenet|PATH",
+              help="--style: VGG19 weights: 'imagenet' (Keras' cache ~/.keras/models/, "
+                   "downloaded on first use, or $KSTYLE_VGG19_WEIGHTS), or a file "
+                   "(vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 or .weights.h5).")
+@click.option("--jit/--no-jit", default=False, show_default=True,
+              help="--style: compile the optimization step with XLA.")
+@click.option("--seed", type=int, default=0, show_default=True, help="--style: noise seed.")
 @handle_errors
-def stylize(inputs, model, out, direction):
-    """Translate INPUTS (image files or folders of images) with a trained model.
+def stylize(inputs, model, styles, out, direction, steps, size, blend, init, style_scale,
+            preserve_color, content_weight, style_weight, tv_weight, content_layer, lr,
+            start_size, save_every, vgg_weights, jit, seed):
+    """Stylize INPUTS (image files or folders of images).
 
-    Any image size works: images are padded to the network's size multiple and cropped back.
+    \b
+    With a trained model, one forward pass at any size (padded to the network's
+    size multiple and cropped back):
+      kstyle stylize photo.jpg --model saved_models/quickstart
+    With a style image, neural style transfer by optimization (Gatys et al.):
+      kstyle stylize photo.jpg --style starry_night.jpg --steps 300 --size 512
+      kstyle stylize photo.jpg -s wave.jpg -s udnie.jpg --blend 0.7 --blend 0.3
     """
     _quiet_tf()
+    if bool(model) == bool(styles):
+        raise click.UsageError("give either --model (a trained run) or --style (a style "
+                               "image), not both or neither")
     from kstyle import api
-    from kstyle.data.images import list_images
+    from kstyle.data.images import IMAGE_EXTENSIONS, list_images
 
     files = []
     for item in inputs:
         files += list_images(item) if Path(item).is_dir() else [item]
-    translator = api.load(model, direction)
+    to_file = Path(out).suffix.lower() in IMAGE_EXTENSIONS
+    if to_file and len(files) > 1:
+        raise click.UsageError(f"--out {out} names one file, but there are {len(files)} "
+                               "inputs: give a folder")
+    if styles:
+        options = dict(
+            style=list(styles), blend=list(blend) or None, steps=steps, size=size or None,
+            init=init, style_scale=style_scale, preserve_color=preserve_color,
+            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+            content_layer=content_layer, lr=lr, start_size=start_size, vgg_weights=vgg_weights,
+            save_every=save_every, jit_compile=jit, seed=seed)
+
+        def function(src, out):
+            frames = out.parent / f"{out.stem}_frames" if save_every else None
+            return api.transfer_style(src, out=out, frames=frames, **options)
+    else:
+        function = api.load(model, direction)
     for src in files:
-        dest = Path(out) / f"{Path(src).stem}.png"
-        translator(src, out=dest)
+        dest = Path(out) if to_file else Path(out) / f"{Path(src).stem}.png"
+        function(src, out=dest)
         click.echo(f"{src} -> {dest}")
 
 

@@ -15,3 +15,7 @@ class DataError(KstyleError, ValueError):
 
 class ModelLoadError(KstyleError, ValueError):
     """A run folder or model file cannot be loaded."""
+
+
+class StyleOptionError(KstyleError, ValueError):
+    """A style transfer option is out of range (steps, init, blend weights, a layer)."""

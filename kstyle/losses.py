@@ -193,6 +193,116 @@ def l1_loss(x, y):
     return ops.mean(ops.abs(_float32(x) - _float32(y)))
 
 
+def gram_matrix(features):
+    """Gram matrix of feature maps, normalized by the number of positions.
+
+    `G[n, c, d] = sum_{h, w} F[n, h, w, c] * F[n, h, w, d] / (H * W)`: the correlations
+    between channels that Gatys et al. take as the "style" of a layer. Dividing by the
+    number of positions makes Gram matrices of different image sizes comparable.
+
+    Args:
+        features: Feature maps `[N, H, W, C]`.
+
+    Returns:
+        A float32 tensor `[N, C, C]`.
+
+    Example:
+
+    >>> gram_matrix([[[[1.0, 2.0]], [[3.0, 0.0]]]]).numpy().tolist()  # 2 positions
+    [[[5.0, 1.0], [1.0, 2.0]]]
+
+    Reference:
+        Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks",
+        CVPR 2016 (equation 3).
+    """
+    features = _float32(features)
+    shape = ops.shape(features)
+    positions = ops.cast(shape[1] * shape[2], "float32")
+    return ops.einsum("nhwc,nhwd->ncd", features, features) / positions
+
+
+def content_loss(features, target):
+    """Content loss: mean squared difference of feature maps.
+
+    `mean((F - P)^2)` over every element, with `F` the features of the generated image
+    and `P` those of the content image at the same layer (Gatys et al. sum and halve;
+    the mean makes the weight independent of the image size).
+
+    Args:
+        features: Feature maps of the generated image, `[N, H, W, C]`.
+        target: Feature maps of the content image, same shape.
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+
+    >>> float(content_loss([[1.0, 2.0]], [[0.0, 0.0]]))
+    2.5
+
+    Reference:
+        Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks",
+        CVPR 2016 (equation 1).
+    """
+    return ops.mean(ops.square(_float32(features) - _float32(target)))
+
+
+def style_loss(gram, target_gram):
+    """Style loss of one layer: mean squared difference of Gram matrices.
+
+    `mean((G - A)^2)` over the `C x C` entries (and the batch), with `G` the Gram matrix
+    (`gram_matrix`) of the generated image and `A` that of the style image. With Gram
+    matrices normalized by the `M = H * W` positions this is `4 * E_l` of Gatys et al.,
+    `E_l = sum((G_raw - A_raw)^2) / (4 N^2 M^2)`. Per-layer weights are the model's.
+
+    Args:
+        gram: Gram matrices of the generated image, `[N, C, C]`.
+        target_gram: Gram matrices of the style, `[N, C, C]` or `[1, C, C]` (broadcast).
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+
+    >>> float(style_loss([[[1.0, 0.0], [0.0, 1.0]]], [[[0.0, 0.0], [0.0, 3.0]]]))
+    1.25
+
+    Reference:
+        Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural Networks",
+        CVPR 2016 (equations 4 and 5).
+    """
+    return ops.mean(ops.square(_float32(gram) - _float32(target_gram)))
+
+
+def total_variation_loss(images):
+    """Anisotropic total variation: mean absolute difference of neighbouring pixels.
+
+    `mean(|x[:, i+1, j] - x[:, i, j]|) + mean(|x[:, i, j+1] - x[:, i, j]|)`, a smoothness
+    prior against the high-frequency noise that optimizing an image through a CNN
+    leaves. The means make it independent of the image size.
+
+    Args:
+        images: Images `[N, H, W, C]`, H and W at least 2.
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+
+    >>> float(total_variation_loss([[[[0.0], [1.0]], [[1.0], [1.0]]]]))
+    1.0
+
+    Reference:
+        Mahendran & Vedaldi, "Understanding Deep Image Representations by Inverting Them",
+        CVPR 2015; Johnson et al., "Perceptual Losses for Real-Time Style Transfer and
+        Super-Resolution", ECCV 2016.
+    """
+    images = _float32(images)
+    down = ops.mean(ops.abs(images[:, 1:, :, :] - images[:, :-1, :, :]))
+    right = ops.mean(ops.abs(images[:, :, 1:, :] - images[:, :, :-1, :]))
+    return down + right
+
+
 # Adding a GAN objective: write its generator and discriminator losses above, add one
 # line here, and one hand-computed test case in tests/test_losses.py.
 GAN_LOSSES = {
@@ -231,12 +341,16 @@ def gan_losses(mode: str):
 
 __all__ = [
     "GAN_LOSSES",
+    "content_loss",
     "gan_losses",
+    "gram_matrix",
     "hinge_discriminator_loss",
     "hinge_generator_loss",
     "l1_loss",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "style_loss",
+    "total_variation_loss",
     "vanilla_discriminator_loss",
     "vanilla_generator_loss",
 ]

@@ -39,6 +39,27 @@ def tiny_run(tmp_path_factory):
     return result.run_dir
 
 
+@pytest.fixture(scope="session")
+def random_vgg(tmp_path_factory):
+    """A random-weight VGG19 without its top, and its weights saved in two formats.
+
+    No ImageNet weights can be downloaded here: the style losses are tested with these,
+    which also exercises loading VGG19 weights from a local file.
+    """
+    import warnings
+
+    import keras
+
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    folder = tmp_path_factory.mktemp("vgg")
+    vgg.save_weights(folder / "vgg19.weights.h5")
+    # Keras' legacy HDF5 format, that of the file keras.applications downloads.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vgg.save(folder / "vgg19.h5")
+    return folder, vgg
+
+
 TINY_CYCLEGAN = [
     "model.kind=cyclegan", "data.source=synthetic", "data.image_size=32",
     "data.load_size=36", "data.batch_size=1", "data.synthetic_count=8",

@@ -1,6 +1,5 @@
 """Tests of CycleGAN: ResNet generator, reflection padding, image pool, VGG features, model."""
 
-import warnings
 
 import keras
 import numpy as np
@@ -227,19 +226,6 @@ def test_pools_round_trip_through_weights_files(tmp_path):
 
 
 # ---------------------------------------------------------------------------- VGG features
-
-@pytest.fixture(scope="module")
-def random_vgg(tmp_path_factory):
-    """A random-weight VGG19 without its top, and its weights saved in two formats."""
-    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
-    folder = tmp_path_factory.mktemp("vgg")
-    vgg.save_weights(folder / "vgg19.weights.h5")
-    # Keras' legacy HDF5 format, that of the file keras.applications downloads.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        vgg.save(folder / "vgg19.h5")
-    return folder, vgg
-
 
 def caffe(x):
     return ((x + 1.0) * 127.5)[..., ::-1] - np.array([103.939, 116.779, 123.68])

@@ -107,3 +107,32 @@ def test_gan_losses_unknown_mode_lists_valid_names():
         losses.gan_losses("wgan")
     for name in ("vanilla", "lsgan", "hinge"):
         assert name in str(info.value)
+
+
+# ----------------------------------------------------------------------- style transfer
+
+
+def test_gram_matrix_by_hand():
+    # Two positions with features (1, 2) and (3, 0): outer products summed, over 2.
+    features = f32([1.0, 2.0, 3.0, 0.0]).reshape(1, 2, 1, 2)
+    np.testing.assert_allclose(losses.gram_matrix(features), [[[5.0, 1.0], [1.0, 2.0]]])
+    # Independent of size: the same statistics tiled twice give the same Gram matrix.
+    tiled = np.tile(features, (1, 2, 3, 1))
+    np.testing.assert_allclose(losses.gram_matrix(tiled), losses.gram_matrix(features))
+
+
+def test_content_and_style_losses_by_hand():
+    assert value(losses.content_loss(f32([[1.0, -2.0]]), f32([[0.0, 0.0]]))) == 2.5
+    gram = f32([[[1.0, 0.0], [0.0, 1.0]]])
+    target = f32([[[0.0, 0.0], [0.0, 3.0]]])
+    assert value(losses.style_loss(gram, target)) == pytest.approx((1 + 4) / 4)
+    # A [1, C, C] style target broadcasts over a batch of two.
+    assert value(losses.style_loss(np.concatenate([gram, target]), target)) == \
+        pytest.approx(5 / 8)
+
+
+def test_total_variation_by_hand():
+    image = f32([[0.0, 1.0], [1.0, 1.0]]).reshape(1, 2, 2, 1)
+    # Down: |1-0|, |1-1| -> 0.5; right: |1-0|, |1-1| -> 0.5.
+    assert value(losses.total_variation_loss(image)) == pytest.approx(1.0)
+    assert value(losses.total_variation_loss(np.ones((1, 5, 7, 3), "float32"))) == 0.0

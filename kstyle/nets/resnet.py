@@ -6,6 +6,8 @@ from kstyle.nets.layers import Dropout, ReflectionPadding2D, normalization
 
 # Height and width of the input must be multiples of this: two stride-2 downsamplings.
 RESNET_SIZE_MULTIPLE = 4
+# How the decoder doubles the resolution.
+UPSAMPLING = ("deconv", "resize")
 
 
 def _weights() -> keras.initializers.Initializer:
@@ -33,6 +35,8 @@ def resnet_generator(
     num_blocks: int = 9,
     norm: str = "instance",
     dropout: float = 0.0,
+    outer_kernel: int = 7,
+    upsample: str = "deconv",
     name: str = "resnet_generator",
 ) -> keras.Model:
     """Builds the CycleGAN ResNet generator as a functional model.
@@ -59,6 +63,11 @@ def resnet_generator(
     reference's count; 9 blocks is the reference's `resnet_9blocks` for 256x256 images,
     6 blocks (7,837,699 parameters) its `resnet_6blocks` for 128x128.
 
+    Johnson et al.'s fast style transfer network is the same shape with 32 base filters,
+    5 blocks and 9x9 outer convs (`outer_kernel=9`); `upsample="resize"` replaces each
+    transposed conv by a nearest-neighbour x2 resize and a 3x3 conv, which avoids the
+    checkerboard artifacts of transposed convs (Odena et al., Distill 2016).
+
     Args:
         in_channels: Channels of the input image.
         out_channels: Channels of the output image.
@@ -67,6 +76,10 @@ def resnet_generator(
         norm: Normalization kind, one of `kstyle.nets.layers.NORMS`.
         dropout: Dropout rate inside each residual block; 0 (CycleGAN's default) builds
             no dropout layers, the reference's `use_dropout` is 0.5.
+        outer_kernel: Kernel side of the first and last convs (odd; 7 in CycleGAN, 9 in
+            Johnson et al.).
+        upsample: `"deconv"` (stride-2 transposed convs, the reference's) or `"resize"`
+            (nearest-neighbour resize, reflection pad 1, 3x3 conv).
         name: Model name.
 
     Returns:
@@ -75,7 +88,8 @@ def resnet_generator(
         multiples of `RESNET_SIZE_MULTIPLE` (4), and at least 8.
 
     Raises:
-        ValueError: If `num_blocks < 0`, `dropout` is outside [0, 1) or `norm` is unknown.
+        ValueError: If `num_blocks < 0`, `dropout` is outside [0, 1), `outer_kernel` is not
+            a positive odd number, or `norm` or `upsample` is unknown.
 
     Example:
 
@@ -93,12 +107,18 @@ def resnet_generator(
         raise ValueError(f"num_blocks must be at least 0, got {num_blocks}.")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
+    if outer_kernel < 1 or outer_kernel % 2 == 0:
+        raise ValueError(f"outer_kernel must be a positive odd number, got {outer_kernel}.")
+    if upsample not in UPSAMPLING:
+        raise ValueError(
+            f"Unknown upsample {upsample!r}; valid kinds are: {', '.join(UPSAMPLING)}.")
+    outer_pad = outer_kernel // 2
     normalization(norm)  # Fails early, before any layer is built, on an unknown kind.
     use_bias = norm == "instance"
 
     inputs = keras.Input(shape=(None, None, in_channels), name="image")
-    x = ReflectionPadding2D(3, name="stem_pad")(inputs)
-    x = _conv(base_filters, 7, use_bias, "stem_conv")(x)
+    x = ReflectionPadding2D(outer_pad, name="stem_pad")(inputs)
+    x = _conv(base_filters, outer_kernel, use_bias, "stem_conv")(x)
     x = normalization(norm, name="stem_norm")(x)
     x = keras.layers.ReLU(name="stem_relu")(x)
 
@@ -125,22 +145,27 @@ def resnet_generator(
 
     for i in (1, 2):
         filters //= 2
-        x = keras.layers.Conv2DTranspose(
-            filters,
-            3,
-            strides=2,
-            padding="valid",
-            use_bias=use_bias,
-            kernel_initializer=_weights(),
-            name=f"up{i}_conv",
-        )(x)
-        # 'valid' gives 2n + 1; PyTorch's padding=1 crops the first row and column and
-        # output_padding=1 gives back the last, leaving 2n.
-        x = keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"up{i}_crop")(x)
+        if upsample == "resize":
+            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}_resize")(x)
+            x = ReflectionPadding2D(1, name=f"up{i}_pad")(x)
+            x = _conv(filters, 3, use_bias, f"up{i}_conv")(x)
+        else:
+            x = keras.layers.Conv2DTranspose(
+                filters,
+                3,
+                strides=2,
+                padding="valid",
+                use_bias=use_bias,
+                kernel_initializer=_weights(),
+                name=f"up{i}_conv",
+            )(x)
+            # 'valid' gives 2n + 1; PyTorch's padding=1 crops the first row and column and
+            # output_padding=1 gives back the last, leaving 2n.
+            x = keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"up{i}_crop")(x)
         x = normalization(norm, name=f"up{i}_norm")(x)
         x = keras.layers.ReLU(name=f"up{i}_relu")(x)
 
-    x = ReflectionPadding2D(3, name="head_pad")(x)
-    x = _conv(out_channels, 7, True, "head_conv")(x)
+    x = ReflectionPadding2D(outer_pad, name="head_pad")(x)
+    x = _conv(out_channels, outer_kernel, True, "head_conv")(x)
     outputs = keras.layers.Activation("tanh", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
