@@ -121,9 +121,35 @@ class CDAEConfig(ModelConfig):
     lambda_recon: float = _f(10.0, "weight of the reconstruction losses A->B->A, B->A->B")
 
 
+@dataclass(frozen=True)
+class FastStyleConfig(ModelConfig):
+    """``[model]`` for ``kind = "fast_style"``: a feed-forward stylizer for one style
+    (Johnson et al. 2016), trained on content photos with VGG19 perceptual losses."""
+
+    style: str = _f("", "the style image: a file, or an http(s) URL fetched once into "
+                    "Keras' cache")
+    style_size: int | None = _f(None, "resize the style's long side to this (none: as is)")
+    base_filters: int = _f(32, "filters of the transformer's first conv")
+    num_blocks: int = _f(5, "residual blocks of the transformer")
+    norm: Literal["batch", "instance", "none"] = _f("instance", "normalization layers")
+    upsample: Literal["resize", "deconv"] = _f(
+        "resize", "decoder upsampling: resize + conv (no checkerboard) or transposed convs")
+    content_layer: str = _f("block2_conv2", "VGG19 layer of the content loss")
+    style_layers: list[str] = _f(["block1_conv2", "block2_conv2", "block3_conv4",
+                                  "block4_conv4"], "VGG19 layers of the style loss")
+    style_layer_weights: list[float] = _f([0.23, 0.057, 0.014, 0.0036],
+                                          "weight of each style layer")
+    content_weight: float = _f(30.0, "weight of the content loss")
+    style_weight: float = _f(1.0, "weight of the style loss (raise for more style)")
+    tv_weight: float = _f(0.0, "weight of the total variation loss (0: off)")
+    vgg_weights: str = _f("imagenet", "VGG19 weights: 'imagenet' (Keras cache, or the file in "
+                          "$KSTYLE_VGG19_WEIGHTS), or a local .h5 file")
+
+
 MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"pix2pix": Pix2PixConfig,
                                                "cyclegan": CycleGANConfig,
-                                               "cdae": CDAEConfig}
+                                               "cdae": CDAEConfig,
+                                               "fast_style": FastStyleConfig}
 UNPAIRED_KINDS = ("cyclegan",)
 
 
@@ -348,14 +374,26 @@ def _check(recipe: Recipe) -> None:
                 f"2**model.num_downs = {multiple} (lower model.num_downs or change the size)")
     if not 0 <= getattr(m, "dropout", 0.0) < 1:
         raise RecipeError(f"{src}: model.dropout = {m.dropout} must be in [0, 1)")
-    if isinstance(m, CycleGANConfig):
-        if d.image_size % 4:
-            raise RecipeError(f"{src}: data.image_size = {d.image_size} must be a multiple of 4")
-        if m.lambda_perceptual > 0 and m.vgg_weights not in ("imagenet", "random") \
-                and not Path(m.vgg_weights).is_file():
+    if isinstance(m, CycleGANConfig | FastStyleConfig) and d.image_size % 4:
+        raise RecipeError(f"{src}: data.image_size = {d.image_size} must be a multiple of 4")
+    uses_vgg = isinstance(m, FastStyleConfig) or getattr(m, "lambda_perceptual", 0) > 0
+    if uses_vgg and m.vgg_weights not in ("imagenet", "random") \
+            and not Path(m.vgg_weights).is_file():
+        raise RecipeError(
+            f"{src}: model.vgg_weights = {m.vgg_weights!r} is not a file; expected "
+            "'imagenet' or the path of VGG19 weights (.h5)")
+    if isinstance(m, FastStyleConfig):
+        if not m.style.startswith(("http://", "https://")) and not Path(m.style).is_file():
+            what = "is empty" if not m.style else f"= {m.style!r} is not a file"
             raise RecipeError(
-                f"{src}: model.vgg_weights = {m.vgg_weights!r} is not a file; expected "
-                "'imagenet' or the path of VGG19 weights (.h5)")
+                f"{src}: model.style {what}; expected the path (or http(s) URL) of the "
+                "style image")
+        if len(m.style_layer_weights) != len(m.style_layers):
+            raise RecipeError(
+                f"{src}: model.style_layer_weights has {len(m.style_layer_weights)} values; "
+                f"expected one per model.style_layers entry ({len(m.style_layers)})")
+        if m.style_size is not None and m.style_size <= 0:
+            raise RecipeError(f"{src}: model.style_size = {m.style_size} must be positive")
     if m.kind in UNPAIRED_KINDS and d.source not in ("folders", "tfds", "synthetic"):
         raise RecipeError(
             f"{src}: data.source = {d.source!r} gives pairs; model.kind = {m.kind!r} trains on "

@@ -52,12 +52,24 @@ def _source(recipe: Recipe):
     """``(count(split), dataset(split, **options))`` for the recipe's data and model kind.
 
     Paired models (pix2pix) read :func:`kstyle.data.paired_dataset`; unpaired ones
-    (CycleGAN) :func:`kstyle.data.unpaired_dataset`, whose epoch is the larger domain.
+    (CycleGAN) :func:`kstyle.data.unpaired_dataset`, whose epoch is the larger domain;
+    models that learn from images alone (the fast stylizer) the B side (the photo) of a
+    paired source, so any paired layout, photo folder, tfds set or the synthetic
+    renderings serve.
     """
     d = recipe.data
     where = dict(synthetic_count=d.synthetic_count, data_dir=d.data_dir or None)
     common = dict(image_size=d.image_size, tfds_keys=tuple(d.tfds_keys), **where)
-    if get_model_class(recipe.model.kind).data_kind == "unpaired":
+    data_kind = get_model_class(recipe.model.kind).data_kind
+    if data_kind == "images":
+        def count(split):
+            return kdata.paired_count(d.source, d.path, split=split, **where)
+
+        def dataset(split, **options):
+            pairs = kdata.paired_dataset(d.source, d.path, split=split, direction="a2b",
+                                         derive=d.derive, **common, **options)
+            return pairs.map(lambda a, b: b)
+    elif data_kind == "unpaired":
         def count(split):
             return max(kdata.unpaired_count(d.source, d.path, split=split, **where))
 
@@ -270,7 +282,8 @@ class Run:
                 step_gamma=t.step_gamma)
             return FusedAdam(schedule, beta_1=t.beta_1, beta_2=t.beta_2)
 
-        model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=t.jit_compile)
+        names = getattr(model, "optimizer_names", ("g_optimizer", "d_optimizer"))
+        model.compile(**{name: adam() for name in names}, jit_compile=t.jit_compile)
         model.build_optimizers()
         return model
 
@@ -279,7 +292,8 @@ class Run:
         if n == 0:
             return None
         ds, _ = eval_dataset(self.recipe, batch_size=n)
-        a, b = next(iter(ds))
+        batch = next(iter(ds))
+        a, b = batch if isinstance(batch, tuple) else (batch, None)
         # The held-back inputs as files, so a new user has something to stylize.
         inputs = self.dir / "samples" / "inputs"
         if not inputs.is_dir():
@@ -299,7 +313,8 @@ class Run:
         otherwise (that of a two-way model, or none), whose input is the plain photo.
         """
         d = self.recipe.data
-        derive = d.derive if d.source in ("photos", "tfds") else "none"
+        derived = d.source in ("photos", "tfds") and self.model.data_kind != "images"
+        derive = d.derive if derived else "none"
         return {k: derive if k == d.direction else "none" for k in self.model.translators}
 
     def run_info(self) -> dict:

@@ -130,3 +130,37 @@ def read_image(path) -> np.ndarray:
         raise DataError(f"image file {path!r} does not exist") from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise DataError(f"image file {path!r} could not be read as an image ({error})") from error
+
+
+def fetch_image(location) -> np.ndarray:
+    """Reads an image from a file path, or from an http(s) URL through Keras' file cache.
+
+    A URL is downloaded once into ``~/.keras/datasets/`` (``$KERAS_HOME``) and read from
+    there afterwards, offline included.
+
+    Args:
+        location: a path, or a URL starting with ``http://`` or ``https://``.
+
+    Returns:
+        uint8 array of shape [H, W, 3].
+
+    Raises:
+        DataError: the file is missing or unreadable, or the download failed; the message
+            says how to use a local file instead.
+
+    Example:
+        >>> style = fetch_image("styles/wave.jpg")  # doctest: +SKIP
+    """
+    text = os.fspath(location)
+    if not text.startswith(("http://", "https://")):
+        return read_image(text)
+    import keras
+
+    name = os.path.basename(text.split("?")[0]) or "image"
+    try:
+        path = keras.utils.get_file(fname=name, origin=text, cache_subdir="datasets")
+    except Exception as error:  # no network, HTTP error: reported alike
+        raise DataError(
+            f"could not download the image {text!r} ({type(error).__name__}: {error}); "
+            f"download it by hand and give its local path instead") from error
+    return read_image(path)

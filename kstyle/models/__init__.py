@@ -3,7 +3,9 @@
 Adding a model kind:
     1. a model file ``kstyle/models/<kind>.py`` with a ``keras.Model`` subclass that overrides
        ``train_step``, exposes ``translator`` and has a ``build_from_options(**options)``
-       classmethod (a two-way model subclasses ``kstyle.models.two_way.TwoWayGAN``);
+       classmethod, a ``data_kind`` (``paired``, ``unpaired`` or ``images``) and, if its
+       ``compile`` takes other optimizers than ``g_optimizer`` and ``d_optimizer``, their
+       ``optimizer_names`` (a two-way model subclasses ``kstyle.models.two_way.TwoWayGAN``);
     2. one line in ``MODELS`` below;
     3. its ``[model]`` dataclass in ``kstyle/recipes.py`` (``MODEL_CONFIGS``);
     4. a recipe in ``recipes/`` and a test case in ``tests/``.
@@ -11,9 +13,13 @@ Adding a model kind:
 
 from kstyle.models.cdae import CDAE
 from kstyle.models.cyclegan import CycleGAN
+from kstyle.models.fast_style import FastStyle
+from kstyle.models.gatys import Gatys
 from kstyle.models.pix2pix import Pix2Pix
 
-MODELS = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "cdae": CDAE}
+#: Models trained by ``kstyle fit``. (``Gatys`` optimizes one image, through
+#: ``kstyle stylize --style``, and has no recipe.)
+MODELS = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "cdae": CDAE, "fast_style": FastStyle}
 
 
 def get_model_class(kind: str):
@@ -26,4 +32,4 @@ def get_model_class(kind: str):
         ) from None
 
 
-__all__ = ["CDAE", "MODELS", "CycleGAN", "Pix2Pix", "get_model_class"]
+__all__ = ["CDAE", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix", "get_model_class"]

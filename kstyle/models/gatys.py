@@ -264,8 +264,20 @@ class Gatys(keras.Model):
             return tf.random.stateless_uniform(content.shape, (seed, 0), -1.0, 1.0)
         return _resize(styles[0], int(content.shape[1]), int(content.shape[2]))
 
-    def _optimize(self, init, content, styles, blend, steps, *, lr, jit_compile, verbose,
-                  on_step):
+    def optimization_step(self, init, content, styles, blend=None, *, lr=0.04,
+                          jit_compile=False):
+        """A compiled Adam step on a new image variable, and that variable.
+
+        Args:
+            init: the starting image ``[1, H, W, 3]`` in [-1, 1].
+            content: the content image at the same size.
+            styles, blend: the style images (already at their working size) and weights.
+            lr, jit_compile: as for :meth:`transfer`.
+
+        Returns:
+            ``(step, image)``: ``step()`` updates ``image`` once (then clips it to
+            [-1, 1]) and returns the loss terms of the image it started from.
+        """
         content_features = tf.stop_gradient(self(content)[self.content_layer])
         grams = {k: tf.stop_gradient(v) for k, v in self.style_grams(styles, blend).items()}
         image = keras.Variable(init, dtype="float32", name="pastiche")
@@ -282,6 +294,12 @@ class Gatys(keras.Model):
             image.assign(tf.clip_by_value(image.value, -1.0, 1.0))
             return logs
 
+        return step, image
+
+    def _optimize(self, init, content, styles, blend, steps, *, lr, jit_compile, verbose,
+                  on_step):
+        step, image = self.optimization_step(init, content, styles, blend, lr=lr,
+                                             jit_compile=jit_compile)
         bar = keras.utils.Progbar(steps, stateful_metrics=["loss", "content_loss",
                                                            "style_loss", "tv_loss"],
                                   verbose=1 if verbose else 0)

@@ -1,0 +1,140 @@
+"""The fast feed-forward stylizer (Johnson et al.): network, objective, fit and stylize.
+
+VGG19 has random weights read from a local file (no ImageNet weights offline).
+"""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import kstyle
+from kstyle.cli import main
+from kstyle.errors import RecipeError
+from kstyle.models.fast_style import STYLE_LAYERS, FastStyle
+from kstyle.nets.resnet import resnet_generator
+from kstyle.recipes import load_recipe, recipe_from_dict
+from kstyle.train import fit
+
+
+@pytest.fixture(scope="module")
+def vgg_file(random_vgg):
+    return str(random_vgg[0] / "vgg19.weights.h5")
+
+
+@pytest.fixture(scope="module")
+def style_file(tmp_path_factory):
+    x = np.arange(48)
+    stripes = np.where(((x[:, None] + x[None, :]) // 4) % 2, 230, 20).astype(np.uint8)
+    image = np.stack([stripes, 255 - stripes, np.full_like(stripes, 90)], axis=-1)
+    path = tmp_path_factory.mktemp("style") / "stripes.png"
+    Image.fromarray(image).save(path)
+    return path
+
+
+def test_johnson_transformer_shape():
+    net = resnet_generator(base_filters=32, num_blocks=5, outer_kernel=9, upsample="resize")
+    assert net(np.zeros((1, 36, 52, 3), np.float32)).shape == (1, 36, 52, 3)
+    kinds = {type(layer).__name__ for layer in net.layers}
+    assert "UpSampling2D" in kinds and "Conv2DTranspose" not in kinds
+    assert net.get_layer("stem_conv").kernel.shape == (9, 9, 3, 32)
+    assert net.get_layer("block4_conv2").kernel.shape == (3, 3, 128, 128)
+    # By hand, kernels + biases: stem 9*9*3*32 + 32, downs 3*3*32*64 + 64 and
+    # 3*3*64*128 + 128, 10 block convs of 3*3*128*128 + 128, resize-convs 3*3*128*64 + 64
+    # and 3*3*64*32 + 32, head 9*9*32*3 + 3 (instance norm has no weights).
+    expected = (7808 + 18496 + 73856 + 10 * 147584 + 73792 + 18464 + 7779)
+    assert net.count_params() == expected == 1_676_035
+    with pytest.raises(ValueError, match="upsample"):
+        resnet_generator(upsample="pixelshuffle")
+    with pytest.raises(ValueError, match="outer_kernel"):
+        resnet_generator(outer_kernel=4)
+
+
+def tiny_model(style_file, vgg_file):
+    return FastStyle.build_from_options(style=style_file, base_filters=4, num_blocks=1,
+                                        vgg_weights=vgg_file, style_size=32,
+                                        content_weight=1.0, style_weight=1.0, tv_weight=1.0)
+
+
+def test_objective_terms_and_style_grams(style_file, vgg_file):
+    model = tiny_model(style_file, vgg_file)
+    assert set(model.style_grams) == set(STYLE_LAYERS)
+    assert model.style_grams["block1_conv2"].shape == (1, 64, 64)
+    content = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    same = model.objective(content, content)
+    assert float(same["content_loss"]) == 0.0 and float(same["style_loss"]) > 0
+    logs = model.objective(content, np.zeros_like(content))
+    assert float(logs["tv_loss"]) == 0.0
+    assert float(logs["loss"]) == pytest.approx(
+        float(logs["content_loss"] + logs["style_loss"]), rel=1e-5)
+
+
+def test_a_few_steps_reduce_the_loss(style_file, vgg_file):
+    keras.utils.set_random_seed(0)
+    model = tiny_model(style_file, vgg_file)
+    model.compile(g_optimizer=keras.optimizers.Adam(1e-3))
+    content = np.random.default_rng(1).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+
+    def loss():
+        return float(model.objective(content, model.transformer(content))["loss"])
+
+    before = loss()
+    for _ in range(20):
+        logs = model.train_step(content)
+    assert set(logs) == {"loss", "content_loss", "style_loss", "tv_loss"}
+    assert loss() < 0.7 * before
+
+
+def tiny_recipe(tmp_path, style_file, vgg_file, *overrides):
+    return recipe_from_dict({"name": "fast"}, [
+        "model.kind=fast_style", f'model.style="{style_file}"', f'model.vgg_weights="{vgg_file}"',
+        "model.style_size=32", "model.base_filters=4", "model.num_blocks=1",
+        "data.source=synthetic", "data.synthetic_count=8", "data.image_size=32",
+        "data.load_size=36", "data.batch_size=2", "train.epochs=2", "train.steps_per_epoch=2",
+        "train.checkpoint_every=3", "train.num_samples=2", "train.val_steps=1",
+        "train.lr=1e-3", "train.lr_policy=constant", f'train.out_dir="{tmp_path / "fast"}"',
+        *overrides], source="fast.toml")
+
+
+def test_fit_resumes_and_the_run_stylizes_any_size(style_file, vgg_file, tmp_path):
+    recipe = tiny_recipe(tmp_path, style_file, vgg_file)
+    first = fit(tiny_recipe(tmp_path, style_file, vgg_file, "train.epochs=1"), verbose=0,
+                log=lambda *_: None)
+    assert first.step == 2
+    result = fit(recipe, verbose=0, log=lambda *_: None)
+    assert result.resumed_from == 2 and result.step == 4
+    run = result.run_dir
+    assert (run / "translator.keras").is_file() and (run / "samples" / "epoch_0002.png").is_file()
+    assert {"val_loss", "val_style_loss"} <= set(result.logs)
+    info = kstyle.load(run).info
+    assert info["kind"] == "fast_style" and info["input_transform"] == "none"
+    assert info["size_multiple"] == 4
+    photo = np.random.default_rng(2).integers(0, 256, (45, 61, 3), dtype=np.uint8)
+    out = kstyle.stylize(photo, model=run)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    src = tmp_path / "photo.png"
+    Image.fromarray(photo).save(src)
+    cli = CliRunner().invoke(main, ["stylize", str(src), "--model", str(run), "--out",
+                                    str(tmp_path / "out")])
+    assert cli.exit_code == 0, cli.output
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "photo.png")), out)
+
+
+def test_recipe_errors_name_the_style_key(tmp_path, style_file, vgg_file):
+    with pytest.raises(RecipeError, match="model.style = '/nowhere/painting.jpg' is not a file"):
+        tiny_recipe(tmp_path, style_file, vgg_file, 'model.style="/nowhere/painting.jpg"')
+    with pytest.raises(RecipeError, match="model.style_layer_weights has 1 values"):
+        tiny_recipe(tmp_path, style_file, vgg_file, "model.style_layer_weights=[1.0]")
+    with pytest.raises(RecipeError, match="model.vgg_weights"):
+        tiny_recipe(tmp_path, style_file, vgg_file, 'model.vgg_weights="/nowhere/v.h5"')
+
+
+def test_shipped_recipe_has_johnsons_settings():
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "fast_style.toml")
+    m = recipe.model
+    assert (m.kind, m.base_filters, m.num_blocks, m.norm) == ("fast_style", 32, 5, "instance")
+    assert m.style.startswith("https://")
+    assert (recipe.data.image_size, recipe.data.batch_size, recipe.train.lr) == (256, 4, 1e-3)
