@@ -18,16 +18,17 @@ from PIL import Image
 
 import kstyle.nets  # noqa: F401  (registers kstyle's layers, needed to load networks)
 from kstyle import runs
-from kstyle.data import derive as kderive
 from kstyle.data import images as kimages
 from kstyle.errors import DataError, ModelLoadError, StyleOptionError
+from kstyle.serving import Uint8Translator
 
 
 class Translator:
     """A trained image-to-image network, ready for images of any size.
 
-    Images are padded (by reflection) to the network's size multiple, translated, and
-    cropped back, so the output has the input's size.
+    Images are padded (by mirroring) to the network's size multiple, translated, and
+    cropped back, so the output has the input's size; all of it runs in one graph,
+    :class:`kstyle.serving.Uint8Translator`, the same that ``kstyle export`` writes.
 
     Args:
         model: a Keras model mapping ``[N, H, W, 3]`` in [-1, 1] to the same.
@@ -40,28 +41,26 @@ class Translator:
         (300, 200, 3)
     """
 
-    def __init__(self, model: keras.Model, info: dict | None = None):
+    def __init__(self, model: keras.Model | None, info: dict | None = None, *, run=None):
         self.model = model
         self.info = dict(info or {})
-        self.size_multiple = int(self.info.get("size_multiple") or infer_size_multiple(model))
         self.input_transform = self.info.get("input_transform", "none")
-        self._forward = tf.function(self._translate, reduce_retracing=True)
+        if run is not None:
+            self.size_multiple = int(self.info.get("size_multiple") or 1)
+            self._run = run
+            return
+        self.size_multiple = int(self.info.get("size_multiple") or infer_size_multiple(model))
+        self.serving = Uint8Translator(model, self.size_multiple, self.input_transform)
+        self._run = tf.function(lambda images: self.serving(images), reduce_retracing=True)
 
-    def _translate(self, x):
-        x = kimages.to_float(x)
-        if self.input_transform in kderive.DERIVATIONS:
-            x = kderive.DERIVATIONS[self.input_transform](x)[0]
-        return kimages.to_uint8(self.model(x, training=False))
+    @classmethod
+    def from_function(cls, run, info: dict | None = None) -> Translator:
+        """A translator around ``run``: uint8 ``[1, H, W, 3]`` -> uint8 of the same shape."""
+        return cls(None, info, run=run)
 
     def translate_array(self, image: np.ndarray) -> np.ndarray:
         """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape."""
-        h, w = image.shape[:2]
-        m = self.size_multiple
-        ph, pw = (-h) % m, (-w) % m
-        padded = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect" if
-                        (ph < h and pw < w) else "symmetric")
-        out = self._forward(tf.convert_to_tensor(padded[None]))
-        return out.numpy()[0, :h, :w]
+        return np.asarray(self._run(np.ascontiguousarray(image[None])))[0]
 
     def __call__(self, image, out: str | os.PathLike | None = None):
         """Translates one image (array, PIL image or path); returns the same kind.
@@ -159,11 +158,12 @@ def _pil_format(path: Path) -> str:
 
 
 def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
-    """Loads a trained translator from a run folder or a ``.keras`` file.
+    """Loads a trained translator from a run folder, a ``.keras`` file or an export.
 
     Args:
-        model: a run folder written by ``kstyle fit`` (``saved_models/<name>``), or a
-            ``.keras`` file of a translator network.
+        model: a run folder written by ``kstyle fit`` (``saved_models/<name>``), a
+            ``.keras`` file of a translator network, or a file written by ``kstyle
+            export``: a ``.tflite`` file (run with LiteRT) or a SavedModel folder.
         direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"`` (default) or
             ``"b2a"``.
 
@@ -174,6 +174,8 @@ def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
         ModelLoadError: the folder holds no translator, or the file cannot be loaded.
     """
     path = Path(model)
+    if path.suffix == ".tflite" or (path / "saved_model.pb").is_file():
+        return _load_exported(path)
     if path.is_dir():
         info = runs.read_run_info(path)
         files = info.get("translators", {runs.DEFAULT_DIRECTION: runs.TRANSLATOR_FILE})
@@ -205,6 +207,20 @@ def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
         raise ModelLoadError(f"{file}: could not load the model ({type(e).__name__}: {e})") \
             from None
     return Translator(net, info)
+
+
+def _load_exported(path: Path) -> Translator:
+    from kstyle.serving import litert_runner, saved_model_runner
+
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file")
+    try:
+        run, info = (litert_runner(path) if path.suffix == ".tflite"
+                     else saved_model_runner(path))
+    except Exception as e:  # LiteRT and TensorFlow raise many types for a bad file.
+        raise ModelLoadError(f"{path}: could not load the exported model "
+                             f"({type(e).__name__}: {e})") from None
+    return Translator.from_function(run, info)
 
 
 def stylize(image, model: str | os.PathLike | Translator | None = None, out=None,

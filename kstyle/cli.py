@@ -82,7 +82,8 @@ def fit(recipe, overrides, quiet):
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "-m", "model", type=click.Path(),
-              help="Run folder written by 'kstyle fit' (or a .keras file): one forward pass.")
+              help="Run folder written by 'kstyle fit', a .keras file, or an export "
+                   "(.tflite file or SavedModel folder): one forward pass.")
 @click.option("--style", "-s", "styles", multiple=True, type=click.Path(dir_okay=False),
               help="Style image (repeatable): optimize each input to take on its style "
                    "(Gatys et al.) instead of using a trained model.")
@@ -233,6 +234,50 @@ def evaluate(run_dir, data_path, split, direction, with_fid, inception_weights, 
     dest = Path(out) if out else Path(run_dir) / "eval.json"
     runs.write_json(dest, scores)
     click.echo(f"wrote {dest}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--saved-model", "saved_model", is_flag=True,
+              help="Write a SavedModel (serving signature: uint8 images in and out).")
+@click.option("--tflite", is_flag=True,
+              help="Write a LiteRT .tflite file (uint8 [N, H, W, 3] in and out, H and W "
+                   "dynamic). Neither flag: both.")
+@click.option("--onnx", is_flag=True, help="Write an ONNX file (not available yet).")
+@click.option("--quantize", type=click.Choice(["none", "fp16", "dynamic", "int8"]),
+              default="none", show_default=True,
+              help="For the .tflite file: float16 weights, int8 weights (dynamic range), or "
+                   "int8 weights and activations calibrated on real images.")
+@click.option("--direction", type=click.Choice(["a2b", "b2a"]), default=None,
+              help="For models that translate both ways (default a2b).")
+@click.option("--check-images", multiple=True, type=click.Path(exists=True),
+              help="Images (files or folders) to check the export on, and to calibrate "
+                   "int8 with (default: the run's samples/inputs).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+              help="Folder for the files (default: RUN_DIR/export).")
+@handle_errors
+def export(run_dir, saved_model, tflite, onnx, quantize, direction, check_images, out):
+    """Export the inference network of a trained run for servers and phones.
+
+    \b
+    Writes only the translator (never a discriminator), wrapped so that it takes and
+    returns uint8 images of any size; its metadata (size multiple, direction, input
+    derivation) goes with it. Each file is checked against the Keras model on real
+    images, and is not written if it differs too much:
+      kstyle export saved_models/quickstart
+      kstyle export saved_models/quickstart --tflite --quantize fp16
+      kstyle stylize photo.jpg --model saved_models/quickstart/export/translator.tflite
+    """
+    _quiet_tf()
+    if onnx:
+        raise UserError("--onnx: ONNX export is not available yet; use --saved-model or "
+                        "--tflite")
+    from kstyle.export import export_run
+
+    if not (saved_model or tflite):
+        saved_model = tflite = True
+    export_run(run_dir, out, saved_model=saved_model, tflite=tflite, quantize=quantize,
+               direction=direction, images=list(check_images) or None, log=click.echo)
 
 
 @main.group()

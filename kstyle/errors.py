@@ -19,3 +19,7 @@ class ModelLoadError(KstyleError, ValueError):
 
 class StyleOptionError(KstyleError, ValueError):
     """A style transfer option is out of range (steps, init, blend weights, a layer)."""
+
+
+class ExportError(KstyleError, ValueError):
+    """An export failed: conversion, or its check against the Keras model."""

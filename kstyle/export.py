@@ -1,0 +1,231 @@
+"""``kstyle export``: a trained translator as a SavedModel and a LiteRT (.tflite) file.
+
+Only the inference network is exported (never a discriminator), wrapped in
+:class:`kstyle.serving.Uint8Translator`: uint8 ``[N, H, W, 3]`` in, uint8 out, H and W
+dynamic, padding, input derivation and value mapping included. Every file is checked
+against the Keras model on real images before it is kept: the largest difference (and,
+for quantized files, the PSNR) is printed, and a file that misses the bar is not written.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from kstyle import runs
+from kstyle.data.images import list_images, read_image
+from kstyle.errors import ExportError, ModelLoadError
+from kstyle.serving import (
+    METADATA_FILE,
+    add_tflite_metadata,
+    litert_runner,
+    saved_model_runner,
+)
+
+QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
+#: The bar each export must pass against the Keras model, on uint8 outputs: the largest
+#: absolute difference for float32 files, the PSNR (dB) for quantized ones.
+MAX_ABS_DIFF = 2
+MIN_PSNR = {"fp16": 35.0, "dynamic": 25.0, "int8": 20.0}
+# Images used by the parity check and, for int8, as the representative set.
+MAX_CHECK_IMAGES = 8
+
+
+def _input_spec():
+    return [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def check_images(run_dir: Path, images=None) -> list[np.ndarray]:
+    """Real images for the parity check: ``images`` (files or folders), else the run's
+    held-back sample inputs; each also cropped to an odd size, to exercise padding."""
+    paths = []
+    for item in images or [run_dir / "samples" / "inputs"]:
+        item = Path(item)
+        paths += list_images(item) if item.is_dir() else [item] if item.is_file() else []
+    if not paths:
+        raise ExportError(
+            f"{run_dir}: no images to check the export with (samples/inputs/ is missing); "
+            "give some with --check-images")
+    arrays = [read_image(p) for p in sorted(paths)[:MAX_CHECK_IMAGES]]
+    first = arrays[0]
+    h, w = first.shape[:2]
+    arrays.append(first[: max(1, h - 3), : max(1, w - 5)])
+    return arrays
+
+
+def representative_images(run_dir: Path, direction: str, input_transform: str,
+                          count: int = 32) -> list[np.ndarray]:
+    """Up to ``count`` training inputs of the run's recipe, uint8, for int8 calibration.
+
+    Each is what the exported translator will be given: the A side, or B for ``b2a``,
+    or the plain photo for runs that derive their input (gray, edges) from it.
+    """
+    from kstyle.data.images import to_uint8
+    from kstyle.errors import KstyleError
+    from kstyle.recipes import load_recipe
+    from kstyle.train import eval_dataset
+
+    try:
+        recipe = load_recipe(run_dir / runs.RECIPE_FILE)
+        ds, _ = eval_dataset(recipe, split=recipe.data.train_split, batch_size=1)
+    except KstyleError as e:
+        raise ExportError(f"{run_dir}: int8 calibration needs the run's training data "
+                          f"({e}); or give images with --check-images") from None
+    side = 1 if (input_transform != "none" or direction == "b2a") else 0
+    images = []
+    for element in ds.take(count):
+        batch = element[side] if isinstance(element, tuple) else element
+        images.append(to_uint8(batch).numpy()[0])
+    return images
+
+
+def parity(reference, run, images, quantize: str) -> dict:
+    """Runs both on every image; returns max |difference| and PSNR, and whether it passed."""
+    worst, psnrs = 0, []
+    for image in images:
+        expected = reference(image)
+        try:
+            got = np.asarray(run(image[None]))[0]
+        except Exception as e:  # the runtime refuses the file: report it, keep nothing
+            raise ExportError(f"the exported model failed to run on a {image.shape} image "
+                              f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        if got.shape != expected.shape or got.dtype != np.uint8:
+            raise ExportError(f"exported model returned {got.dtype} {got.shape} for a "
+                              f"{image.shape} image; expected uint8 {expected.shape}")
+        worst = max(worst, int(np.abs(got.astype(int) - expected.astype(int)).max()))
+        psnrs.append(_psnr(got, expected))
+    psnr = min(psnrs)
+    passed = worst <= MAX_ABS_DIFF if quantize == "none" else psnr >= MIN_PSNR[quantize]
+    return {"max_abs_diff": worst, "psnr_db": psnr, "n_images": len(images), "passed": passed}
+
+
+def _converter_options(quantize: str, calibration):
+    builtins = tf.lite.OpsSet.TFLITE_BUILTINS
+    if quantize == "none":
+        return {"target_spec": {"supported_ops": [builtins]}}
+    options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantize == "fp16":
+        options["target_spec"] = {"supported_types": [tf.float16], "supported_ops": [builtins]}
+    elif quantize == "int8":
+        def representative():
+            for image in calibration():
+                yield [image[None]]
+
+        options["representative_dataset"] = representative
+        options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                    builtins]}
+    return options
+
+
+def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True,
+               quantize: str = "none", direction: str | None = None, images=None,
+               log=print) -> dict:
+    """Exports a trained translator and checks each file against the Keras model.
+
+    Args:
+        model: a run folder written by ``kstyle fit`` (or a translator ``.keras`` file).
+        out: the folder for the files (default ``<run>/export``).
+        saved_model: write ``saved_model/`` (with ``kstyle.json`` metadata beside it).
+        tflite: write ``translator[_b2a][_<quantize>].tflite`` (metadata embedded).
+        quantize: ``"none"`` (float32), ``"fp16"`` (float16 weights), ``"dynamic"`` (int8
+            weights) or ``"int8"`` (int8 weights and activations, calibrated on training
+            inputs of the run's recipe, or on ``images`` when given); applies to the
+            .tflite file.
+        direction: ``"a2b"`` or ``"b2a"`` for two-way models.
+        images: image files or folders for the check (default: the run's sample inputs).
+        log: where messages go.
+
+    Returns:
+        ``{format: {"path", "bytes", "max_abs_diff", "psnr_db", "n_images", "passed"}}``.
+
+    Raises:
+        ExportError: a check failed (nothing is written for that format), a conversion
+            failed, or an option is invalid.
+        ModelLoadError: the run cannot be loaded.
+
+    Example:
+        >>> export_run("saved_models/quickstart", quantize="fp16")["tflite"]["psnr_db"]
+    """
+    from kstyle.api import load
+
+    if quantize not in QUANTIZATIONS:
+        raise ExportError(f"quantize = {quantize!r}; expected one of {', '.join(QUANTIZATIONS)}")
+    if not (saved_model or tflite):
+        raise ExportError("nothing to export: ask for a SavedModel and/or a .tflite file")
+    translator = load(model, direction)
+    if translator.model is None:
+        raise ModelLoadError(f"{model}: already an exported file; export a run folder")
+    source = Path(model)
+    run_dir = source if source.is_dir() else source.parent
+    out = Path(out) if out else run_dir / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    direction = direction or runs.DEFAULT_DIRECTION
+    info = {k: translator.info.get(k) for k in ("kind", "name", "image_size", "step")}
+    info.update({"direction": direction, "size_multiple": translator.size_multiple,
+                 "input_transform": translator.input_transform, "value_range": [0, 255],
+                 "dtype": "uint8", "layout": "NHWC", "quantize": quantize})
+    user_images = images
+    images = check_images(run_dir, images)
+    reference = translator.translate_array
+    serving = translator.serving
+    stem = runs.translator_file(direction).removesuffix(".keras")
+    results = {}
+
+    if saved_model:
+        dest = out / "saved_model"
+        with runs.atomic_path(dest) as tmp:
+            serving.export(str(tmp), format="tf_saved_model", input_signature=_input_spec(),
+                           verbose=False)
+            runs.write_json(tmp / METADATA_FILE, {**info, "quantize": "none"})
+            run, _ = saved_model_runner(tmp)
+            results["saved_model"] = _checked(run, reference, images, "none", tmp, dest, log)
+
+    if tflite:
+        name = stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite"
+        dest = out / name
+        with tempfile.TemporaryDirectory(dir=out) as scratch:
+            raw = Path(scratch) / "raw.tflite"
+            if quantize == "int8" and user_images is None:
+                def calibration():
+                    return representative_images(run_dir, direction,
+                                                 translator.input_transform)
+            else:
+                def calibration():
+                    return images
+            try:
+                serving.export(str(raw), format="litert", input_signature=_input_spec(),
+                               verbose=False, **_converter_options(quantize, calibration))
+            except Exception as e:  # the converter raises many kinds of errors
+                lines = [ln.strip() for ln in str(e).splitlines()
+                         if "ops" in ln.lower() or ln.strip().startswith("error")]
+                raise ExportError(f"LiteRT conversion failed ({type(e).__name__}: "
+                                  f"{'; '.join(lines[:3]) or str(e)[:300]})") from e
+            with runs.atomic_path(dest, suffix=".tflite") as tmp:
+                tmp.write_bytes(add_tflite_metadata(raw.read_bytes(), info))
+                run, _ = litert_runner(tmp)
+                results["tflite"] = _checked(run, reference, images, quantize, tmp, dest, log)
+    return results
+
+
+def _checked(run, reference, images, quantize, tmp: Path, dest: Path, log) -> dict:
+    """Checks one exported file; raises (so that it is not kept) when it fails."""
+    result = parity(reference, run, images, quantize)
+    size = (sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) if tmp.is_dir()
+            else tmp.stat().st_size)
+    line = (f"{dest}: {size / 2**20:.1f} MiB; vs Keras on {result['n_images']} images: "
+            f"max |diff| {result['max_abs_diff']} (of 255), PSNR {result['psnr_db']:.1f} dB")
+    if not result["passed"]:
+        bar = (f"max |diff| <= {MAX_ABS_DIFF}" if quantize == "none"
+               else f"PSNR >= {MIN_PSNR[quantize]} dB")
+        raise ExportError(f"{line}: check FAILED (needs {bar}); the file was not written")
+    log(line + " - ok")
+    return {"path": str(dest), "bytes": size, **result}
+

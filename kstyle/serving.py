@@ -1,0 +1,170 @@
+"""The inference graph every translator runs in: uint8 images in, uint8 images out.
+
+``Uint8Translator`` wraps a trained network with what inference needs around it: pad the
+image to the network's size multiple (by mirroring), map uint8 to [-1, 1], apply the
+input derivation the model was trained with (gray, edges), run the network, map back to
+uint8 and crop to the input's size. ``kstyle.load`` runs it, and ``kstyle export``
+writes exactly this graph to SavedModel and LiteRT, so edge apps need no pre- or
+post-processing and every format computes the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kstyle.data import derive as kderive
+from kstyle.data import images as kimages
+
+
+def mirror_pad_to(images: tf.Tensor, height, width) -> tf.Tensor:
+    """Pads ``[N, H, W, C]`` at the bottom and right to ``height`` x ``width`` by mirroring.
+
+    The image is continued as ``x, reversed(x), x, ...`` (numpy's ``"symmetric"``), so any
+    amount of padding works, even more than the image's own size.
+    """
+    def along(x, size, axis):
+        # Index i of the padded axis reads i mod 2n, folded back past the edge.
+        n = tf.shape(x)[axis]
+        i = tf.range(size) % (2 * n)
+        return tf.gather(x, tf.where(i < n, i, 2 * n - 1 - i), axis=axis)
+
+    # A gather keeps the channels known, which LiteRT's convolutions need.
+    return along(along(images, height, 1), width, 2)
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class Uint8Translator(keras.Model):
+    """A translator network as a uint8 ``[N, H, W, 3]`` -> uint8 ``[N, H, W, 3]`` model.
+
+    Args:
+        network: maps float32 ``[N, H, W, 3]`` in [-1, 1] to the same.
+        size_multiple: the network's height and width must be multiples of this.
+        input_transform: ``"none"``, or a derivation of ``kstyle.data.derive.DERIVATIONS``
+            (``"gray"``, ``"edges"``) applied to the input first.
+        **kwargs: those of ``keras.Model``.
+
+    Example:
+        >>> serving = Uint8Translator(generator, size_multiple=256)
+        >>> serving(np.zeros((1, 300, 200, 3), np.uint8)).shape
+        TensorShape([1, 300, 200, 3])
+    """
+
+    def __init__(self, network, size_multiple=1, input_transform="none", **kwargs):
+        super().__init__(**kwargs)
+        if input_transform != "none" and input_transform not in kderive.DERIVATIONS:
+            raise ValueError(f"unknown input_transform {input_transform!r}; expected none or "
+                             f"one of {', '.join(kderive.DERIVATIONS)}")
+        self.network = network
+        self.size_multiple = int(size_multiple)
+        self.input_transform = input_transform
+        # Nothing of its own to build: the wrapped network comes built.
+        self.built = True
+
+    def call(self, images):
+        shape = tf.shape(images)
+        height, width = shape[1], shape[2]
+        m = self.size_multiple
+        x = kimages.to_float(images)
+        if m > 1:
+            x = mirror_pad_to(x, (height + m - 1) // m * m, (width + m - 1) // m * m)
+        if self.input_transform != "none":
+            x = kderive.DERIVATIONS[self.input_transform](x)[0]
+        y = self.network(x, training=False)
+        return kimages.to_uint8(y[:, :height, :width, :])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "network": keras.saving.serialize_keras_object(self.network),
+            "size_multiple": self.size_multiple,
+            "input_transform": self.input_transform,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)
+
+
+# ------------------------------------------------------------------ exported files
+
+#: Name of the JSON metadata entry embedded in exported .tflite files, and the file
+#: written beside a SavedModel's saved_model.pb.
+METADATA_NAME = "kstyle"
+METADATA_FILE = "kstyle.json"
+
+
+def add_tflite_metadata(model: bytes, info: dict) -> bytes:
+    """Returns the .tflite flatbuffer ``model`` with ``info`` embedded as JSON metadata.
+
+    The entry (named ``"kstyle"``) lives in the flatbuffer's ``metadata`` list, which
+    LiteRT runtimes carry along and ignore; :func:`read_tflite_metadata` reads it back.
+    """
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    root = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(info, sort_keys=True).encode(), np.uint8)
+    root.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(root.buffers) - 1
+    root.metadata = [m for m in (root.metadata or []) if m.name != METADATA_NAME.encode()]
+    root.metadata.append(entry)
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(root.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def read_tflite_metadata(model: bytes) -> dict:
+    """The JSON metadata :func:`add_tflite_metadata` embedded ({} when there is none)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    root = schema.Model.GetRootAsModel(model, 0)
+    for i in range(root.MetadataLength()):
+        entry = root.Metadata(i)
+        if entry.Name() == METADATA_NAME.encode():
+            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return {}
+
+
+def litert_runner(path, num_threads: int | None = None):
+    """Runs a .tflite translator with LiteRT: ``(run, info)``.
+
+    ``run(images)`` takes uint8 ``[1, H, W, 3]`` of any H and W (the input is resized on
+    each new shape) and returns uint8 of the same shape; ``info`` is the embedded
+    metadata.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = Path(path).read_bytes()
+    interpreter = Interpreter(model_content=model, num_threads=num_threads or os.cpu_count())
+    runner = interpreter.get_signature_runner()
+    (input_name,) = runner.get_input_details()
+    (output_name,) = runner.get_output_details()
+
+    def run(images):
+        return runner(**{input_name: np.asarray(images, np.uint8)})[output_name]
+
+    return run, read_tflite_metadata(model)
+
+
+def saved_model_runner(path):
+    """Runs an exported SavedModel translator with TensorFlow: ``(run, info)``."""
+    loaded = tf.saved_model.load(os.fspath(path))
+    info_file = Path(path) / METADATA_FILE
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+
+    def run(images):
+        return loaded.serve(tf.convert_to_tensor(images, tf.uint8)).numpy()
+
+    return run, info
