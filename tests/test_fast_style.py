@@ -14,7 +14,9 @@ from PIL import Image
 import kstyle
 from kstyle.cli import main
 from kstyle.errors import RecipeError
+from kstyle.export import export_run
 from kstyle.models.fast_style import STYLE_LAYERS, FastStyle
+from kstyle.nets.layers import NearestUpsampling2D
 from kstyle.nets.resnet import resnet_generator
 from kstyle.recipes import load_recipe, recipe_from_dict
 from kstyle.train import fit
@@ -39,7 +41,7 @@ def test_johnson_transformer_shape():
     net = resnet_generator(base_filters=32, num_blocks=5, outer_kernel=9, upsample="resize")
     assert net(np.zeros((1, 36, 52, 3), np.float32)).shape == (1, 36, 52, 3)
     kinds = {type(layer).__name__ for layer in net.layers}
-    assert "UpSampling2D" in kinds and "Conv2DTranspose" not in kinds
+    assert "NearestUpsampling2D" in kinds and "Conv2DTranspose" not in kinds
     assert net.get_layer("stem_conv").kernel.shape == (9, 9, 3, 32)
     assert net.get_layer("block4_conv2").kernel.shape == (3, 3, 128, 128)
     # By hand, kernels + biases: stem 9*9*3*32 + 32, downs 3*3*32*64 + 64 and
@@ -121,6 +123,18 @@ def test_fit_resumes_and_the_run_stylizes_any_size(style_file, vgg_file, tmp_pat
                                     str(tmp_path / "out")])
     assert cli.exit_code == 0, cli.output
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "photo.png")), out)
+    # It exports like every other translator, LiteRT included.
+    results = export_run(run, tmp_path / "export", log=lambda *_: None)
+    assert results["tflite"]["passed"] and results["saved_model"]["passed"]
+    lite = kstyle.stylize(photo, model=tmp_path / "export" / "translator.tflite")
+    assert np.abs(lite.astype(int) - out.astype(int)).max() <= 2
+
+
+def test_nearest_upsampling_matches_keras():
+    x = np.random.default_rng(3).normal(size=(2, 5, 7, 3)).astype(np.float32)
+    ours = NearestUpsampling2D()(x)
+    theirs = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+    np.testing.assert_array_equal(ours, theirs)
 
 
 def test_recipe_errors_name_the_style_key(tmp_path, style_file, vgg_file):

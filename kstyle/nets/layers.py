@@ -129,3 +129,33 @@ class ReflectionPadding2D(keras.layers.Layer):
         config = super().get_config()
         config["padding"] = self.padding
         return config
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class NearestUpsampling2D(keras.layers.Layer):
+    """Doubles the height and width of NHWC images by nearest-neighbour resizing.
+
+    The same values as `keras.layers.UpSampling2D(2, interpolation="nearest")`, computed by
+    one `ResizeNearestNeighbor` op, which LiteRT runs natively: Keras' layer builds a
+    tile-and-reshape whose output loses its channel count in the converter, so the conv
+    after it cannot become a LiteRT conv.
+
+    Args:
+        **kwargs: Those of `keras.layers.Layer`.
+
+    Example:
+
+    >>> NearestUpsampling2D()(keras.ops.zeros((1, 3, 5, 8))).shape
+    TensorShape([1, 6, 10, 8])
+    """
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        size = tf.shape(inputs)[1:3] * 2
+        return tf.image.resize(inputs, size, method="nearest")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, None if height is None else 2 * height,
+                None if width is None else 2 * width, channels)

@@ -2,7 +2,7 @@
 
 import keras
 
-from kstyle.nets.layers import Dropout, ReflectionPadding2D, normalization
+from kstyle.nets.layers import Dropout, NearestUpsampling2D, ReflectionPadding2D, normalization
 
 # Height and width of the input must be multiples of this: two stride-2 downsamplings.
 RESNET_SIZE_MULTIPLE = 4
@@ -146,7 +146,7 @@ def resnet_generator(
     for i in (1, 2):
         filters //= 2
         if upsample == "resize":
-            x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}_resize")(x)
+            x = NearestUpsampling2D(name=f"up{i}_resize")(x)
             x = ReflectionPadding2D(1, name=f"up{i}_pad")(x)
             x = _conv(filters, 3, use_bias, f"up{i}_conv")(x)
         else:
