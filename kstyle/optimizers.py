@@ -42,3 +42,51 @@ class FusedAdam(keras.optimizers.Adam):
             beta1_power=ops.power(beta_1, local_step), beta2_power=ops.power(beta_2, local_step),
             lr=ops.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
             epsilon=ops.cast(self.epsilon, dtype), grad=ops.cast(gradient, dtype))
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class CountingLossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """``keras.optimizers.LossScaleOptimizer`` whose ``iterations`` counts every step.
+
+    Keras' loss-scale optimizer skips the update of a step whose scaled gradients overflow,
+    and its ``iterations`` (the inner optimizer's) does not count that step. kstyle's runs
+    take the step count from ``iterations`` for checkpoints, resuming and logs, so this one
+    counts all the steps it was given; the inner optimizer's count (the updates applied)
+    still drives its learning-rate schedule.
+
+    Args:
+        Those of ``keras.optimizers.LossScaleOptimizer``.
+    """
+
+    def build(self, var_list):
+        self.steps_taken = self.add_variable(shape=(), dtype="int", initializer="zeros",
+                                             aggregation="none", name="steps_taken")
+        super().build(var_list)
+
+    def apply(self, grads, trainable_variables=None):
+        super().apply(grads, trainable_variables)
+        self.steps_taken.assign_add(1)
+
+    @property
+    def iterations(self):
+        return self.steps_taken if self.built else self.inner_optimizer.iterations
+
+
+def apply_gradients(optimizer, tape, loss, variables) -> None:
+    """Applies ``optimizer`` to the gradients of ``loss`` that ``tape`` recorded.
+
+    Under ``mixed_float16`` the optimizer is a ``keras.optimizers.LossScaleOptimizer``:
+    the backward pass then starts from the loss scale instead of 1 (the gradients of
+    ``scale * loss``, without float16 underflow), and the optimizer unscales them (and skips
+    the step on overflow). Other optimizers get the plain gradients.
+
+    Args:
+        optimizer: a Keras optimizer, built for ``variables``.
+        tape: the ``tf.GradientTape`` that recorded ``loss``.
+        loss: a scalar tensor.
+        variables: the trainable variables to update.
+    """
+    scale = None
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        scale = ops.cast(optimizer.scale_loss(1.0), loss.dtype)
+    optimizer.apply(tape.gradient(loss, variables, output_gradients=scale), variables)

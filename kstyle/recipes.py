@@ -175,6 +175,10 @@ class TrainConfig:
     num_samples: int = _f(4, "rows in the sample grid")
     val_steps: int = _f(8, "validation batches evaluated at each epoch end (0: none)")
     jit_compile: bool = _f(False, "compile the train step with XLA")
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = _f(
+        "float32", "compute dtype: mixed_bfloat16 (fast on CPUs with AVX-512 BF16, and "
+        "TPUs/recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, norms, "
+        "losses and outputs stay float32")
     seed: int = _f(0, "seed of weight init and dropout")
 
 

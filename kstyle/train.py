@@ -7,6 +7,7 @@ position in the epoch all come back, and training goes on to ``train.epochs``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -26,7 +27,7 @@ from kstyle import data as kdata
 from kstyle import runs, visual
 from kstyle.errors import DataError, KstyleError, RecipeError
 from kstyle.models import get_model_class
-from kstyle.optimizers import FusedAdam
+from kstyle.optimizers import CountingLossScaleOptimizer, FusedAdam
 from kstyle.recipes import Recipe, load_recipe
 from kstyle.schedules import EpochSchedule
 
@@ -113,6 +114,36 @@ def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | Non
                      seed=d.seed, drop_remainder=False)
         return ds, candidate
     raise DataError(f"no images found for data.path = {d.path!r}")
+
+
+# --------------------------------------------------------------------------- precision
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Builds layers under the Keras dtype policy ``name``, then restores the old one.
+
+    Layers keep the policy they were built with, so a model built inside trains in mixed
+    precision while the rest of the process (loading, inference) stays float32.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_copy(network: keras.Model) -> keras.Model:
+    """The same functional network with every layer computing in float32, same weights."""
+    def clone(layer):
+        config = layer.get_config()
+        config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(network, clone_function=clone)
+    copy.set_weights(network.get_weights())
+    return copy
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -272,15 +303,18 @@ class Run:
     def _build_model(self):
         r = self.recipe
         options = {k: v for k, v in dataclasses.asdict(r.model).items() if k != "kind"}
-        model = get_model_class(r.model.kind).build_from_options(**options)
         t = r.train
+        with dtype_policy(t.precision):
+            model = get_model_class(r.model.kind).build_from_options(**options)
 
         def adam():
             schedule = EpochSchedule(
                 t.lr, self.steps_per_epoch, policy=t.lr_policy, epochs=t.epochs,
                 decay_start_epoch=t.decay_start_epoch, step_epochs=t.step_epochs,
                 step_gamma=t.step_gamma)
-            return FusedAdam(schedule, beta_1=t.beta_1, beta_2=t.beta_2)
+            adam = FusedAdam(schedule, beta_1=t.beta_1, beta_2=t.beta_2)
+            # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
+            return CountingLossScaleOptimizer(adam) if t.precision == "mixed_float16" else adam
 
         names = getattr(model, "optimizer_names", ("g_optimizer", "d_optimizer"))
         model.compile(**{name: adam() for name in names}, jit_compile=t.jit_compile)
@@ -347,6 +381,9 @@ class Run:
 
     def save_translator(self):
         for direction, net in self.model.translators.items():
+            if self.recipe.train.precision != "float32":
+                # Inference and export get float32 networks, whatever the training used.
+                net = float32_copy(net)
             with runs.atomic_path(self.dir / runs.translator_file(direction),
                                   suffix=".keras") as tmp:
                 net.save(tmp)

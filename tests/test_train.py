@@ -15,7 +15,7 @@ from kstyle.data import synthetic_pairs, to_float
 from kstyle.errors import RecipeError
 from kstyle.models import MODELS, Pix2Pix, get_model_class
 from kstyle.schedules import EpochSchedule
-from kstyle.train import fit
+from kstyle.train import Run, fit
 
 QUIET = {"verbose": 0, "log": lambda *_: None}
 
@@ -171,3 +171,22 @@ def test_registry_lists_valid_kinds():
 def test_translator_file_is_atomic_and_loads_safely(tiny_run):
     net = keras.saving.load_model(tiny_run / runs.TRANSLATOR_FILE, safe_mode=True)
     assert net.output_shape == (None, None, None, 3)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_resumes_and_saves_float32(tmp_path, precision):
+    recipe = tiny_recipe(tmp_path, f"train.precision={precision}", "train.epochs=1")
+    run = Run(recipe, log=lambda *_: None)
+    compute = {layer.dtype_policy.compute_dtype for layer in run.model.generator.layers
+               if layer.weights}
+    assert compute == {precision.removeprefix("mixed_")}
+    assert run.model.generator.output.dtype == "float32"
+    first = run.fit(verbose=0)
+    assert np.isfinite(first.logs["g_loss"])
+    # The saved translator computes in float32; training goes on from the checkpoint.
+    net = keras.saving.load_model(first.run_dir / runs.TRANSLATOR_FILE, safe_mode=True)
+    assert {layer.dtype_policy.name for layer in net.layers} == {"float32"}
+    second = fit(tiny_recipe(tmp_path, f"train.precision={precision}"), verbose=0,
+                 log=lambda *_: None)
+    assert second.resumed_from == 4 and second.step == 8
+    assert keras.config.dtype_policy().name == "float32"

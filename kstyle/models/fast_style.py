@@ -9,6 +9,7 @@ import tensorflow as tf
 from kstyle import losses
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
 from kstyle.nets.vgg import vgg19_features
+from kstyle.optimizers import apply_gradients
 
 #: Johnson et al.'s layers (VGG16 relu2_2 for content; relu1_2, relu2_2, relu3_3, relu4_3
 #: for style), as the last conv of the same VGG19 blocks.
@@ -196,7 +197,7 @@ class FastStyle(keras.Model):
             stylized = self.transformer(content, training=True)
             logs = self.objective(content, stylized)
         variables = self.transformer.trainable_variables
-        self.g_optimizer.apply(tape.gradient(logs["loss"], variables), variables)
+        apply_gradients(self.g_optimizer, tape, logs["loss"], variables)
         for name, value in logs.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -8,6 +8,7 @@ from keras import ops
 
 from kstyle import losses
 from kstyle.nets import patchgan_discriminator, unet_generator
+from kstyle.optimizers import apply_gradients
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
@@ -137,8 +138,8 @@ class Pix2Pix(keras.Model):
 
         g_vars = self.generator.trainable_variables
         d_vars = self.discriminator.trainable_variables
-        self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
-        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+        apply_gradients(self.g_optimizer, g_tape, g_loss, g_vars)
+        apply_gradients(self.d_optimizer, d_tape, d_loss, d_vars)
 
         self.g_loss_tracker.update_state(g_loss)
         self.g_gan_loss_tracker.update_state(g_gan_loss)

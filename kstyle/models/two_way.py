@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from kstyle import losses
+from kstyle.optimizers import apply_gradients
 
 
 class TwoWayGAN(keras.Model):
@@ -94,8 +95,8 @@ class TwoWayGAN(keras.Model):
     def _apply_gradients(self, g_tape, g_loss, d_tape, d_loss):
         g_vars = self._generator_variables()
         d_vars = self._discriminator_variables()
-        self.g_optimizer.apply(g_tape.gradient(g_loss, g_vars), g_vars)
-        self.d_optimizer.apply(d_tape.gradient(d_loss, d_vars), d_vars)
+        apply_gradients(self.g_optimizer, g_tape, g_loss, g_vars)
+        apply_gradients(self.d_optimizer, d_tape, d_loss, d_vars)
 
     def call(self, inputs, training=False):
         return self.generator_ab(inputs, training=training)
