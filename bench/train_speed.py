@@ -19,6 +19,8 @@ per configuration, XLA caches do not carry over and two runs never share the cor
   generators, two 70x70 PatchGANs, LSGAN, 50-image pools); `cyclegan-128`: 128 px with
   6 blocks, the setting a CPU user can afford.
 - `cdae`, `cdae-xla`: the cross-domain autoencoder GAN at 256 px (when registered).
+- `pix2pix-bf16`, `cyclegan-bf16`, `cyclegan-128-bf16`: the same models built under the
+  `mixed_bfloat16` dtype policy, as `kstyle fit` does for `train.precision`.
 
 All read batch-1 pairs of seeded random images in [-1, 1] from the same repeated,
 in-memory `tf.data` pipeline (batched with `drop_remainder=True` and prefetched, like
@@ -61,6 +63,12 @@ CONFIGS = {
     "cyclegan-xla": dict(impl="kstyle", kind="cyclegan", jit=True, size=256, steps=8),
     "cyclegan-128": dict(impl="kstyle", kind="cyclegan", options={"num_blocks": 6},
                          jit=False, size=128, steps=20),
+    "pix2pix-bf16": dict(impl="kstyle", kind="pix2pix", jit=False, size=256, steps=40,
+                         precision="mixed_bfloat16"),
+    "cyclegan-bf16": dict(impl="kstyle", kind="cyclegan", jit=False, size=256, steps=8,
+                          precision="mixed_bfloat16"),
+    "cyclegan-128-bf16": dict(impl="kstyle", kind="cyclegan", options={"num_blocks": 6},
+                              jit=False, size=128, steps=20, precision="mixed_bfloat16"),
     "cdae": dict(impl="kstyle", kind="cdae", jit=False, size=256, steps=15),
     "cdae-xla": dict(impl="kstyle", kind="cdae", jit=True, size=256, steps=15),
 }
@@ -91,7 +99,7 @@ def _dataset(size: int):
 
 
 def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix",
-                 options: dict | None = None) -> list[float]:
+                 options: dict | None = None, precision: str = "float32") -> list[float]:
     import keras
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -114,7 +122,10 @@ def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix"
             float(logs["g_loss"])
             self.seconds.append(time.perf_counter() - self._start)
 
-    model = get_model_class(kind).build_from_options(**(options or {}))
+    from kstyle.train import dtype_policy
+
+    with dtype_policy(precision):  # as `kstyle fit` builds it for train.precision
+        model = get_model_class(kind).build_from_options(**(options or {}))
     model.compile(
         g_optimizer=FusedAdam(2e-4, beta_1=0.5),
         d_optimizer=FusedAdam(2e-4, beta_1=0.5),
@@ -166,7 +177,7 @@ def run_worker(name: str, warmup: int, steps: int, size: int | None = None) -> d
     busy_before, own_before, wall_before = _busy_ticks(), os.times(), time.monotonic()
     if implementation == "kstyle":
         seconds = _time_kstyle(jit_compile, size, warmup + steps, config["kind"],
-                               config.get("options"))
+                               config.get("options"), config.get("precision", "float32"))
     else:
         seconds = _time_tutorial(jit_compile, size, warmup + steps)
     busy_after, own_after, wall = _busy_ticks(), os.times(), time.monotonic() - wall_before

@@ -287,7 +287,7 @@ def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
                    preserve_color: bool = False, content_weight: float = 1e4,
                    style_weight: float = 1e-2, tv_weight: float = 1e7,
                    content_layer: str = "block4_conv2", style_layers=None,
-                   start_size: int = 512, lr: float = 0.04,
+                   style_layer_weights=None, start_size: int = 512, lr: float = 0.04,
                    vgg_weights: str | os.PathLike = "imagenet", frames=None,
                    save_every: int = 0, jit_compile: bool = False, seed: int = 0,
                    verbose: int = 1):
@@ -312,6 +312,7 @@ def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
         content_layer: VGG19 layer of the content loss (``block4_conv2`` as in the paper,
             or ``block5_conv2`` as in TensorFlow's tutorial).
         style_layers: VGG19 layers of the style loss (default ``block1..5_conv1``).
+        style_layer_weights: weight of each style layer (default equal, summing to 1).
         start_size: long side of the coarsest stage (0: no coarse-to-fine).
         lr: Adam learning rate on the [-1, 1] pixel scale.
         vgg_weights: ``"imagenet"`` (Keras' cache, downloaded on first use, or the file
@@ -350,9 +351,12 @@ def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
         if isinstance(e, ModelLoadError):
             raise
         raise StyleOptionError(str(e)) from None
-    gatys = Gatys(features, content_layer=content_layer, style_layers=style_layers,
-                  content_weight=content_weight, style_weight=style_weight,
-                  tv_weight=tv_weight)
+    try:
+        gatys = Gatys(features, content_layer=content_layer, style_layers=style_layers,
+                      style_layer_weights=style_layer_weights, content_weight=content_weight,
+                      style_weight=style_weight, tv_weight=tv_weight)
+    except ValueError as e:  # style_layer_weights of the wrong length
+        raise StyleOptionError(str(e)) from None
 
     def save_frame(stage, step, image):
         path = Path(frames) / f"frame_{step:05d}.png"

@@ -181,6 +181,9 @@ def test_style_option_errors_name_the_option(vgg_file, style_file):
     with pytest.raises(StyleOptionError, match="block9_conv9"):
         kstyle.stylize(image, style=style_file, content_layer="block9_conv9",
                        **options(vgg_file))
+    with pytest.raises(StyleOptionError, match="style_layer_weights has 2 values"):
+        kstyle.stylize(image, style=style_file, style_layer_weights=[1.0, 2.0],
+                       **options(vgg_file))
     with pytest.raises(ValueError, match="either model= .* or style="):
         kstyle.stylize(image)
     with pytest.raises(ModelLoadError, match="/nowhere/vgg.h5"):
