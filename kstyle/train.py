@@ -119,6 +119,13 @@ def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | Non
 # --------------------------------------------------------------------------- precision
 
 
+def resolve_jit(setting) -> bool:
+    """``train.jit_compile``: ``"auto"`` is XLA on a GPU, off on CPUs (where it was slower)."""
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return bool(setting)
+
+
 @contextlib.contextmanager
 def dtype_policy(name: str):
     """Builds layers under the Keras dtype policy ``name``, then restores the old one.
@@ -317,7 +324,7 @@ class Run:
             return CountingLossScaleOptimizer(adam) if t.precision == "mixed_float16" else adam
 
         names = getattr(model, "optimizer_names", ("g_optimizer", "d_optimizer"))
-        model.compile(**{name: adam() for name in names}, jit_compile=t.jit_compile)
+        model.compile(**{name: adam() for name in names}, jit_compile=resolve_jit(t.jit_compile))
         model.build_optimizers()
         return model
 

@@ -190,3 +190,10 @@ def test_mixed_precision_trains_resumes_and_saves_float32(tmp_path, precision):
                  log=lambda *_: None)
     assert second.resumed_from == 4 and second.step == 8
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_jit_compile_auto_is_off_without_a_gpu():
+    from kstyle.train import resolve_jit
+
+    assert resolve_jit("auto") is bool(tf.config.list_physical_devices("GPU"))
+    assert resolve_jit(True) is True and resolve_jit(False) is False
