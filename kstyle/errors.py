@@ -23,3 +23,8 @@ class StyleOptionError(KstyleError, ValueError):
 
 class ExportError(KstyleError, ValueError):
     """An export failed: conversion, or its check against the Keras model."""
+
+
+class TrainingDivergedError(KstyleError, ArithmeticError):
+    """A training loss became NaN or infinite; the message names the step and the last
+    good checkpoint."""

@@ -25,7 +25,7 @@ from PIL import Image
 
 from kstyle import data as kdata
 from kstyle import runs, visual
-from kstyle.errors import DataError, KstyleError, RecipeError
+from kstyle.errors import DataError, KstyleError, RecipeError, TrainingDivergedError
 from kstyle.models import get_model_class
 from kstyle.optimizers import CountingLossScaleOptimizer, FusedAdam
 from kstyle.recipes import Recipe, load_recipe
@@ -233,11 +233,24 @@ class RunCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = self.global_step()
         self.run.step = step
+        self._check_finite(step, logs or {})
         if step % self.run.log_every == 0 and logs:
             self.run.log_step(step, logs)
         if step % self.run.recipe.train.checkpoint_every == 0 and step != self.last_saved:
             self.run.save_checkpoint()
             self.last_saved = step
+
+    def _check_finite(self, step, logs):
+        """Stops before a non-finite step reaches a checkpoint or a saved model."""
+        bad = sorted(k for k, v in logs.items() if not np.isfinite(float(v)))
+        if bad:
+            latest = self.run.checkpointer.latest()
+            where = (f"the last good checkpoint is {latest}" if latest
+                     else "no checkpoint was saved yet")
+            raise TrainingDivergedError(
+                f"step {step}: {', '.join(bad)} became {float(logs[bad[0]])} (the training "
+                f"diverged; nothing from this step was saved); {where}. Lower train.lr (or "
+                "check the data), then run the same command to resume from it.")
 
     def on_epoch_end(self, epoch, logs=None):
         self.run.epoch = epoch + 1

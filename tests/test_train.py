@@ -197,3 +197,27 @@ def test_jit_compile_auto_is_off_without_a_gpu():
 
     assert resolve_jit("auto") is bool(tf.config.list_physical_devices("GPU"))
     assert resolve_jit(True) is True and resolve_jit(False) is False
+
+
+def test_a_non_finite_step_stops_training_before_anything_is_saved(tmp_path):
+    from kstyle.errors import TrainingDivergedError
+
+    run = Run(tiny_recipe(tmp_path), log=lambda *_: None)
+    original = run.model.train_step
+
+    def diverging(data):
+        # From step 5 on the losses come out NaN, as they would after a blow-up.
+        logs = original(data)
+        late = run.model.g_optimizer.iterations > 4
+        return {k: tf.where(late, float("nan"), v) for k, v in logs.items()}
+
+    run.model.train_step = diverging
+    with pytest.raises(TrainingDivergedError, match=r"step 5: .*nan.*step_00000004") as error:
+        run.fit(verbose=0)
+    assert "train.lr" in str(error.value)
+    # Checkpoints stop at the last good step (4, the end of epoch 1); the translator saved
+    # then is the only one; nothing was written for step 5.
+    assert [p.name for p in run.checkpointer.all()] == ["step_00000003", "step_00000004"]
+    assert runs.read_run_info(run.dir)["step"] == 4
+    resumed = fit(tiny_recipe(tmp_path), verbose=0, log=lambda *_: None)
+    assert resumed.resumed_from == 4 and resumed.step == 8

@@ -51,7 +51,9 @@ def _vgg19(weights) -> keras.Model:
             include_top=False, weights=weights, input_shape=(None, None, 3))
 
     return load_application(build, weights, name="VGG19", file=VGG19_WEIGHTS_FILE,
-                            url_dir="vgg19", env=VGG19_WEIGHTS_ENV)
+                            url_dir="vgg19", env=VGG19_WEIGHTS_ENV,
+                            option="'kstyle stylize --vgg-weights PATH', or model.vgg_weights "
+                                   "in a recipe")
 
 
 def vgg19_features(
