@@ -41,9 +41,15 @@ class Translator:
         (300, 200, 3)
     """
 
-    def __init__(self, model: keras.Model | None, info: dict | None = None, *, run=None):
+    #: Images with more pixels than this are translated in tiles when ``tile`` is None.
+    TILE_ABOVE = 2048 * 2048
+
+    def __init__(self, model: keras.Model | None, info: dict | None = None, *, run=None,
+                 tile: int | None = None):
         self.model = model
         self.info = dict(info or {})
+        self.tile = tile
+        self._tiled = None
         self.input_transform = self.info.get("input_transform", "none")
         if run is not None:
             self.size_multiple = int(self.info.get("size_multiple") or 1)
@@ -59,7 +65,22 @@ class Translator:
         return cls(None, info, run=run)
 
     def translate_array(self, image: np.ndarray) -> np.ndarray:
-        """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape."""
+        """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape.
+
+        Large images (more than ``TILE_ABOVE`` pixels, or any image when ``tile`` is set)
+        go through :class:`kstyle.tiling.TiledTranslator`: overlapping tiles with
+        feathered seams and instance-norm statistics of the whole image.
+        """
+        h, w = image.shape[:2]
+        tiled = self.tile if self.tile is not None else (512 if h * w > self.TILE_ABOVE else 0)
+        if tiled and self.model is not None and max(h, w) > tiled:
+            if self._tiled is None or self._tiled.tile < tiled:
+                from kstyle.tiling import TiledTranslator
+
+                self._tiled = TiledTranslator(self.model, self.size_multiple,
+                                              self.input_transform, tile=tiled,
+                                              overlap=min(64, tiled // 4))
+            return self._tiled(image)
         return np.asarray(self._run(np.ascontiguousarray(image[None])))[0]
 
     def __call__(self, image, out: str | os.PathLike | None = None):
@@ -157,7 +178,8 @@ def _pil_format(path: Path) -> str:
     return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}.get(ext, "PNG")
 
 
-def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
+def load(model: str | os.PathLike, direction: str | None = None,
+         tile: int | None = None) -> Translator:
     """Loads a trained translator from a run folder, a ``.keras`` file or an export.
 
     Args:
@@ -166,6 +188,8 @@ def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
             export``: a ``.tflite`` file (run with LiteRT) or a SavedModel folder.
         direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"`` (default) or
             ``"b2a"``.
+        tile: translate in tiles of this side (pixels): None tiles images above
+            ``Translator.TILE_ABOVE`` pixels at 512, 0 never tiles (see ``kstyle.tiling``).
 
     Returns:
         A :class:`Translator`.
@@ -206,7 +230,7 @@ def load(model: str | os.PathLike, direction: str | None = None) -> Translator:
     except Exception as e:  # Keras raises many types for a bad file.
         raise ModelLoadError(f"{file}: could not load the model ({type(e).__name__}: {e})") \
             from None
-    return Translator(net, info)
+    return Translator(net, info, tile=tile)
 
 
 def _load_exported(path: Path) -> Translator:
@@ -224,7 +248,7 @@ def _load_exported(path: Path) -> Translator:
 
 
 def stylize(image, model: str | os.PathLike | Translator | None = None, out=None,
-            direction=None, *, style=None, **style_options):
+            direction=None, *, style=None, tile: int | None = None, **style_options):
     """Stylizes an image: with a trained model, or with a style image (Gatys et al.).
 
     Give either ``model`` (a run folder, ``.keras`` file or :class:`Translator`: one
@@ -236,6 +260,7 @@ def stylize(image, model: str | os.PathLike | Translator | None = None, out=None
         model: run folder, ``.keras`` file, or a loaded :class:`Translator`.
         out: for path inputs, output file (one input) or folder (a list).
         direction: ``"a2b"`` or ``"b2a"`` for two-way models (see :func:`load`).
+        tile: with ``model``, tile side for large images (see :func:`load`).
         style: a style image (array, PIL image, path) or a list of them.
         **style_options: with ``style``, the options of :func:`transfer_style`
             (``steps``, ``size``, ``blend``, ``preserve_color``, ...).
@@ -262,7 +287,7 @@ def stylize(image, model: str | os.PathLike | Translator | None = None, out=None
         if style_options:
             raise ValueError(f"options {', '.join(sorted(style_options))} need style=, "
                              "not model=")
-        function = model if isinstance(model, Translator) else load(model, direction)
+        function = model if isinstance(model, Translator) else load(model, direction, tile)
     if isinstance(image, list | tuple):
         results = []
         for item in image:

@@ -92,6 +92,9 @@ def fit(recipe, overrides, quiet):
                    "(.png, .jpg) for a single input.")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
               show_default=True, help="--model: for models that translate both ways.")
+@click.option("--tile", type=int, default=None,
+              help="--model: translate in overlapping tiles of this side, with instance-norm "
+                   "statistics of the whole image (default: 512 px tiles above 4 MP; 0: never).")
 @click.option("--steps", type=int, default=300, show_default=True,
               help="--style: optimization steps (coarsest stage; finer stages run half as "
                    "many each).")
@@ -131,7 +134,7 @@ def fit(recipe, overrides, quiet):
               help="--style: compile the optimization step with XLA.")
 @click.option("--seed", type=int, default=0, show_default=True, help="--style: noise seed.")
 @handle_errors
-def stylize(inputs, model, styles, out, direction, steps, size, blend, init, style_scale,
+def stylize(inputs, model, styles, out, direction, tile, steps, size, blend, init, style_scale,
             preserve_color, content_weight, style_weight, tv_weight, content_layer, lr,
             start_size, save_every, vgg_weights, jit, seed):
     """Stylize INPUTS (image files or folders of images).
@@ -170,7 +173,7 @@ def stylize(inputs, model, styles, out, direction, steps, size, blend, init, sty
             frames = out.parent / f"{out.stem}_frames" if save_every else None
             return api.transfer_style(src, out=out, frames=frames, **options)
     else:
-        function = api.load(model, direction)
+        function = api.load(model, direction, tile)
     for src in files:
         dest = Path(out) if to_file else Path(out) / f"{Path(src).stem}.png"
         function(src, out=dest)

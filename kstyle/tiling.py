@@ -1,0 +1,193 @@
+"""Translating images too large for one pass: overlapping tiles, feathered seams, and
+instance-norm statistics of the whole image.
+
+A network with instance normalization normalizes each feature map by its own mean and
+variance; run tile by tile, every tile would get its own statistics and its own
+brightness and contrast. Here the statistics come from the whole image instead: one pass
+over a copy of the image downscaled to at most ``stats_size`` pixels measures, for every
+instance-norm layer, the per-channel mean and variance of its input; then every tile runs
+through the same network with those statistics fixed. Tiles overlap by ``overlap`` pixels
+and are blended with linear ramps, so no seam shows. Memory is bounded by the tile size,
+not the image size (besides the image itself and one float32 accumulator).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kstyle.data import derive as kderive
+from kstyle.data import images as kimages
+from kstyle.serving import mirror_pad_to
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class FixedInstanceNorm(keras.layers.Layer):
+    """Instance normalization with given per-channel statistics (those of a whole image).
+
+    Args:
+        channels: number of channels.
+        epsilon: as the instance-norm layer it replaces.
+        **kwargs: those of ``keras.layers.Layer``.
+    """
+
+    def __init__(self, channels, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.epsilon = float(epsilon)
+        self.mean = self.add_weight(shape=(self.channels,), initializer="zeros",
+                                    trainable=False, name="mean")
+        self.variance = self.add_weight(shape=(self.channels,), initializer="ones",
+                                        trainable=False, name="variance")
+
+    def call(self, inputs):
+        x = tf.cast(inputs, "float32")
+        y = (x - self.mean) * tf.math.rsqrt(self.variance + self.epsilon)
+        return tf.cast(y, inputs.dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"channels": self.channels, "epsilon": self.epsilon})
+        return config
+
+
+def _is_instance_norm(layer) -> bool:
+    # kstyle's instance norm: one group per channel (-1 becomes the channel count when
+    # built), no learned scale or offset.
+    return (isinstance(layer, keras.layers.GroupNormalization)
+            and layer.groups in (-1, layer.input.shape[-1])
+            and not layer.center and not layer.scale)
+
+
+class TiledTranslator:
+    """Translates uint8 images of any size tile by tile, with whole-image norm statistics.
+
+    Args:
+        network: a functional translator network, float [-1, 1] in and out.
+        size_multiple: the network's sides must be multiples of this.
+        input_transform: the input derivation (``"none"``, ``"gray"``, ``"edges"``).
+        tile: tile side in pixels (rounded up to a multiple of ``size_multiple``, and to
+            at least twice the overlap plus one multiple).
+        overlap: pixels shared by neighbouring tiles, blended linearly (rounded up to a
+            multiple of ``size_multiple``).
+        stats_size: long side of the downscaled copy the statistics are measured on.
+
+    Example:
+        >>> tiled = TiledTranslator(generator, size_multiple=4, tile=512)
+        >>> out = tiled(np.zeros((4000, 6000, 3), np.uint8))
+    """
+
+    def __init__(self, network, size_multiple=1, input_transform="none", tile=512, overlap=64,
+                 stats_size=1024):
+        m = max(1, int(size_multiple))
+        self.size_multiple = m
+        # Tiles start on the network's stride grid (multiples of m), so that each tile is
+        # sampled in the same phase as the whole image would be.
+        # Both are rounded up to multiples of m, and the tile grows if need be so that
+        # neighbouring overlaps never meet.
+        if tile < 1 or overlap < 0:
+            raise ValueError(f"tile must be positive and overlap not negative, got {tile}, "
+                             f"{overlap}")
+        self.overlap = -(-int(overlap) // m) * m
+        self.tile = max(-(-int(tile) // m) * m, 2 * self.overlap + m)
+        self.stats_size = int(stats_size)
+        self.input_transform = input_transform
+        norms = [layer for layer in network.layers if _is_instance_norm(layer)]
+        self.norms = {}
+        if norms:
+            self.probe = keras.Model(network.inputs, [layer.input for layer in norms])
+
+            def clone(layer):
+                if layer in norms:
+                    fixed = FixedInstanceNorm(layer.input.shape[-1], layer.epsilon,
+                                              name=layer.name)
+                    self.norms[layer.name] = fixed
+                    return fixed
+                return layer  # shared: the same weights
+
+            self.network = keras.models.clone_model(network, clone_function=clone)
+        else:
+            self.probe = None
+            self.network = network
+        self._run = tf.function(self._translate, reduce_retracing=True)
+        self._measure = tf.function(self._statistics, reduce_retracing=True)
+
+    def _prepare(self, images):
+        h, w = tf.shape(images)[1], tf.shape(images)[2]
+        m = self.size_multiple
+        x = mirror_pad_to(kimages.to_float(images), (h + m - 1) // m * m, (w + m - 1) // m * m)
+        if self.input_transform != "none":
+            x = kderive.DERIVATIONS[self.input_transform](x)[0]
+        return x
+
+    def _translate(self, images):
+        h, w = tf.shape(images)[1], tf.shape(images)[2]
+        return self.network(self._prepare(images), training=False)[:, :h, :w, :]
+
+    def _statistics(self, images):
+        inputs = self.probe(self._prepare(images), training=False)
+        inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
+        return [tf.nn.moments(tf.cast(x, "float32"), axes=[0, 1, 2]) for x in inputs]
+
+    def measure(self, image: np.ndarray) -> None:
+        """Sets every instance norm's statistics from ``image`` (downscaled if large)."""
+        if self.probe is None:
+            return
+        h, w = image.shape[:2]
+        scale = min(1.0, self.stats_size / max(h, w))
+        small = image
+        if scale < 1.0:
+            small = tf.image.resize(image[None], (max(1, round(h * scale)),
+                                                  max(1, round(w * scale))),
+                                    antialias=True)[0]
+            small = tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8).numpy()
+        for fixed, (mean, variance) in zip(self.norms.values(),
+                                           self._measure(small[None])):
+            fixed.mean.assign(mean)
+            fixed.variance.assign(variance)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape."""
+        self.measure(image)
+        h, w = image.shape[:2]
+        step = self.tile - self.overlap
+        out = np.zeros((h, w, 3), np.float32)
+        weight = np.zeros((h, w, 1), np.float32)
+        m = self.size_multiple
+        for top in _starts(h, self.tile, step, m):
+            for left in _starts(w, self.tile, step, m):
+                patch = image[top:top + self.tile, left:left + self.tile]
+                result = self._run(np.ascontiguousarray(patch[None])).numpy()[0]
+                ramp = _feather(patch.shape[0], patch.shape[1], self.overlap,
+                                top > 0, top + self.tile < h, left > 0, left + self.tile < w)
+                out[top:top + patch.shape[0], left:left + patch.shape[1]] += result * ramp
+                weight[top:top + patch.shape[0], left:left + patch.shape[1]] += ramp
+        out /= np.maximum(weight, 1e-8)
+        return np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _starts(size: int, tile: int, step: int, multiple: int = 1) -> list[int]:
+    """Tile origins covering ``size``: every ``step``, then the first multiple of
+    ``multiple`` from which a tile reaches the end (that tile may be shorter)."""
+    if size <= tile:
+        return [0]
+    last = -(-(size - tile) // multiple) * multiple
+    return sorted({*range(0, size - tile, step), last})
+
+
+def _feather(h: int, w: int, overlap: int, top: bool, bottom: bool, left: bool,
+             right: bool) -> np.ndarray:
+    """Blending weights of one tile: linear ramps over the overlaps it shares."""
+    def ramp(n, start, end):
+        r = np.ones(n, np.float32)
+        if overlap:
+            edge = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+            k = min(overlap, n)
+            if start:
+                r[:k] = np.minimum(r[:k], edge[:k])
+            if end:
+                r[n - k:] = np.minimum(r[n - k:], edge[::-1][overlap - k:])
+        return r
+
+    return (ramp(h, top, bottom)[:, None] * ramp(w, left, right)[None, :])[..., None]

@@ -1,0 +1,65 @@
+"""Tiled translation of large images: whole-image instance-norm statistics, feathered seams."""
+
+import keras
+import numpy as np
+import pytest
+
+import kstyle
+from kstyle.api import Translator
+from kstyle.nets import resnet_generator
+from kstyle.tiling import TiledTranslator, _feather, _starts
+
+
+@pytest.fixture(scope="module")
+def network():
+    keras.utils.set_random_seed(0)
+    return resnet_generator(base_filters=8, num_blocks=2)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:150, 0:230]
+    image = np.stack([x * 0.9, y * 1.2, (x + y) * 0.5], axis=-1) % 256
+    return np.clip(image + rng.integers(-10, 10, image.shape), 0, 255).astype(np.uint8)
+
+
+def mean_abs(a, b):
+    return np.abs(a.astype(int) - b.astype(int)).mean()
+
+
+def test_tiles_cover_the_image_and_ramps_sum_to_one():
+    assert _starts(100, 64, 48) == [0, 36]
+    assert _starts(102, 64, 48, multiple=4) == [0, 40]  # the last tile is 62 rows
+    assert _starts(50, 64, 48) == [0]
+    ramp = _feather(8, 8, 4, False, True, True, False)
+    assert ramp[0, 7, 0] == 1.0 and ramp[7, 0, 0] < 0.2
+    # Two tiles overlapping by 4 blend with weights that sum to 1 across the overlap.
+    left = _feather(1, 8, 4, False, False, False, True)[0, 4:, 0]
+    right = _feather(1, 8, 4, False, False, True, False)[0, :4, 0]
+    np.testing.assert_allclose(left + right, 1.0)
+
+
+def test_whole_image_statistics_keep_tiles_consistent(network, photo):
+    whole = Translator(network, {"size_multiple": 4}, tile=0).translate_array(photo)
+    tiled = TiledTranslator(network, 4, tile=64, overlap=16, stats_size=4096)
+    assert len(tiled.norms) == 9  # stem, 2 downs, 2 blocks x 2, 2 ups
+    out = tiled(photo)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    # Per-tile statistics (each tile translated on its own) shift each tile's tone.
+    plain = Translator(network, {"size_multiple": 4}, tile=0)
+    naive = np.zeros_like(photo)
+    for top in range(0, 150, 64):
+        for left in range(0, 230, 64):
+            naive[top:top + 64, left:left + 64] = plain.translate_array(
+                photo[top:top + 64, left:left + 64])
+    assert mean_abs(out, whole) < 5
+    assert mean_abs(naive, whole) > 4 * mean_abs(out, whole)
+
+
+def test_stylize_tiles_large_images_or_on_request(tiny_run, photo):
+    translator = kstyle.load(tiny_run, tile=64)
+    out = translator(photo)
+    assert out.shape == photo.shape and translator._tiled is not None
+    assert kstyle.load(tiny_run).tile is None
+    assert Translator.TILE_ABOVE == 2048 * 2048
