@@ -78,7 +78,12 @@ def apply_gradients(optimizer, tape, loss, variables) -> None:
     Under ``mixed_float16`` the optimizer is a ``keras.optimizers.LossScaleOptimizer``:
     the backward pass then starts from the loss scale instead of 1 (the gradients of
     ``scale * loss``, without float16 underflow), and the optimizer unscales them (and skips
-    the step on overflow). Other optimizers get the plain gradients.
+    the step on overflow).
+
+    Under a ``tf.distribute`` strategy with N replicas, each replica's loss is the mean over
+    its share of the batch and the optimizer sums the replicas' gradients: the backward
+    pass starts from 1 / N, which makes the sum the gradient of the mean over the global
+    batch, as on one device.
 
     Args:
         optimizer: a Keras optimizer, built for ``variables``.
@@ -89,4 +94,7 @@ def apply_gradients(optimizer, tape, loss, variables) -> None:
     scale = None
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         scale = ops.cast(optimizer.scale_loss(1.0), loss.dtype)
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        scale = (1.0 if scale is None else scale) / ops.cast(replicas, loss.dtype)
     optimizer.apply(tape.gradient(loss, variables, output_gradients=scale), variables)

@@ -177,6 +177,9 @@ class TrainConfig:
     jit_compile: Literal["auto", True, False] = _f(
         "auto", "compile the train step with XLA: true, false, or auto (on with a GPU; off "
         "on CPUs, where XLA made the steps 9-35% slower)")
+    distribute: Literal["none", "mirrored"] = _f(
+        "none", "mirrored: data-parallel over every local GPU (or the CPU devices TensorFlow "
+        "shows), the batch split across them")
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = _f(
         "float32", "compute dtype: mixed_bfloat16 (fast on CPUs with AVX-512 BF16, and "
         "TPUs/recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, norms, "
@@ -327,6 +330,8 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key, source)
     if origin is Literal:
+        if value is None and "none" in args:  # --set table.key=none reads as None
+            value = "none"
         if value not in args:
             raise RecipeError(
                 f"{source}: {key} = {value!r} is not allowed; allowed: {_fmt(args)}")
@@ -400,6 +405,11 @@ def _check(recipe: Recipe) -> None:
                 f"expected one per model.style_layers entry ({len(m.style_layers)})")
         if m.style_size is not None and m.style_size <= 0:
             raise RecipeError(f"{src}: model.style_size = {m.style_size} must be positive")
+    if t.distribute != "none" and getattr(m, "pool_size", 0) > 0:
+        raise RecipeError(
+            f"{src}: train.distribute = {t.distribute!r} does not work with CycleGAN's image "
+            f"pools yet (model.pool_size = {m.pool_size}); set model.pool_size = 0 or "
+            "train.distribute = 'none'")
     if m.kind in UNPAIRED_KINDS and d.source not in ("folders", "tfds", "synthetic"):
         raise RecipeError(
             f"{src}: data.source = {d.source!r} gives pairs; model.kind = {m.kind!r} trains on "

@@ -119,6 +119,21 @@ def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | Non
 # --------------------------------------------------------------------------- precision
 
 
+def make_strategy(kind: str) -> tf.distribute.Strategy:
+    """The ``tf.distribute`` strategy of ``train.distribute``.
+
+    ``"mirrored"`` replicates the model on every local GPU, or, without GPUs, on the
+    CPU devices TensorFlow has been told about (at least one). Each replica gets its share
+    of the batch; gradients are averaged over the global batch (see
+    ``kstyle.optimizers.apply_gradients``).
+    """
+    if kind == "mirrored":
+        devices = (tf.config.list_logical_devices("GPU")
+                   or tf.config.list_logical_devices("CPU"))
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
 def resolve_jit(setting) -> bool:
     """``train.jit_compile``: ``"auto"`` is XLA on a GPU, off on CPUs (where it was slower)."""
     if setting == "auto":
@@ -276,6 +291,7 @@ class Run:
         self.initial_val = runs.read_run_info(self.dir).get("untrained_val_metric")
         self._prepare_dir()
         keras.utils.set_random_seed(recipe.train.seed)
+        self.strategy = make_strategy(recipe.train.distribute)
         self.count = None
         self.steps_per_epoch = self._steps_per_epoch()
         self.log_every = max(1, min(STEP_LOG_EVERY, self.steps_per_epoch // 4))
@@ -314,6 +330,11 @@ class Run:
     def _steps_per_epoch(self) -> int:
         d = self.recipe.data
         self.count = _source(self.recipe)[0](d.train_split)
+        replicas = self.strategy.num_replicas_in_sync
+        if d.batch_size % replicas:
+            raise RecipeError(
+                f"{self.recipe.source}: data.batch_size = {d.batch_size} must be a multiple of "
+                f"the {replicas} replicas of train.distribute = 'mirrored'")
         if self.count < d.batch_size:
             raise DataError(
                 f"data.path = {d.path!r} has {self.count} training pairs, fewer than "
@@ -324,7 +345,7 @@ class Run:
         r = self.recipe
         options = {k: v for k, v in dataclasses.asdict(r.model).items() if k != "kind"}
         t = r.train
-        with dtype_policy(t.precision):
+        with dtype_policy(t.precision), self.strategy.scope():
             model = get_model_class(r.model.kind).build_from_options(**options)
 
         def adam():
@@ -337,8 +358,10 @@ class Run:
             return CountingLossScaleOptimizer(adam) if t.precision == "mixed_float16" else adam
 
         names = getattr(model, "optimizer_names", ("g_optimizer", "d_optimizer"))
-        model.compile(**{name: adam() for name in names}, jit_compile=resolve_jit(t.jit_compile))
-        model.build_optimizers()
+        with self.strategy.scope():
+            model.compile(**{name: adam() for name in names},
+                          jit_compile=resolve_jit(t.jit_compile))
+            model.build_optimizers()
         return model
 
     def _sample_pairs(self):
