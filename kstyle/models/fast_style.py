@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from kstyle import losses
+from kstyle.models.perceptual import PerceptualStyleObjective
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
 from kstyle.nets.vgg import vgg19_features
 from kstyle.optimizers import apply_gradients
@@ -23,7 +24,7 @@ STYLE_LAYER_WEIGHTS = (0.23, 0.057, 0.014, 0.0036)
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
-class FastStyle(keras.Model):
+class FastStyle(PerceptualStyleObjective, keras.Model):
     """A feed-forward stylizer, trained on content photos against one style image.
 
     Objective, with ``T`` the transformer network, ``x`` a batch of content photos,
@@ -75,21 +76,13 @@ class FastStyle(keras.Model):
                  size_multiple=RESNET_SIZE_MULTIPLE, **kwargs):
         super().__init__(**kwargs)
         self.transformer = transformer
-        self.feature_extractor = feature_extractor
-        self.content_layer = content_layer
-        self.style_layers = tuple(style_layers)
-        self.style_layer_weights = tuple(float(w) for w in style_layer_weights)
-        if len(self.style_layer_weights) != len(self.style_layers):
-            raise ValueError(f"style_layer_weights has {len(self.style_layer_weights)} values "
-                             f"for {len(self.style_layers)} style layers.")
+        self.init_objective(feature_extractor, content_layer, style_layers,
+                            style_layer_weights, content_weight, style_weight, tv_weight)
         missing = [layer for layer in self.style_layers if layer not in style_grams]
         if missing:
             raise ValueError(f"style_grams lacks the layers {', '.join(missing)}.")
         self.style_grams = {layer: tf.constant(np.asarray(style_grams[layer], np.float32))
                             for layer in self.style_layers}
-        self.content_weight = float(content_weight)
-        self.style_weight = float(style_weight)
-        self.tv_weight = float(tv_weight)
         self.size_multiple = int(size_multiple)
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "content_loss", "style_loss", "tv_loss")}
@@ -176,17 +169,9 @@ class FastStyle(keras.Model):
         # One VGG pass over both halves; the content half only gives targets.
         features = self.feature_extractor(tf.concat([stylized, content], axis=0),
                                           training=False)
-        content_loss = losses.content_loss(features[self.content_layer][:batch],
-                                           tf.stop_gradient(
-                                               features[self.content_layer][batch:]))
-        style_loss = sum(weight * losses.style_loss(losses.gram_matrix(features[layer][:batch]),
-                                                    self.style_grams[layer])
-                         for layer, weight in zip(self.style_layers, self.style_layer_weights))
-        tv_loss = losses.total_variation_loss(stylized)
-        loss = (self.content_weight * content_loss + self.style_weight * style_loss
-                + self.tv_weight * tv_loss)
-        return {"loss": loss, "content_loss": content_loss, "style_loss": style_loss,
-                "tv_loss": tv_loss}
+        targets = tf.stop_gradient(features[self.content_layer][batch:])
+        own = {layer: value[:batch] for layer, value in features.items()}
+        return self.weighted_objective(stylized, own, targets, self.style_grams)
 
     def train_step(self, content):
         # 1. Stylize the batch: stylized = T(content).
@@ -209,20 +194,10 @@ class FastStyle(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def get_config(self):
-        config = super().get_config()
-        config.update({
-            "transformer": keras.saving.serialize_keras_object(self.transformer),
-            "feature_extractor": keras.saving.serialize_keras_object(self.feature_extractor),
-            "style_grams": {k: v.numpy().tolist() for k, v in self.style_grams.items()},
-            "content_layer": self.content_layer,
-            "style_layers": list(self.style_layers),
-            "style_layer_weights": list(self.style_layer_weights),
-            "content_weight": self.content_weight,
-            "style_weight": self.style_weight,
-            "tv_weight": self.tv_weight,
-            "size_multiple": self.size_multiple,
-        })
-        return config
+        return {**super().get_config(), **self.objective_config(),
+                "transformer": keras.saving.serialize_keras_object(self.transformer),
+                "style_grams": {k: v.numpy().tolist() for k, v in self.style_grams.items()},
+                "size_multiple": self.size_multiple}
 
     @classmethod
     def from_config(cls, config):

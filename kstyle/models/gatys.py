@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from kstyle import losses
+from kstyle.models.perceptual import PerceptualStyleObjective
 from kstyle.nets.vgg import vgg19_features
 
 #: The style layers of Gatys et al.: the first conv of every VGG19 block.
@@ -59,7 +60,7 @@ def pyramid(height: int, width: int, start_size: int) -> list[tuple[int, int]]:
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
-class Gatys(keras.Model):
+class Gatys(PerceptualStyleObjective, keras.Model):
     """Neural style transfer by optimization: the pixels of one image are the variables.
 
     Objective, with ``x`` the image being optimized, ``c`` the content image, ``F_l`` the
@@ -107,21 +108,8 @@ class Gatys(keras.Model):
                  style_layer_weights=None, content_weight=1e4, style_weight=1e-2,
                  tv_weight=1e7, **kwargs):
         super().__init__(**kwargs)
-        self.feature_extractor = feature_extractor
-        self.content_layer = content_layer
-        self.style_layers = tuple(style_layers)
-        if not self.style_layers:
-            raise ValueError("style_layers must name at least one VGG19 layer.")
-        if style_layer_weights is None:
-            style_layer_weights = [1.0 / len(self.style_layers)] * len(self.style_layers)
-        if len(style_layer_weights) != len(self.style_layers):
-            raise ValueError(
-                f"style_layer_weights has {len(style_layer_weights)} values for "
-                f"{len(self.style_layers)} style layers.")
-        self.style_layer_weights = tuple(float(w) for w in style_layer_weights)
-        self.content_weight = float(content_weight)
-        self.style_weight = float(style_weight)
-        self.tv_weight = float(tv_weight)
+        self.init_objective(feature_extractor, content_layer, style_layers,
+                            style_layer_weights, content_weight, style_weight, tv_weight)
 
     @classmethod
     def build_from_options(cls, *, content_layer=CONTENT_LAYER, style_layers=STYLE_LAYERS,
@@ -153,15 +141,7 @@ class Gatys(keras.Model):
 
     def objective(self, image, content_features, style_grams) -> dict:
         """The weighted loss and its unweighted terms for images ``[N, H, W, 3]``."""
-        features = self(image)
-        content = losses.content_loss(features[self.content_layer], content_features)
-        style = sum(weight * losses.style_loss(losses.gram_matrix(features[layer]),
-                                               style_grams[layer])
-                    for layer, weight in zip(self.style_layers, self.style_layer_weights))
-        tv = losses.total_variation_loss(image)
-        loss = (self.content_weight * content + self.style_weight * style
-                + self.tv_weight * tv)
-        return {"loss": loss, "content_loss": content, "style_loss": style, "tv_loss": tv}
+        return self.weighted_objective(image, self(image), content_features, style_grams)
 
     # -- optimization
 
@@ -332,17 +312,7 @@ class Gatys(keras.Model):
         return tf.clip_by_value(rgb * 2.0 - 1.0, -1.0, 1.0)
 
     def get_config(self):
-        config = super().get_config()
-        config.update({
-            "feature_extractor": keras.saving.serialize_keras_object(self.feature_extractor),
-            "content_layer": self.content_layer,
-            "style_layers": list(self.style_layers),
-            "style_layer_weights": list(self.style_layer_weights),
-            "content_weight": self.content_weight,
-            "style_weight": self.style_weight,
-            "tv_weight": self.tv_weight,
-        })
-        return config
+        return {**super().get_config(), **self.objective_config()}
 
     @classmethod
     def from_config(cls, config):
