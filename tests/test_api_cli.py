@@ -148,3 +148,20 @@ def test_size_multiple_is_inferred_for_bare_keras_files():
     assert infer_size_multiple(unet_generator(base_filters=4, num_downs=8)) == 256
     assert infer_size_multiple(unet_generator(base_filters=4, num_downs=6)) == 64
     assert infer_size_multiple(resnet_generator(base_filters=4, num_blocks=1)) == 4
+
+
+def test_a_keras_file_with_code_in_it_is_refused(tmp_path):
+    # A .keras file whose network runs arbitrary Python (a Lambda layer) is what a
+    # tampered model looks like: loading is in Keras' safe mode only, so it is refused.
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    net = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 0.5)(inputs))
+    path = tmp_path / "tampered.keras"
+    net.save(path)
+    with pytest.raises(ModelLoadError, match="tampered.keras: could not load.*safe"):
+        kstyle.load(path)
+    exported = tmp_path / "broken.tflite"
+    exported.write_bytes(b"TFL3 but not really")
+    with pytest.raises(ModelLoadError, match="broken.tflite: could not load"):
+        kstyle.load(exported)
