@@ -391,10 +391,7 @@ def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
     def run(content: np.ndarray) -> np.ndarray:
         content = kimages.to_float(content[None])
         if size:
-            h, w = content.shape[1:3]
-            scale = size / max(h, w)
-            content = tf.image.resize(content, (max(1, round(h * scale)),
-                                                max(1, round(w * scale))), antialias=True)
+            content = kimages.resize_long_side(content, size)
         result = gatys.transfer(
             content, [kimages.to_float(s[None]) for s in style_arrays], blend=blend,
             steps=steps, init=init, style_scale=style_scale, preserve_color=preserve_color,

@@ -38,6 +38,19 @@ def mirror_pad_to(images: tf.Tensor, height, width) -> tf.Tensor:
     return along(along(images, height, 1), width, 2)
 
 
+def prepare_input(images: tf.Tensor, size_multiple: int, input_transform: str) -> tf.Tensor:
+    """uint8 ``[N, H, W, 3]`` -> the float network input: [-1, 1], mirror-padded to the
+    size multiple, with the input derivation (``"gray"``, ``"edges"``) applied."""
+    height, width = tf.shape(images)[1], tf.shape(images)[2]
+    m = size_multiple
+    x = kimages.to_float(images)
+    if m > 1:
+        x = mirror_pad_to(x, (height + m - 1) // m * m, (width + m - 1) // m * m)
+    if input_transform != "none":
+        x = kderive.DERIVATIONS[input_transform](x)[0]
+    return x
+
+
 @keras.saving.register_keras_serializable(package="kstyle")
 class Uint8Translator(keras.Model):
     """A translator network as a uint8 ``[N, H, W, 3]`` -> uint8 ``[N, H, W, 3]`` model.
@@ -67,14 +80,8 @@ class Uint8Translator(keras.Model):
         self.built = True
 
     def call(self, images):
-        shape = tf.shape(images)
-        height, width = shape[1], shape[2]
-        m = self.size_multiple
-        x = kimages.to_float(images)
-        if m > 1:
-            x = mirror_pad_to(x, (height + m - 1) // m * m, (width + m - 1) // m * m)
-        if self.input_transform != "none":
-            x = kderive.DERIVATIONS[self.input_transform](x)[0]
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        x = prepare_input(images, self.size_multiple, self.input_transform)
         y = self.network(x, training=False)
         return kimages.to_uint8(y[:, :height, :width, :])
 

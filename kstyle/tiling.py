@@ -17,9 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kstyle.data import derive as kderive
-from kstyle.data import images as kimages
-from kstyle.serving import mirror_pad_to
+from kstyle.serving import prepare_input
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
@@ -114,12 +112,7 @@ class TiledTranslator:
         self._measure = tf.function(self._statistics, reduce_retracing=True)
 
     def _prepare(self, images):
-        h, w = tf.shape(images)[1], tf.shape(images)[2]
-        m = self.size_multiple
-        x = mirror_pad_to(kimages.to_float(images), (h + m - 1) // m * m, (w + m - 1) // m * m)
-        if self.input_transform != "none":
-            x = kderive.DERIVATIONS[self.input_transform](x)[0]
-        return x
+        return prepare_input(images, self.size_multiple, self.input_transform)
 
     def _translate(self, images):
         h, w = tf.shape(images)[1], tf.shape(images)[2]

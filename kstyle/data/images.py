@@ -164,3 +164,15 @@ def fetch_image(location) -> np.ndarray:
             f"could not download the image {text!r} ({type(error).__name__}: {error}); "
             f"download it by hand and give its local path instead") from error
     return read_image(path)
+
+
+def resize_long_side(images: tf.Tensor, long_side: int) -> tf.Tensor:
+    """Resizes float ``[N, H, W, C]`` images (antialiased bilinear) so that the longer side
+    is ``long_side``, keeping the aspect ratio; returns them unchanged when it already is.
+    """
+    height, width = int(images.shape[1]), int(images.shape[2])
+    if max(height, width) == long_side:
+        return images
+    scale = long_side / max(height, width)
+    return tf.image.resize(images, (max(1, round(height * scale)), max(1, round(width * scale))),
+                           method="bilinear", antialias=True)

@@ -102,15 +102,12 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
             vgg_weights: ``"imagenet"``, a VGG19 weights file, or ``"random"``.
             Others: see the class and ``kstyle.nets.resnet.resnet_generator``.
         """
-        from kstyle.data.images import fetch_image, to_float
+        from kstyle.data.images import fetch_image, resize_long_side, to_float
 
         image = np.asarray(style) if isinstance(style, np.ndarray) else fetch_image(style)
         image = to_float(image[None])
         if style_size:
-            h, w = image.shape[1:3]
-            scale = style_size / max(h, w)
-            image = tf.image.resize(image, (max(1, round(h * scale)), max(1, round(w * scale))),
-                                    antialias=True)
+            image = resize_long_side(image, style_size)
         transformer = resnet_generator(base_filters=base_filters, num_blocks=num_blocks,
                                        norm=norm, outer_kernel=9, upsample=upsample,
                                        name="transformer")

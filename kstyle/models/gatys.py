@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from kstyle import losses
+from kstyle.data.images import resize_long_side
 from kstyle.models.perceptual import PerceptualStyleObjective
 from kstyle.nets.vgg import vgg19_features
 
@@ -23,14 +24,6 @@ INITS = ("content", "noise", "style")
 def _resize(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """Antialiased bilinear resize of ``[N, H, W, C]`` images in [-1, 1]."""
     return tf.image.resize(image, (height, width), method="bilinear", antialias=True)
-
-
-def _resize_long_side(image: tf.Tensor, long_side: int) -> tf.Tensor:
-    height, width = int(image.shape[1]), int(image.shape[2])
-    if max(height, width) == long_side:
-        return image
-    scale = long_side / max(height, width)
-    return _resize(image, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
 def _yiq(image: tf.Tensor) -> tf.Tensor:
@@ -211,7 +204,7 @@ class Gatys(PerceptualStyleObjective, keras.Model):
                 image = self._initial_image(init, stage_content, styles, seed)
             else:
                 image = _resize(image, h, w)
-            stage_styles = [_resize_long_side(s, round(style_scale * max(h, w))) for s in styles]
+            stage_styles = [resize_long_side(s, round(style_scale * max(h, w))) for s in styles]
             stage_steps = max(1, steps // 2 ** (stage - 1))
             if verbose:
                 print(f"Stage {stage}/{len(stages)}: {w}x{h} px, {stage_steps} steps")
