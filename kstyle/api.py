@@ -8,6 +8,7 @@ comes back as the same kind. Inside, models see float32 in [-1, 1].
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from pathlib import Path
 
@@ -185,7 +186,8 @@ def load(model: str | os.PathLike, direction: str | None = None,
     Args:
         model: a run folder written by ``kstyle fit`` (``saved_models/<name>``), a
             ``.keras`` file of a translator network, or a file written by ``kstyle
-            export``: a ``.tflite`` file (run with LiteRT) or a SavedModel folder.
+            export``: a ``.tflite`` file (run with LiteRT), an ``.onnx`` file (run with
+            ONNX Runtime) or a SavedModel folder.
         direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"`` (default) or
             ``"b2a"``.
         tile: translate in tiles of this side (pixels): None tiles images above
@@ -198,7 +200,7 @@ def load(model: str | os.PathLike, direction: str | None = None,
         ModelLoadError: the folder holds no translator, or the file cannot be loaded.
     """
     path = Path(model)
-    if path.suffix == ".tflite" or (path / "saved_model.pb").is_file():
+    if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
         return _load_exported(path)
     if path.is_dir():
         info = runs.read_run_info(path)
@@ -234,13 +236,16 @@ def load(model: str | os.PathLike, direction: str | None = None,
 
 
 def _load_exported(path: Path) -> Translator:
-    from kstyle.serving import litert_runner, saved_model_runner
+    from kstyle.serving import litert_runner, onnx_runner, saved_model_runner
 
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
+    if path.suffix == ".onnx" and importlib.util.find_spec("onnxruntime") is None:
+        raise ModelLoadError(f"{path}: running .onnx files needs onnxruntime; install it "
+                             "with: pip install 'kstyle[onnx]'")
+    runners = {".tflite": litert_runner, ".onnx": onnx_runner}
     try:
-        run, info = (litert_runner(path) if path.suffix == ".tflite"
-                     else saved_model_runner(path))
+        run, info = runners.get(path.suffix, saved_model_runner)(path)
     except Exception as e:  # LiteRT and TensorFlow raise many types for a bad file.
         raise ModelLoadError(f"{path}: could not load the exported model "
                              f"({type(e).__name__}: {e})") from None

@@ -83,7 +83,7 @@ def fit(recipe, overrides, quiet):
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "-m", "model", type=click.Path(),
               help="Run folder written by 'kstyle fit', a .keras file, or an export "
-                   "(.tflite file or SavedModel folder): one forward pass.")
+                   "(.tflite or .onnx file, or SavedModel folder): one forward pass.")
 @click.option("--style", "-s", "styles", multiple=True, type=click.Path(dir_okay=False),
               help="Style image (repeatable): optimize each input to take on its style "
                    "(Gatys et al.) instead of using a trained model.")
@@ -245,8 +245,10 @@ def evaluate(run_dir, data_path, split, direction, with_fid, inception_weights, 
               help="Write a SavedModel (serving signature: uint8 images in and out).")
 @click.option("--tflite", is_flag=True,
               help="Write a LiteRT .tflite file (uint8 [N, H, W, 3] in and out, H and W "
-                   "dynamic). Neither flag: both.")
-@click.option("--onnx", is_flag=True, help="Write an ONNX file (not available yet).")
+                   "dynamic). None of --saved-model/--tflite/--onnx: the first two.")
+@click.option("--onnx", is_flag=True,
+              help="Write an ONNX file (float32, uint8 in and out, H and W dynamic; needs "
+                   "pip install 'kstyle[onnx]').")
 @click.option("--quantize", type=click.Choice(["none", "fp16", "dynamic", "int8"]),
               default="none", show_default=True,
               help="For the .tflite file: float16 weights, int8 weights (dynamic range), or "
@@ -269,17 +271,16 @@ def export(run_dir, saved_model, tflite, onnx, quantize, direction, check_images
     images, and is not written if it differs too much:
       kstyle export saved_models/quickstart
       kstyle export saved_models/quickstart --tflite --quantize fp16
+      kstyle export saved_models/quickstart --onnx
       kstyle stylize photo.jpg --model saved_models/quickstart/export/translator.tflite
     """
     _quiet_tf()
-    if onnx:
-        raise UserError("--onnx: ONNX export is not available yet; use --saved-model or "
-                        "--tflite")
     from kstyle.export import export_run
 
-    if not (saved_model or tflite):
+    if not (saved_model or tflite or onnx):
         saved_model = tflite = True
-    export_run(run_dir, out, saved_model=saved_model, tflite=tflite, quantize=quantize,
+    export_run(run_dir, out, saved_model=saved_model, tflite=tflite, onnx=onnx,
+               quantize=quantize,
                direction=direction, images=list(check_images) or None, log=click.echo)
 
 
@@ -312,6 +313,81 @@ def show(path, overrides, as_json):
 
     r = load_recipe(path, overrides)
     click.echo(json.dumps(r.to_dict(), indent=2) if as_json else r.to_toml(), nl=False)
+
+
+@main.group()
+def data():
+    """Check data folders before training."""
+
+
+_LAYOUT_HELP = ("How PATH is laid out: ab (side-by-side A|B files), folders (<split>A/ and "
+                "<split>B/ paired by file name, or A/ and B/), unpaired (<split>A/ and "
+                "<split>B/ of a CycleGAN set), photos (one folder of photos); auto detects it. "
+                "A RECIPE's data.source and model.kind decide instead.")
+
+
+@data.command()
+@click.argument("target", metavar="PATH|RECIPE", type=click.Path(exists=True))
+@click.option("--layout", type=click.Choice(["auto", "ab", "folders", "unpaired", "photos"]),
+              default="auto", show_default=True, help=_LAYOUT_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="TABLE.KEY=VALUE",
+              help="With a RECIPE: override a recipe key (repeatable).")
+@click.option("--all", "show_all", is_flag=True,
+              help="One row for every file, those used as they are included.")
+@handle_errors
+def check(target, layout, overrides, show_all):
+    """Report what 'kstyle fit' would do with each image of a data folder.
+
+    \b
+    PATH is a data folder in any layout fit reads (each sub-folder a split), RECIPE a
+    recipe file whose data.source, data.path, train_split and val_split are checked:
+      kstyle data check datasets/facades
+      kstyle data check recipes/pix2pix.toml --set data.path=/data/facades
+    One row per file that is not simply used: converted (EXIF rotation, CMYK, 16-bit,
+    palette, grayscale, alpha: how), refused (truncated, not an image, too big or too
+    small, wrong AB aspect, no partner: why), a partner of another size, the same bytes
+    in another split (SHA-1 of the file, so re-encoded copies are not found). Then one
+    summary line. Files without a partner count as refused, as in fit. Exit code 0 when
+    no file is refused, 1 otherwise.
+    """
+    _quiet_tf()
+    from kstyle.data.check import check_data
+
+    splits = None
+    if Path(target).is_file():
+        from kstyle.data.paired import resolve_path
+        from kstyle.recipes import UNPAIRED_KINDS, load_recipe
+
+        r = load_recipe(target, overrides)
+        d = r.data
+        if d.source in ("tfds", "synthetic"):
+            what = ("tensorflow-datasets checks its images when it builds the dataset"
+                    if d.source == "tfds" else "its images are generated in memory")
+            click.echo(f"{target}: data.source = {d.source!r}: {what}; nothing to check here.")
+            return
+        layout = d.source if d.source != "folders" or r.model.kind not in UNPAIRED_KINDS \
+            else "unpaired"
+        root, splits = resolve_path(d.source, d.path), [d.train_split, d.val_split]
+    elif overrides:
+        raise click.UsageError("--set needs a RECIPE file, not a folder")
+    else:
+        root = target
+    result = check_data(root, layout=layout, splits=splits)
+    shown = "none (the folder itself)" if result.splits == [""] else ", ".join(result.splits)
+    click.echo(f"{result.root}: layout {result.layout}, splits: {shown}")
+    rows = [row for row in result.rows if show_all or not row.plain]
+    if rows:
+        files = [os.path.relpath(row.report.path, result.root) for row in rows]
+        width = max(len("FILE"), *(len(f) for f in files))
+        click.echo(f"{'STATUS':<10} {'FILE':<{width}}  REASON")
+        for row, name in zip(rows, files, strict=True):
+            why = "; ".join(filter(None, [row.report.reason, *row.notes]))
+            click.echo(f"{row.report.status:<10} {name:<{width}}  {why}".rstrip())
+    click.echo(result.summary())
+    if result.refused:
+        click.echo("fit stops on refused files; with data.bad_images = \"skip\" it trains "
+                   "without them (and their partners).")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

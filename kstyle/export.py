@@ -1,4 +1,4 @@
-"""``kstyle export``: a trained translator as a SavedModel and a LiteRT (.tflite) file.
+"""``kstyle export``: a trained translator as a SavedModel, a LiteRT (.tflite) and an ONNX file.
 
 Only the inference network is exported (never a discriminator), wrapped in
 :class:`kstyle.serving.Uint8Translator`: uint8 ``[N, H, W, 3]`` in, uint8 out, H and W
@@ -9,7 +9,9 @@ for quantized files, the PSNR) is printed, and a file that misses the bar is not
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,10 @@ from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
 from kstyle.serving import (
     METADATA_FILE,
+    add_onnx_metadata,
     add_tflite_metadata,
     litert_runner,
+    onnx_runner,
     saved_model_runner,
 )
 
@@ -126,8 +130,8 @@ def _converter_options(quantize: str, calibration):
 
 
 def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True,
-               quantize: str = "none", direction: str | None = None, images=None,
-               log=print) -> dict:
+               onnx: bool = False, quantize: str = "none", direction: str | None = None,
+               images=None, log=print) -> dict:
     """Exports a trained translator and checks each file against the Keras model.
 
     Args:
@@ -135,6 +139,8 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
         out: the folder for the files (default ``<run>/export``).
         saved_model: write ``saved_model/`` (with ``kstyle.json`` metadata beside it).
         tflite: write ``translator[_b2a][_<quantize>].tflite`` (metadata embedded).
+        onnx: write ``translator[_b2a].onnx`` (float32, metadata in ``metadata_props``;
+            needs the ``onnx`` extra: tf2onnx and onnxruntime).
         quantize: ``"none"`` (float32), ``"fp16"`` (float16 weights), ``"dynamic"`` (int8
             weights) or ``"int8"`` (int8 weights and activations, calibrated on training
             inputs of the run's recipe, or on ``images`` when given); applies to the
@@ -158,8 +164,11 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
 
     if quantize not in QUANTIZATIONS:
         raise ExportError(f"quantize = {quantize!r}; expected one of {', '.join(QUANTIZATIONS)}")
-    if not (saved_model or tflite):
-        raise ExportError("nothing to export: ask for a SavedModel and/or a .tflite file")
+    if not (saved_model or tflite or onnx):
+        raise ExportError("nothing to export: ask for a SavedModel, a .tflite and/or an "
+                          ".onnx file")
+    if onnx:
+        _check_onnx_installed()
     translator = load(model, direction)
     if translator.model is None:
         raise ModelLoadError(f"{model}: already an exported file; export a run folder")
@@ -212,7 +221,31 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
                 tmp.write_bytes(add_tflite_metadata(raw.read_bytes(), info))
                 run, _ = litert_runner(tmp)
                 results["tflite"] = _checked(run, reference, images, quantize, tmp, dest, log)
+
+    if onnx:
+        dest = out / (stem + ".onnx")
+        with runs.atomic_path(dest, suffix=".onnx") as tmp:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # tf2onnx's numpy deprecations
+                    serving.export(str(tmp), format="onnx", input_signature=_input_spec(),
+                                   verbose=False)
+            except Exception as e:  # tf2onnx raises many kinds of errors
+                raise ExportError(f"ONNX conversion failed ({type(e).__name__}: "
+                                  f"{str(e)[:300]})") from e
+            add_onnx_metadata(tmp, {**info, "quantize": "none"})
+            run, _ = onnx_runner(tmp)
+            results["onnx"] = _checked(run, reference, images, "none", tmp, dest, log)
     return results
+
+
+def _check_onnx_installed() -> None:
+    missing = [name for name in ("tf2onnx", "onnx", "onnxruntime")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ExportError(
+            f"ONNX export needs {', '.join(missing)}, which are not installed; install "
+            "them with: pip install 'kstyle[onnx]'")
 
 
 def _checked(run, reference, images, quantize, tmp: Path, dest: Path, log) -> dict:

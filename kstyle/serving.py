@@ -165,6 +165,41 @@ def litert_runner(path, num_threads: int | None = None):
     return run, read_tflite_metadata(model)
 
 
+def add_onnx_metadata(path, info: dict) -> None:
+    """Embeds ``info`` as JSON in an ONNX file's ``metadata_props`` (key ``"kstyle"``)."""
+    import onnx
+
+    model = onnx.load(os.fspath(path))
+    kept = [p for p in model.metadata_props if p.key != METADATA_NAME]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_NAME, json.dumps(info, sort_keys=True)
+    onnx.save(model, os.fspath(path))
+
+
+def onnx_runner(path, num_threads: int | None = None):
+    """Runs an exported .onnx translator with ONNX Runtime: ``(run, info)``.
+
+    Like :func:`litert_runner`: uint8 ``[N, H, W, 3]`` of any H and W in, the same out;
+    ``info`` is the metadata :func:`add_onnx_metadata` embedded.
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: the converter's resize attributes warn
+    options.intra_op_num_threads = num_threads or os.cpu_count() or 1
+    session = onnxruntime.InferenceSession(os.fspath(path), options,
+                                           providers=["CPUExecutionProvider"])
+    (inputs,) = session.get_inputs()
+    meta = session.get_modelmeta().custom_metadata_map.get(METADATA_NAME)
+
+    def run(images):
+        return session.run(None, {inputs.name: np.asarray(images, np.uint8)})[0]
+
+    return run, json.loads(meta) if meta else {}
+
+
 def saved_model_runner(path):
     """Runs an exported SavedModel translator with TensorFlow: ``(run, info)``."""
     loaded = tf.saved_model.load(os.fspath(path))

@@ -1,4 +1,4 @@
-"""kstyle export: SavedModel and LiteRT files of every model kind, checked against Keras."""
+"""kstyle export: SavedModel, LiteRT and ONNX files of every model kind, checked against Keras."""
 
 import json
 
@@ -11,7 +11,12 @@ import kstyle
 from kstyle import export as kexport
 from kstyle.cli import main
 from kstyle.errors import ExportError
-from kstyle.serving import add_tflite_metadata, mirror_pad_to, read_tflite_metadata
+from kstyle.serving import (
+    add_tflite_metadata,
+    mirror_pad_to,
+    onnx_runner,
+    read_tflite_metadata,
+)
 from kstyle.train import fit
 
 
@@ -102,7 +107,8 @@ def test_two_way_models_export_both_directions(kind, tmp_path):
         tmp_path, "train.epochs=1")
     run = fit(recipe, verbose=0, log=quiet).run_dir
     for direction in ("a2b", "b2a"):
-        results = kexport.export_run(run, tmp_path / "out", direction=direction, log=quiet)
+        results = kexport.export_run(run, tmp_path / "out", direction=direction,
+                                     onnx=kind == "cdae", log=quiet)
         assert all(r["passed"] for r in results.values())
     assert (tmp_path / "out" / "translator_b2a.tflite").is_file()
     info = read_tflite_metadata((tmp_path / "out" / "translator.tflite").read_bytes())
@@ -112,6 +118,40 @@ def test_two_way_models_export_both_directions(kind, tmp_path):
     keras_out = kstyle.stylize(photo, model=run, direction="b2a")
     lite_out = kstyle.stylize(photo, model=tmp_path / "out" / "translator_b2a.tflite")
     assert np.abs(keras_out.astype(int) - lite_out.astype(int)).max() <= kexport.MAX_ABS_DIFF
+    if kind == "cdae":  # the gray derivation runs inside the ONNX graph as well
+        onnx_out = kstyle.stylize(photo, model=tmp_path / "out" / "translator.onnx")
+        keras_a2b = kstyle.stylize(photo, model=run)
+        assert np.abs(keras_a2b.astype(int) - onnx_out.astype(int)).max() <= \
+            kexport.MAX_ABS_DIFF
+
+
+def test_onnx_export_runs_in_onnx_runtime_like_keras(tiny_run, tmp_path):
+    results = kexport.export_run(tiny_run, tmp_path, saved_model=False, tflite=False,
+                                 onnx=True, log=quiet)
+    assert set(results) == {"onnx"} and results["onnx"]["passed"]
+    path = tmp_path / "translator.onnx"
+    run, info = onnx_runner(path)
+    assert info["size_multiple"] == 32 and info["kind"] == "pix2pix"
+    assert info["value_range"] == [0, 255]
+    # Any size, uint8 in and out, the same pixels as Keras (to the parity bar).
+    image = np.random.default_rng(2).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    got = kstyle.stylize(image, model=path)
+    assert got.shape == image.shape and got.dtype == np.uint8
+    expected = kstyle.stylize(image, model=tiny_run)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= kexport.MAX_ABS_DIFF
+    assert run(image[None]).shape == (1, 45, 70, 3)
+
+
+def test_onnx_export_without_its_packages_says_what_to_install(tiny_run, tmp_path,
+                                                               monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf2onnx" else real(name, *a))
+    with pytest.raises(ExportError, match=r"tf2onnx.*pip install 'kstyle\[onnx\]'"):
+        kexport.export_run(tiny_run, tmp_path, onnx=True, log=quiet)
+    assert not list(tmp_path.iterdir())
 
 
 def test_cli_export(tiny_run, tmp_path):
@@ -121,7 +161,8 @@ def test_cli_export(tiny_run, tmp_path):
     assert result.exit_code == 0, result.output
     assert "translator.tflite" in result.output and "ok" in result.output
     assert (tmp_path / "translator.tflite").is_file() and not (tmp_path / "saved_model").exists()
-    onnx = runner.invoke(main, ["export", str(tiny_run), "--onnx"])
-    assert onnx.exit_code == 2 and "ONNX" in onnx.output
+    onnx = runner.invoke(main, ["export", str(tiny_run), "--onnx", "--out", str(tmp_path)])
+    assert onnx.exit_code == 0, onnx.output
+    assert "translator.onnx" in onnx.output and (tmp_path / "translator.onnx").is_file()
     missing = runner.invoke(main, ["export", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere" in missing.output
