@@ -54,6 +54,10 @@ class DataConfig:
     flip: bool = _f(True, "random horizontal flip, the same for A and B")
     batch_size: int = _f(1, "images per training step")
     cache: bool = _f(False, "cache decoded images in memory")
+    bad_images: Literal["stop", "skip"] = _f(
+        "stop", "image files that cannot be used (truncated, not an image, too big or small, "
+        "wrong AB aspect, no partner): stop lists them and stops; skip trains without them "
+        "(and their partners) and says how many ('kstyle data check' lists them)")
     synthetic_count: int = _f(512, "number of pairs the synthetic source generates")
     tfds_keys: list[str] = _f(["image"], "tfds image feature(s): one to derive, or A and B")
     data_dir: str = _f("", "tensorflow-datasets data_dir (empty: tfds default)")

@@ -59,7 +59,8 @@ def _source(recipe: Recipe):
     renderings serve.
     """
     d = recipe.data
-    where = dict(synthetic_count=d.synthetic_count, data_dir=d.data_dir or None)
+    where = dict(synthetic_count=d.synthetic_count, data_dir=d.data_dir or None,
+                 bad_images=d.bad_images)
     common = dict(image_size=d.image_size, tfds_keys=tuple(d.tfds_keys), **where)
     data_kind = get_model_class(recipe.model.kind).data_kind
     if data_kind == "images":

@@ -5,6 +5,7 @@ conversions (`to_float`, `to_uint8`) live here and in the Python API only.
 """
 
 from kstyle.data.augment import augment_image, paired_augment, paired_resize
+from kstyle.data.check import BAD_IMAGE_CHOICES, ImageReport, check_data, scan_image
 from kstyle.data.derive import DERIVATIONS, derive_edges, derive_gray, luminance
 from kstyle.data.images import (
     IMAGE_EXTENSIONS,
@@ -27,16 +28,19 @@ from kstyle.data.synthetic import SYNTHETIC_CLASSES, SyntheticClass, synthetic_p
 from kstyle.data.unpaired import UNPAIRED_SOURCES, unpaired_count, unpaired_dataset
 
 __all__ = [
+    "BAD_IMAGE_CHOICES",
     "DERIVATIONS",
     "DERIVE_CHOICES",
     "DIRECTIONS",
     "IMAGE_EXTENSIONS",
+    "ImageReport",
     "KNOWN_DATASETS",
     "PAIRED_SOURCES",
     "SYNTHETIC_CLASSES",
     "SyntheticClass",
     "UNPAIRED_SOURCES",
     "augment_image",
+    "check_data",
     "decode",
     "derive_edges",
     "derive_gray",
@@ -48,6 +52,7 @@ __all__ = [
     "paired_resize",
     "read_image",
     "resolve_path",
+    "scan_image",
     "synthetic_pairs",
     "to_float",
     "to_uint8",

@@ -16,6 +16,156 @@ from kstyle.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
+# A side under 2 px has no extent to crop, flip or translate: such a file is a stray icon
+# or a tracking pixel, not a picture.
+MIN_SIDE = 2
+
+
+class ImageRefused(DataError):
+    """An image file that cannot be used; `reason` is the short why, without the path."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"image file {path!r}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def max_pixels() -> int | None:
+    """Largest image accepted, in pixels: Pillow's decompression-bomb limit.
+
+    That is twice ``PIL.Image.MAX_IMAGE_PIXELS`` (179 MP by default), where Pillow itself
+    refuses to open a file; raising ``MAX_IMAGE_PIXELS`` raises it, None lifts it.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
+def _declared_size(path: str) -> tuple[int, int] | None:
+    """Width and height a file's header declares, read without Pillow's bomb check."""
+    Image.init()
+    try:
+        with open(path, "rb") as fp:
+            prefix = fp.read(16)
+            for name in Image.ID:
+                factory, accept = Image.OPEN[name]
+                if accept is not None and not accept(prefix):
+                    continue
+                fp.seek(0)
+                try:
+                    return tuple(factory(fp, path).size)
+                except Exception:  # a plugin that does not recognise it: try the next
+                    continue
+    except OSError:
+        return None
+    return None
+
+
+def _too_big(size) -> str:
+    limit = max_pixels()
+    if size is None:
+        return f"declares a size over the {limit / 1e6:.0f} MP limit (decompression bomb?)"
+    width, height = size
+    return (f"declares {width}x{height} px ({width * height / 1e6:.0f} MP), over the "
+            f"{limit / 1e6:.0f} MP limit (PIL.Image.MAX_IMAGE_PIXELS x 2)")
+
+
+def _not_an_image(head: bytes) -> str:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not an image (unknown format)"
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        return "not an image (text?)"
+    return "not an image (unknown format)"
+
+
+def open_image(path: str) -> Image.Image:
+    """Opens an image file and checks what its header says, without decoding pixels.
+
+    Raises:
+        ImageRefused: empty file, not an image, declared size over `max_pixels()`, or a
+            side under `MIN_SIDE`.
+    """
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise ImageRefused(path, "file does not exist") from None
+    if size == 0:
+        raise ImageRefused(path, "empty file (0 bytes)")
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise ImageRefused(path, _too_big(_declared_size(path))) from None
+    except UnidentifiedImageError:
+        with open(path, "rb") as fp:
+            head = fp.read(64)
+        raise ImageRefused(path, _not_an_image(head)) from None
+    except (OSError, ValueError, SyntaxError) as error:
+        if "truncat" in str(error).lower():
+            raise ImageRefused(path, "truncated file") from None
+        raise ImageRefused(path, f"unreadable header ({error})") from None
+    width, height = image.size
+    limit = max_pixels()
+    if limit is not None and width * height > limit:
+        image.close()
+        raise ImageRefused(path, _too_big((width, height)))
+    if min(width, height) < MIN_SIDE:
+        image.close()
+        raise ImageRefused(
+            path, f"{width}x{height} px is smaller than the minimum of {MIN_SIDE} px per side")
+    return image
+
+
+def load_pixels(image: Image.Image, path: str) -> None:
+    """Decodes the pixels of an opened image; a truncated or corrupt file is refused."""
+    try:
+        image.load()
+    except Exception as error:  # plugins raise OSError, SyntaxError, EOFError, struct.error...
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        if "truncat" in message.lower() or isinstance(error, EOFError):
+            raise ImageRefused(path, "truncated file") from None
+        raise ImageRefused(
+            path, f"corrupt image data ({type(error).__name__}: {message[:120]})") from None
+
+
+def exif_orientation(image: Image.Image) -> int:
+    """The EXIF orientation (1-8) of an opened image; 1 when absent or invalid."""
+    try:
+        value = int(image.getexif().get(0x0112, 1))
+    except Exception:  # a malformed EXIF block is ignored, as by exif_transpose
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def is_16bit(image: Image.Image) -> bool:
+    """Whether an opened, not yet loaded, image holds 16 bits per channel.
+
+    Pillow opens 16-bit RGB(A) PNGs as 8-bit "RGB"/"RGBA", so the raw mode of the PNG's
+    data (gone once the pixels are loaded) is read too.
+    """
+    if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
+        return True
+    if image.format == "PNG" and image.tile:
+        rawmode = image.tile[0][3]
+        rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
+        return isinstance(rawmode, str) and ";16" in rawmode
+    return False
+
+
+def pillow_to_rgb(image: Image.Image) -> np.ndarray:
+    """A decoded Pillow image (already upright) as a uint8 RGB array.
+
+    16-bit channels are scaled to 8 bits (Pillow's own conversion clips them); CMYK,
+    palette and grayscale become RGB; alpha and palette transparency are dropped, as
+    `decode` does.
+    """
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        values = np.asarray(image, dtype=np.float64)
+        gray = np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
 
 def list_images(folder) -> list[str]:
     """Lists the image files directly inside a folder, sorted by name.
@@ -107,7 +257,8 @@ def read_image(path) -> np.ndarray:
     """Reads one image file into a uint8 RGB array, honouring its EXIF orientation.
 
     Meant for eager use at the Python API boundary (the training pipelines decode in
-    graph with `decode`).
+    graph with `decode`). Grayscale, palette, CMYK and 16-bit files are converted (16-bit
+    scaled to 8 bits), alpha is dropped.
 
     Args:
         path: path of an image file Pillow can open.
@@ -116,20 +267,77 @@ def read_image(path) -> np.ndarray:
         uint8 array of shape [H, W, 3].
 
     Raises:
-        DataError: the file is missing or is not a readable image.
+        DataError: the file is missing, empty, not an image, truncated or corrupt,
+            declares a size over `max_pixels()` (a decompression bomb) or under
+            `MIN_SIDE`; the message names the file and the reason.
 
     Example:
         >>> photo = read_image("photo.jpg")  # doctest: +SKIP
     """
     path = os.fspath(path)
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError as error:
-        raise DataError(f"image file {path!r} does not exist") from error
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise DataError(f"image file {path!r} could not be read as an image ({error})") from error
+    if not os.path.exists(path):
+        raise DataError(f"image file {path!r} does not exist")
+    with open_image(path) as image:
+        load_pixels(image, path)
+        return pillow_to_rgb(ImageOps.exif_transpose(image))
+
+
+def decode_file(path: tf.Tensor, orientation=None, pillow=None) -> tf.Tensor:
+    """Reads and decodes one image file in graph, made upright (graph op).
+
+    Args:
+        path: scalar string tensor.
+        orientation: None, or a scalar int tensor: the file's EXIF orientation (1-8),
+            applied with `apply_orientation` (TensorFlow's decoders ignore EXIF).
+        pillow: None, or a scalar bool tensor: decode this file with `read_image` through
+            `tf.numpy_function` (for the few files TensorFlow decodes wrongly, such as
+            palette BMPs); `read_image` applies EXIF itself, so pass orientation 1 for them.
+
+    Returns:
+        uint8 tensor of shape [H, W, 3].
+    """
+    def graph_decode():
+        return decode(tf.io.read_file(path))
+
+    if pillow is None:
+        image = graph_decode()
+    else:
+        def pillow_decode():
+            image = tf.numpy_function(lambda p: read_image(p.decode()), [path], tf.uint8,
+                                      stateful=False)
+            image.set_shape([None, None, 3])
+            return image
+
+        image = tf.cond(pillow, pillow_decode, graph_decode)
+    if orientation is not None:
+        image = apply_orientation(image, orientation)
+    return image
+
+
+def apply_orientation(image: tf.Tensor, orientation) -> tf.Tensor:
+    """Turns an [H, W, C] image upright given its EXIF orientation 1-8 (graph op).
+
+    The same transposes as Pillow's `ImageOps.exif_transpose`: 2 mirror, 3 rotate 180,
+    4 flip, 5 transpose, 6 rotate 90 clockwise, 7 transverse, 8 rotate 90 anticlockwise.
+    """
+    def transposed():
+        return tf.transpose(image, [1, 0, 2])
+
+    branches = [
+        lambda: image,  # 0: not a valid value, left as is
+        lambda: image,  # 1: upright
+        lambda: tf.reverse(image, [1]),
+        lambda: tf.reverse(image, [0, 1]),
+        lambda: tf.reverse(image, [0]),
+        transposed,
+        lambda: tf.reverse(transposed(), [1]),
+        lambda: tf.reverse(transposed(), [0, 1]),
+        lambda: tf.reverse(transposed(), [0]),
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32), 0, 8)
+    image = tf.switch_case(index, branches)
+    image.set_shape([None, None, 3])
+    return image
 
 
 def fetch_image(location) -> np.ndarray:

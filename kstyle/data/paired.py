@@ -9,7 +9,9 @@ One entry point, `paired_dataset`, reads any of `PAIRED_SOURCES` and yields batc
 - "tfds": a tensorflow-datasets dataset.
 - "synthetic": the built-in label-map -> rendered-photo set (`synthetic_pairs`).
 
-Files are decoded in graph by a parallel `map`; random crops and flips are stateless
+Files are scanned first (`kstyle.data.check`): refused ones stop the build or are
+skipped (`bad_images`), and the few that need it are turned upright (EXIF) or decoded by
+Pillow. They are decoded in graph by a parallel `map`; random crops and flips are stateless
 ops seeded from a `tf.data.Dataset.random` stream, so a pipeline seed gives the same
 batches on every run while each epoch still gets new crops.
 """
@@ -22,8 +24,15 @@ import keras
 import tensorflow as tf
 
 from kstyle.data.augment import augment_image, paired_augment, paired_resize
+from kstyle.data.check import (
+    BAD_IMAGE_CHOICES,
+    ImageReport,
+    file_slices,
+    screen_files,
+    screen_pairs,
+)
 from kstyle.data.derive import DERIVATIONS
-from kstyle.data.images import IMAGE_EXTENSIONS, decode, list_images, to_float
+from kstyle.data.images import IMAGE_EXTENSIONS, list_images, to_float
 from kstyle.data.synthetic import synthetic_pairs
 from kstyle.errors import DataError
 
@@ -57,7 +66,6 @@ _LAYOUTS = {
     ),
 }
 _SHUFFLE_BUFFER = 1000
-_MAX_LISTED = 5
 
 
 def _check_choice(what: str, value, allowed) -> None:
@@ -150,8 +158,13 @@ def _split_images(source: str, root: str, split: str) -> list[str]:
         ) from error
 
 
-def _folder_pairs(root: str, split: str) -> tuple[list[str], list[str]]:
-    """Pairs the files of <root>/<split>A and <root>/<split>B (or A/B) by file name."""
+def _folder_pairs(root: str, split: str):
+    """Pairs the files of <root>/<split>A and <root>/<split>B (or A/B) by file name.
+
+    Returns:
+        ``(pairs, orphans, where)``: (A path, B path) pairs sorted by name, refused
+        `ImageReport`s of the files without a partner, and the two folders for messages.
+    """
     candidates = [(f"{split}A", f"{split}B"), ("A", "B")]
     for name_a, name_b in candidates:
         folder_a, folder_b = os.path.join(root, name_a), os.path.join(root, name_b)
@@ -164,23 +177,25 @@ def _folder_pairs(root: str, split: str) -> tuple[list[str], list[str]]:
         )
     files_a = {os.path.basename(p): p for p in list_images(folder_a)}
     files_b = {os.path.basename(p): p for p in list_images(folder_b)}
-    problems = []
-    for folder, mine, theirs, other in (
-        (folder_a, files_a, files_b, folder_b),
-        (folder_b, files_b, files_a, folder_a),
-    ):
-        alone = sorted(set(mine) - set(theirs))
-        if alone:
-            shown = ", ".join(alone[:_MAX_LISTED])
-            more = f" and {len(alone) - _MAX_LISTED} more" if len(alone) > _MAX_LISTED else ""
-            problems.append(
-                f"{len(alone)} file(s) in {folder!r} have no partner of the same name in "
-                f"{other!r}: {shown}{more}"
-            )
-    if problems:
-        raise DataError("unpaired images: " + "; ".join(problems))
-    names = sorted(files_a)
-    return [files_a[n] for n in names], [files_b[n] for n in names]
+    orphans = [
+        ImageReport(mine[name], "refused", f"no partner of the same name in {other!r}")
+        for mine, theirs, other in ((files_a, files_b, folder_b), (files_b, files_a, folder_a))
+        for name in sorted(set(mine) - set(theirs))
+    ]
+    names = sorted(set(files_a) & set(files_b))
+    pairs = [(files_a[n], files_b[n]) for n in names]
+    return pairs, orphans, f"{folder_a!r} and {folder_b!r}"
+
+
+def _screened(source: str, root: str, split: str, bad_images: str):
+    """The scanned files a file source keeps under `bad_images`: `ImageReport`s, or
+    (A, B) pairs of them for "folders"."""
+    if source == "folders":
+        pairs, orphans, where = _folder_pairs(root, split)
+        return screen_pairs(pairs, orphans, bad_images=bad_images, where=where)
+    files = _split_images(source, root, split)
+    return screen_files(files, bad_images=bad_images, where=repr(os.path.dirname(files[0])),
+                        ab=source == "ab")
 
 
 def _load_tfds(name: str, split: str, data_dir):
@@ -227,6 +242,7 @@ def paired_count(
     split: str = "train",
     synthetic_count: int = 512,
     data_dir=None,
+    bad_images: str = "stop",
 ) -> int:
     """Number of pairs a source holds for one split, without decoding images.
 
@@ -236,6 +252,7 @@ def paired_count(
         split: as for `paired_dataset`.
         synthetic_count: number of pairs of the "synthetic" source.
         data_dir: tfds data folder (source "tfds").
+        bad_images: as for `paired_dataset`.
 
     Returns:
         The number of pairs (one epoch without `repeat`, before batching).
@@ -252,13 +269,13 @@ def paired_count(
         return int(synthetic_count)
     if source == "tfds":
         return _count(_load_tfds(os.fspath(path), split, data_dir))
+    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     root = resolve_path(source, path)
-    if source == "folders":
-        return len(_folder_pairs(root, split)[0])
-    return len(_split_images(source, root, split))
+    return len(_screened(source, root, split, bad_images))
 
 
-def _source_dataset(source, path, split, derive, synthetic_count, tfds_keys, data_dir, size, seed):
+def _source_dataset(source, path, split, derive, synthetic_count, tfds_keys, data_dir, size, seed,
+                    bad_images="stop"):
     """Returns (dataset, count, load, single): `load` maps an element to uint8 images."""
     if source == "synthetic":
         a, b = synthetic_pairs(synthetic_count, size, seed=seed if split == "train" else seed + 1)
@@ -288,25 +305,22 @@ def _source_dataset(source, path, split, derive, synthetic_count, tfds_keys, dat
             return ds, count, lambda ex: _as_rgb(ex[keys[0]]), True
         return ds, count, lambda ex: (_as_rgb(ex[keys[0]]), _as_rgb(ex[keys[1]])), False
     root = resolve_path(source, path)
+    kept = _screened(source, root, split, bad_images)
     if source == "folders":
-        files_a, files_b = _folder_pairs(root, split)
-        ds = tf.data.Dataset.from_tensor_slices((files_a, files_b))
-        return ds, len(files_a), _load_folders, False
-    files = _split_images(source, root, split)
-    ds = tf.data.Dataset.from_tensor_slices(files)
+        slices_a, load_a = file_slices([a for a, _ in kept])
+        slices_b, load_b = file_slices([b for _, b in kept])
+        ds = tf.data.Dataset.from_tensor_slices((slices_a, slices_b))
+        return ds, len(kept), lambda a, b: (load_a(a), load_b(b)), False
+    slices, load = file_slices(kept)
+    ds = tf.data.Dataset.from_tensor_slices(slices)
     if source == "ab":
-        return ds, len(files), _load_ab, False
-    return ds, len(files), lambda f: decode(tf.io.read_file(f)), True
+        return ds, len(kept), lambda element: _split_ab(load(element)), False
+    return ds, len(kept), load, True
 
 
-def _load_ab(filename):
-    image = decode(tf.io.read_file(filename))
+def _split_ab(image):
     half = tf.shape(image)[1] // 2
     return image[:, :half], image[:, half : 2 * half]
-
-
-def _load_folders(filename_a, filename_b):
-    return decode(tf.io.read_file(filename_a)), decode(tf.io.read_file(filename_b))
 
 
 def paired_dataset(
@@ -329,6 +343,7 @@ def paired_dataset(
     tfds_keys=("image",),
     drop_remainder: bool = True,
     data_dir=None,
+    bad_images: str = "stop",
 ) -> tf.data.Dataset:
     """Builds the (real_a, real_b) pipeline of a paired image-to-image task.
 
@@ -357,6 +372,11 @@ def paired_dataset(
             features (derive "none").
         drop_remainder: drop a last partial batch, so the batch dimension is static.
         data_dir: tfds data folder (None: the tfds default).
+        bad_images: what a file refused by `kstyle.data.check.scan_image` does (source
+            "ab", "folders", "photos"), as do "ab" files not twice as wide as high and
+            "folders" files without a partner: "stop" raises `DataError` listing them;
+            "skip" leaves them out, with their partners, and logs one line. Files that
+            need it are made upright (EXIF) and brought to 8-bit RGB in the pipeline.
 
     Returns:
         A `tf.data.Dataset` of (real_a, real_b), float32 in [-1, 1], each
@@ -364,7 +384,8 @@ def paired_dataset(
 
     Raises:
         DataError: unknown source, direction or derive; missing, empty or unpaired
-            folders; a dataset that cannot be loaded or downloaded.
+            folders; refused files under bad_images "stop"; a dataset that cannot be
+            loaded or downloaded.
 
     Example:
         >>> ds = paired_dataset("synthetic", image_size=64, batch_size=4,
@@ -376,6 +397,7 @@ def paired_dataset(
     _check_choice("data source", source, PAIRED_SOURCES)
     _check_choice("direction", direction, DIRECTIONS)
     _check_choice("derive", derive, DERIVE_CHOICES)
+    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     if source == "photos" and derive == "none":
         raise DataError("source 'photos' needs derive 'gray' or 'edges', got 'none'")
     for name, value in (("image_size", image_size), ("batch_size", batch_size)):
@@ -399,6 +421,7 @@ def paired_dataset(
         data_dir,
         load_size if augment else image_size,
         seed,
+        bad_images,
     )
     if count == 0:
         raise DataError(f"data source {source!r} at {path!r} (split {split!r}) holds no pairs")

@@ -28,7 +28,8 @@ import os
 import tensorflow as tf
 
 from kstyle.data.augment import augment_image
-from kstyle.data.images import IMAGE_EXTENSIONS, decode, list_images, to_float
+from kstyle.data.check import BAD_IMAGE_CHOICES, file_slices, screen_files
+from kstyle.data.images import IMAGE_EXTENSIONS, list_images, to_float
 from kstyle.data.paired import (
     _SHUFFLE_BUFFER,
     _as_rgb,
@@ -89,6 +90,7 @@ def unpaired_count(
     split: str = "train",
     synthetic_count: int = 512,
     data_dir=None,
+    bad_images: str = "stop",
 ) -> tuple[int, int]:
     """Number of images of each domain for one split, without decoding images.
 
@@ -98,6 +100,7 @@ def unpaired_count(
         split: as for `unpaired_dataset`.
         synthetic_count: number of images of each domain of the "synthetic" source.
         data_dir: tfds data folder (source "tfds").
+        bad_images: as for `unpaired_dataset`.
 
     Returns:
         (n_a, n_b). One epoch of `unpaired_dataset` without `repeat` holds
@@ -117,11 +120,18 @@ def unpaired_count(
         name = os.fspath(path)
         n_a, n_b = (_count(_load_tfds_domain(name, f"{split}{d}", data_dir)) for d in "AB")
         return n_a, n_b
-    folder_a, folder_b = _domain_folders(path, split)
-    return len(list_images(folder_a)), len(list_images(folder_b))
+    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
+    n_a, n_b = (len(_screened(folder, bad_images)) for folder in _domain_folders(path, split))
+    return n_a, n_b
 
 
-def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, size, seed):
+def _screened(folder: str, bad_images: str):
+    """The scanned files of one domain folder kept under `bad_images`."""
+    return screen_files(list_images(folder), bad_images=bad_images, where=repr(folder))
+
+
+def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, size, seed,
+                     bad_images="stop"):
     """Returns one (dataset, count, load) per domain: `load` maps an element to uint8."""
     if source == "synthetic":
         seed_a, seed_b = _synthetic_seeds(seed, split)
@@ -149,13 +159,10 @@ def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, 
         return domains
     domains = []
     for folder in _domain_folders(path, split):
-        files = list_images(folder)
-        domains.append((tf.data.Dataset.from_tensor_slices(files), len(files), _load_file))
+        kept = _screened(folder, bad_images)
+        slices, load = file_slices(kept)
+        domains.append((tf.data.Dataset.from_tensor_slices(slices), len(kept), load))
     return domains
-
-
-def _load_file(filename):
-    return decode(tf.io.read_file(filename))
 
 
 def _decoded(ds, count, load, *, shuffle, seed, cache):
@@ -193,6 +200,7 @@ def unpaired_dataset(
     tfds_keys=("image",),
     drop_remainder: bool = True,
     data_dir=None,
+    bad_images: str = "stop",
 ) -> tf.data.Dataset:
     """Builds the (real_a, real_b) pipeline of an unpaired image-to-image task.
 
@@ -226,13 +234,18 @@ def unpaired_dataset(
         tfds_keys: for "tfds", a sequence whose first item is the image feature.
         drop_remainder: drop a last partial batch, so the batch dimension is static.
         data_dir: tfds data folder (None: the tfds default).
+        bad_images: for "folders", what a file refused by
+            `kstyle.data.check.scan_image` does: "stop" raises `DataError` listing them;
+            "skip" leaves them out and logs one line. Files that need it are made upright
+            (EXIF) and brought to 8-bit RGB in the pipeline.
 
     Returns:
         A `tf.data.Dataset` of (real_a, real_b), float32 in [-1, 1], each
         [batch_size, image_size, image_size, 3].
 
     Raises:
-        DataError: unknown source; a missing or empty folder; a tfds dataset that cannot
+        DataError: unknown source; a missing or empty folder; refused files under
+            bad_images "stop"; a tfds dataset that cannot
             be loaded, lacks the splits or has no such image feature; bad sizes.
 
     Example:
@@ -243,6 +256,7 @@ def unpaired_dataset(
         TensorShape([4, 64, 64, 3])
     """
     _check_choice("data source", source, UNPAIRED_SOURCES)
+    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     for name, value in (("image_size", image_size), ("batch_size", batch_size)):
         if int(value) < 1:
             raise DataError(f"{name} must be a positive integer, got {value!r}")
@@ -263,6 +277,7 @@ def unpaired_dataset(
         data_dir,
         load_size if augment else image_size,
         seed,
+        bad_images,
     )
     length = max(count for _, count, _ in domains)
     prepared = []
