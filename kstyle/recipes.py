@@ -133,6 +133,9 @@ class FastStyleConfig(ModelConfig):
     style: str = _f("", "the style image: a file, or an http(s) URL fetched once into "
                     "Keras' cache")
     style_size: int | None = _f(None, "resize the style's long side to this (none: as is)")
+    network: Literal["johnson", "mobile"] = _f(
+        "johnson", "the transformer: Johnson et al.'s, or a ~20x lighter one for phones "
+        "(separable convs, three downsamplings; upsample does not apply)")
     base_filters: int = _f(32, "filters of the transformer's first conv")
     num_blocks: int = _f(5, "residual blocks of the transformer")
     norm: Literal["batch", "instance", "none"] = _f("instance", "normalization layers")

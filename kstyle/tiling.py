@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kstyle.nets.layers import InstanceNormalization
 from kstyle.serving import prepare_input
 
 
@@ -51,8 +52,10 @@ class FixedInstanceNorm(keras.layers.Layer):
 
 
 def _is_instance_norm(layer) -> bool:
-    # kstyle's instance norm: one group per channel (-1 becomes the channel count when
-    # built), no learned scale or offset.
+    # kstyle's instance norm; or, in networks saved before it, a group norm with one group
+    # per channel (-1 becomes the channel count when built) and no scale or offset.
+    if isinstance(layer, InstanceNormalization):
+        return True
     return (isinstance(layer, keras.layers.GroupNormalization)
             and layer.groups in (-1, layer.input.shape[-1])
             and not layer.center and not layer.scale)

@@ -17,6 +17,7 @@ from kstyle.errors import RecipeError
 from kstyle.export import export_run
 from kstyle.models.fast_style import STYLE_LAYERS, FastStyle
 from kstyle.nets.layers import NearestUpsampling2D
+from kstyle.nets.mobile import mobile_stylizer
 from kstyle.nets.resnet import resnet_generator
 from kstyle.recipes import load_recipe, recipe_from_dict
 from kstyle.train import fit
@@ -53,6 +54,40 @@ def test_johnson_transformer_shape():
         resnet_generator(upsample="pixelshuffle")
     with pytest.raises(ValueError, match="outer_kernel"):
         resnet_generator(outer_kernel=4)
+
+
+def test_mobile_transformer_shape_and_cost():
+    net = mobile_stylizer()
+    assert net(np.zeros((1, 40, 56, 3), np.float32)).shape == (1, 40, 56, 3)
+    kinds = [type(layer).__name__ for layer in net.layers]
+    assert kinds.count("DepthwiseConv2D") == 2 * 5 + 2 and "DepthToSpace" in kinds
+    assert net.get_layer("head_conv").kernel.shape == (3, 3, 32, 12)
+    # Multiply-adds per 256x256 image, by hand from the layer shapes: under 1/15 of
+    # Johnson et al.'s ~10.7 G.
+    macs = 0
+    probe = keras.Model(net.inputs, [layer.output for layer in net.layers
+                                     if isinstance(layer, keras.layers.Conv2D |
+                                                   keras.layers.DepthwiseConv2D)])
+    outputs = probe(np.zeros((1, 256, 256, 3), np.float32))
+    convs = [layer for layer in net.layers
+             if isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D)]
+    for layer, out in zip(convs, outputs):
+        kernel = layer.kernel.shape
+        per_pixel = (kernel[0] * kernel[1] * kernel[2] if isinstance(
+            layer, keras.layers.DepthwiseConv2D) else int(np.prod(kernel)))
+        macs += per_pixel * out.shape[1] * out.shape[2]
+    assert 0.3e9 < macs < 10.7e9 / 15
+    with pytest.raises(ValueError, match="num_blocks"):
+        mobile_stylizer(num_blocks=-1)
+
+
+def test_mobile_fast_style_exports_with_multiple_8(style_file, vgg_file):
+    model = FastStyle.build_from_options(style=style_file, network="mobile", base_filters=4,
+                                        num_blocks=1, vgg_weights=vgg_file, style_size=32)
+    assert model.size_multiple == 8
+    assert model.transformer(np.zeros((1, 24, 16, 3), np.float32)).shape == (1, 24, 16, 3)
+    with pytest.raises(ValueError, match="johnson, mobile"):
+        FastStyle.build_from_options(style=style_file, network="vgg", vgg_weights=vgg_file)
 
 
 def tiny_model(style_file, vgg_file):

@@ -7,6 +7,8 @@ import tensorflow as tf
 
 from kstyle.nets import (
     NORMS,
+    DepthToSpace,
+    InstanceNormalization,
     normalization,
     patchgan_discriminator,
     size_multiple,
@@ -98,12 +100,12 @@ def test_unet_norm_layers():
     assert len(layers_of(batch, keras.layers.BatchNormalization)) == 2 * 5 - 3
     instance = unet_generator(**TINY_UNET, norm="instance")
     assert not layers_of(instance, keras.layers.BatchNormalization)
-    assert len(layers_of(instance, keras.layers.GroupNormalization)) == 2 * 5 - 3
+    assert len(layers_of(instance, InstanceNormalization)) == 2 * 5 - 3
     out = instance(images((1, 32, 32, 3)), training=False)
     assert tuple(out.shape) == (1, 32, 32, 3)
     none = unet_generator(**TINY_UNET, norm="none")
     assert not layers_of(none, keras.layers.BatchNormalization)
-    assert not layers_of(none, keras.layers.GroupNormalization)
+    assert not layers_of(none, InstanceNormalization)
 
 
 def test_unet_skips_are_taken_after_the_leaky_relu():
@@ -270,8 +272,8 @@ def test_normalization_kinds():
     assert isinstance(batch, keras.layers.BatchNormalization)
     assert (batch.name, batch.momentum, batch.epsilon) == ("bn", 0.9, 1e-5)
     instance = normalization("instance")
-    assert isinstance(instance, keras.layers.GroupNormalization)
-    assert (instance.groups, instance.epsilon) == (-1, 1e-5)
+    assert isinstance(instance, InstanceNormalization)
+    assert instance.epsilon == 1e-5 and not instance.weights
     assert isinstance(normalization("none"), keras.layers.Identity)
 
 
@@ -285,3 +287,27 @@ def test_instance_normalization_normalises_each_channel_of_each_image():
 def test_normalization_unknown_kind_lists_valid_kinds():
     with pytest.raises(ValueError, match=r"'layer'.*batch, instance, none"):
         normalization("layer")
+
+
+def test_instance_normalization_matches_keras_group_norm_and_converts_plainly():
+    x = np.random.default_rng(4).normal(2.0, 3.0, (2, 9, 7, 5)).astype(np.float32)
+    ours = InstanceNormalization(epsilon=1e-5)(x)
+    group = keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False,
+                                            scale=False)(x)
+    np.testing.assert_allclose(ours, group, atol=1e-5)
+    layer = InstanceNormalization.from_config(InstanceNormalization(epsilon=1e-3).get_config())
+    assert layer.epsilon == 1e-3
+    # bfloat16 in, bfloat16 out, statistics in float32.
+    y = InstanceNormalization(dtype="mixed_bfloat16")(x)
+    assert y.dtype == tf.bfloat16
+    np.testing.assert_allclose(tf.cast(y, tf.float32), ours, atol=0.05)
+
+
+def test_depth_to_space_unfolds_channels_into_blocks():
+    x = np.arange(1 * 2 * 3 * 12, dtype=np.float32).reshape(1, 2, 3, 12)
+    y = np.asarray(DepthToSpace(2)(x))
+    assert y.shape == (1, 4, 6, 3)
+    # Channels 0-2 go to the top-left pixel of each 2x2 block, 3-5 top-right, ...
+    np.testing.assert_array_equal(y[0, 0, 0], x[0, 0, 0, 0:3])
+    np.testing.assert_array_equal(y[0, 0, 1], x[0, 0, 0, 3:6])
+    np.testing.assert_array_equal(y[0, 1, 0], x[0, 0, 0, 6:9])

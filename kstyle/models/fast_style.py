@@ -8,9 +8,13 @@ import tensorflow as tf
 
 from kstyle import losses
 from kstyle.models.perceptual import PerceptualStyleObjective
+from kstyle.nets.mobile import MOBILE_SIZE_MULTIPLE, mobile_stylizer
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
 from kstyle.nets.vgg import vgg19_features
 from kstyle.optimizers import apply_gradients
+
+#: Transformer networks by name: Johnson et al.'s, and a ~20x lighter one for phones.
+NETWORKS = ("johnson", "mobile")
 
 #: Johnson et al.'s layers (VGG16 relu2_2 for content; relu1_2, relu2_2, relu3_3, relu4_3
 #: for style), as the last conv of the same VGG19 blocks.
@@ -39,7 +43,9 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
     which trains ``T`` only (VGG19 is frozen). Afterwards one forward pass of ``T``
     stylizes an image of any size. ``T`` is ``kstyle.nets.resnet.resnet_generator`` in
     Johnson et al.'s shape: 9x9 outer convs, 32 base filters, two downsamplings, 5 residual
-    blocks, instance norm (Ulyanov et al.), and resize-conv upsampling by default.
+    blocks, instance norm (Ulyanov et al.), and resize-conv upsampling by default; or,
+    with ``network="mobile"``, ``kstyle.nets.mobile.mobile_stylizer``, the same plan with
+    separable convs and three downsamplings, ~20x fewer multiply-adds, for phones.
 
     Args:
         transformer: the image transformation network, ``[N, H, W, 3]`` -> same, [-1, 1].
@@ -48,7 +54,7 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
         style_grams: ``{layer: [1, C, C]}`` Gram matrices of the style image.
         content_layer, style_layers, style_layer_weights: the loss layers and weights.
         content_weight, style_weight, tv_weight: the weights of the three terms.
-        size_multiple: image sides must be multiples of this (4).
+        size_multiple: image sides must be multiples of this (4; 8 for the mobile network).
         **kwargs: those of ``keras.Model``.
 
     Example:
@@ -88,8 +94,9 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
                          for name in ("loss", "content_loss", "style_loss", "tv_loss")}
 
     @classmethod
-    def build_from_options(cls, *, style, style_size=None, base_filters=32, num_blocks=5,
-                           norm="instance", upsample="resize", content_layer=CONTENT_LAYER,
+    def build_from_options(cls, *, style, style_size=None, network="johnson", base_filters=32,
+                           num_blocks=5, norm="instance", upsample="resize",
+                           content_layer=CONTENT_LAYER,
                            style_layers=STYLE_LAYERS, style_layer_weights=STYLE_LAYER_WEIGHTS,
                            content_weight=30.0, style_weight=1.0, tv_weight=0.0,
                            vgg_weights="imagenet"):
@@ -99,6 +106,8 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
             style: the style image: a uint8 ``HxWx3`` array, a file path or an http(s)
                 URL (fetched once into Keras' cache).
             style_size: resize the style so its long side is this (None: as it is).
+            network: ``"johnson"`` (``resnet_generator``, 9x9 outer convs; ``upsample``
+                applies) or ``"mobile"`` (``mobile_stylizer``).
             vgg_weights: ``"imagenet"``, a VGG19 weights file, or ``"random"``.
             Others: see the class and ``kstyle.nets.resnet.resnet_generator``.
         """
@@ -108,9 +117,18 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
         image = to_float(image[None])
         if style_size:
             image = resize_long_side(image, style_size)
-        transformer = resnet_generator(base_filters=base_filters, num_blocks=num_blocks,
-                                       norm=norm, outer_kernel=9, upsample=upsample,
-                                       name="transformer")
+        if network not in NETWORKS:
+            raise ValueError(f"Unknown network {network!r}; valid ones are: "
+                             f"{', '.join(NETWORKS)}.")
+        if network == "mobile":
+            transformer = mobile_stylizer(base_filters=base_filters, num_blocks=num_blocks,
+                                          norm=norm, name="transformer")
+            multiple = MOBILE_SIZE_MULTIPLE
+        else:
+            transformer = resnet_generator(base_filters=base_filters, num_blocks=num_blocks,
+                                           norm=norm, outer_kernel=9, upsample=upsample,
+                                           name="transformer")
+            multiple = RESNET_SIZE_MULTIPLE
         features = vgg19_features((content_layer, *style_layers), weights=vgg_weights,
                                   name="fast_style_features")
         style_features = features(image, training=False)
@@ -119,7 +137,7 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
         return cls(transformer, features, grams, content_layer=content_layer,
                    style_layers=style_layers, style_layer_weights=style_layer_weights,
                    content_weight=content_weight, style_weight=style_weight,
-                   tv_weight=tv_weight)
+                   tv_weight=tv_weight, size_multiple=multiple)
 
     @property
     def translator(self):

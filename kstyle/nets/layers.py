@@ -12,10 +12,10 @@ def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
     networks were trained with: `BatchNorm2d(momentum=0.1, eps=1e-5)` becomes a Keras
     `BatchNormalization(momentum=0.9, epsilon=1e-5)` (Keras' momentum weighs the old
     running value, PyTorch's the new batch), with the scale initialised from
-    N(1, 0.02) as in the reference `init_weights`. Instance normalization is a
-    `GroupNormalization` with one group per channel and, like the reference's
-    `InstanceNorm2d(affine=False)`, no learned scale or offset (the conv before it keeps
-    its bias), so parameter counts match the reference.
+    N(1, 0.02) as in the reference `init_weights`. Instance normalization is
+    :class:`InstanceNormalization`: like the reference's `InstanceNorm2d(affine=False)`,
+    no learned scale or offset (the conv before it keeps its bias), so parameter counts
+    match the reference.
 
     Args:
         kind: One of `NORMS`: `"batch"`, `"instance"` or `"none"` (identity).
@@ -31,7 +31,7 @@ def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
 
     >>> layer = normalization("instance", name="norm")
     >>> type(layer).__name__
-    'GroupNormalization'
+    'InstanceNormalization'
 
     Reference:
         Ioffe & Szegedy, "Batch Normalization", ICML 2015, https://arxiv.org/abs/1502.03167;
@@ -46,12 +46,59 @@ def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
             name=name,
         )
     if kind == "instance":
-        return keras.layers.GroupNormalization(
-            groups=-1, epsilon=1e-5, center=False, scale=False, name=name
-        )
+        return InstanceNormalization(epsilon=1e-5, name=name)
     if kind == "none":
         return keras.layers.Identity(name=name)
     raise ValueError(f"Unknown normalization {kind!r}; valid kinds are: {', '.join(NORMS)}.")
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class InstanceNormalization(keras.layers.Layer):
+    """Normalizes each channel of each image over its height and width; no parameters.
+
+    `y = (x - mean) / sqrt(var + epsilon)`, mean and variance over H and W of one image
+    and channel, computed in float32 whatever the dtype policy (then cast back). The same
+    values as `keras.layers.GroupNormalization(groups=-1, center=False, scale=False)`,
+    written out because of what LiteRT makes of each: Keras' group norm reshapes to
+    groups through shape arithmetic that the converter keeps as SHAPE / STRIDED_SLICE /
+    PACK / RESHAPE chains around every norm, while this converts to two MEANs, a
+    SQUARED_DIFFERENCE and an RSQRT that LiteRT's XNNPACK delegate runs; on a small
+    stylizer the .tflite file ran about 4x faster with this layer.
+
+    Args:
+        epsilon: added to the variance.
+        **kwargs: those of `keras.layers.Layer`.
+
+    Example:
+
+    >>> x = keras.random.normal((2, 8, 8, 3), seed=1) * 5 + 2
+    >>> y = InstanceNormalization()(x)
+    >>> bool(keras.ops.all(keras.ops.abs(keras.ops.mean(y, axis=(1, 2))) < 1e-4))
+    True
+
+    Reference:
+        Ulyanov et al., "Instance Normalization: The Missing Ingredient for Fast
+        Stylization", 2016, https://arxiv.org/abs/1607.08022.
+    """
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        x = keras.ops.cast(inputs, "float32")
+        centered = x - keras.ops.mean(x, axis=(1, 2), keepdims=True)
+        variance = keras.ops.mean(keras.ops.square(centered), axis=(1, 2), keepdims=True)
+        return keras.ops.cast(centered * keras.ops.rsqrt(variance + self.epsilon),
+                              inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config["epsilon"] = self.epsilon
+        return config
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
@@ -159,3 +206,46 @@ class NearestUpsampling2D(keras.layers.Layer):
         batch, height, width, channels = input_shape
         return (batch, None if height is None else 2 * height,
                 None if width is None else 2 * width, channels)
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class DepthToSpace(keras.layers.Layer):
+    """Rearranges ``[N, H, W, C * b * b]`` into ``[N, H * b, W * b, C]`` (pixel shuffle).
+
+    One ``DepthToSpace`` op, which LiteRT runs natively: a network can compute its last
+    layer at ``1/b`` of the resolution and unfold it, instead of convolving full-size
+    feature maps.
+
+    Args:
+        block_size: the factor ``b``.
+        **kwargs: those of `keras.layers.Layer`.
+
+    Example:
+
+    >>> DepthToSpace(2)(keras.ops.zeros((1, 3, 5, 12))).shape
+    TensorShape([1, 6, 10, 3])
+
+    Reference:
+        Shi et al., "Real-Time Single Image and Video Super-Resolution Using an Efficient
+        Sub-Pixel Convolutional Neural Network", CVPR 2016, https://arxiv.org/abs/1609.05158.
+    """
+
+    def __init__(self, block_size=2, **kwargs):
+        super().__init__(**kwargs)
+        self.block_size = int(block_size)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        return tf.nn.depth_to_space(inputs, self.block_size)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        b = self.block_size
+        return (batch, None if height is None else height * b,
+                None if width is None else width * b, channels // (b * b))
+
+    def get_config(self):
+        config = super().get_config()
+        config["block_size"] = self.block_size
+        return config
