@@ -2,9 +2,9 @@
 
 Usage:
 
-    python bench/inference_speed.py [--models unet resnet9 fast]
+    python bench/inference_speed.py [--models unet resnet9 fast mobile]
                                     [--formats keras saved_model tflite tflite-fp16
-                                               tflite-dynamic tflite-int8]
+                                               tflite-dynamic tflite-int8 onnx]
                                     [--sizes 256 512 1024] [--repeats 5] [--json FILE]
 
 Models (built untrained, random weights from `keras.utils.set_random_seed(0)`; speed does
@@ -16,6 +16,8 @@ not depend on the weights):
   size multiple 4.
 - `fast`: the fast style transfer network (Johnson et al.: 32 filters, 5 residual blocks,
   9x9 outer kernels, resize-conv), size multiple 4.
+- `mobile`: the light stylizer for phones (`kstyle.nets.mobile_stylizer()` defaults:
+  separable convs, three downsamplings, pixel-shuffle head), size multiple 8.
 
 Rows, one per model and format; every row times the same uint8 -> uint8 graph
 (`kstyle.serving.Uint8Translator`: mirror padding to the size multiple, value mapping,
@@ -28,6 +30,8 @@ the network, cropping), as `kstyle.load` runs it and `kstyle export` writes it:
   float32, float16 weights, int8 weights (dynamic range) and full int8 (calibrated on 8
   seeded random 256 px images), run by the LiteRT interpreter with one thread per CPU
   (`kstyle.serving.litert_runner`).
+- `onnx`: the ONNX file `kstyle export --onnx` writes (float32), run by ONNX Runtime with
+  one thread per CPU (`kstyle.serving.onnx_runner`); needs `pip install -e ".[onnx]"`.
 
 Files are exported with the same converter settings as `kstyle export` into a temporary
 folder. Each (model, format, size) gets one seeded random uint8 square image, batch 1:
@@ -59,12 +63,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-MODELS = ("unet", "resnet9", "fast")
-FORMATS = ("keras", "saved_model", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8")
+MODELS = ("unet", "resnet9", "fast", "mobile")
+FORMATS = ("keras", "saved_model", "tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8",
+           "onnx")
 # Format -> the `quantize` option of `kstyle export` for .tflite files.
 TFLITE_QUANTIZE = {"tflite": "none", "tflite-fp16": "fp16", "tflite-dynamic": "dynamic",
                    "tflite-int8": "int8"}
-SIZE_MULTIPLE = {"unet": 256, "resnet9": 4, "fast": 4}
+SIZE_MULTIPLE = {"unet": 256, "resnet9": 4, "fast": 4, "mobile": 8}
 WARMUP = 2
 CALIBRATION_IMAGES = 8
 CALIBRATION_SIZE = 256
@@ -111,7 +116,7 @@ def build_network(kind: str):
     """The untrained network of `kind`, seeded."""
     import keras
 
-    from kstyle.nets import resnet_generator, unet_generator
+    from kstyle.nets import mobile_stylizer, resnet_generator, unet_generator
     from kstyle.nets.resnet import resnet_generator as resnet
 
     keras.utils.set_random_seed(0)
@@ -119,6 +124,8 @@ def build_network(kind: str):
         return unet_generator()
     if kind == "resnet9":
         return resnet_generator()
+    if kind == "mobile":
+        return mobile_stylizer(name="transformer")
     return resnet(base_filters=32, num_blocks=5, outer_kernel=9, upsample="resize",
                   name="transformer")
 
@@ -137,7 +144,7 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
     `run` maps uint8 [1, H, W, 3] to uint8 [1, H, W, 3].
     """
     from kstyle.export import _converter_options, _input_spec
-    from kstyle.serving import litert_runner, saved_model_runner
+    from kstyle.serving import litert_runner, onnx_runner, saved_model_runner
 
     if fmt == "keras":
         path = folder / "translator.keras"
@@ -148,6 +155,16 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
         serving.export(str(path), format="tf_saved_model", input_signature=_input_spec(),
                        verbose=False)
         run, _ = saved_model_runner(path)
+        return run, path
+    if fmt == "onnx":
+        import warnings
+
+        path = folder / "translator.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            serving.export(str(path), format="onnx", input_signature=_input_spec(),
+                           verbose=False)
+        run, _ = onnx_runner(path)
         return run, path
     quantize = TFLITE_QUANTIZE[fmt]
     path = folder / f"translator_{quantize}.tflite"

@@ -188,6 +188,7 @@ def onnx_runner(path, num_threads: int | None = None):
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: the converter's resize attributes warn
+    onnxruntime.set_default_logger_severity(3)
     options.intra_op_num_threads = num_threads or os.cpu_count() or 1
     session = onnxruntime.InferenceSession(os.fspath(path), options,
                                            providers=["CPUExecutionProvider"])
