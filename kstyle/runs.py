@@ -6,14 +6,20 @@ Layout of ``saved_models/<name>/``::
     run.json            what inference needs: model kind, direction, value range, multiple
     translator.keras    the inference network (updated at every epoch end); models that
                         translate both ways add translator_b2a.keras
-    checkpoints/        resumable state: weights, optimizer slots, step (last 2 kept)
+    checkpoints/        resumable state: weights, optimizer slots, RNG states, step
+                        (last 2 kept)
     samples/            epoch_0001.png ...: input | output | target grids
     logs/               TensorBoard event files
     epochs.csv          per-epoch losses; steps.csv: per-step losses
     losses.png          loss curves, written when fit ends
 
 Every file is written to a temporary name in the same folder and then renamed, so an
-interrupted run never leaves a half-written checkpoint or model behind.
+interrupted run never leaves a half-written checkpoint or model behind; only the logs
+grow in place (epochs.csv, steps.csv, logs/), and a resumed run drops the CSV rows past
+its checkpoint (TensorBoard shows the retrained steps twice). A run killed in
+the middle of a write leaves its temporary (``.<name>.<random>.tmp...``) behind; the next
+``fit`` removes it with :func:`clean_temporaries`, which also puts back a folder that was
+being replaced when the run died.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -48,7 +55,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     try:
         yield Path(tmp)
         if Path(tmp).is_dir() and path.is_dir():
-            old = Path(str(tmp) + ".old")
+            # Two renames: a kill between them leaves the new folder complete under its
+            # temporary name and the old one under ``<tmp>.old``; clean_temporaries()
+            # moves the new one into place.
+            old = Path(str(tmp) + OLD_SUFFIX)
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old)
@@ -59,6 +69,50 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.exists(tmp):
             os.unlink(tmp)
+
+
+#: A temporary of atomic_path: ``.<name>.<8 random chars>.tmp<suffix>[.old]``.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp")
+OLD_SUFFIX = ".old"
+
+
+def clean_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Removes what writes interrupted in ``folder`` left behind; returns what it did.
+
+    A temporary file or folder of :func:`atomic_path` is half-written unless its
+    ``.old`` twin exists: the process then died between moving the old folder aside and
+    moving the new, complete one into place, so the new one is moved in (or, if it is
+    gone too, the old one back). Everything else with a temporary name is deleted. Call
+    this only when no other process writes to ``folder``.
+
+    Args:
+        folder: a folder that :func:`atomic_path` writes into (not searched recursively).
+
+    Returns:
+        One line per recovered or removed entry.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    done = []
+    entries = sorted(p for p in folder.iterdir() if _TEMPORARY.match(p.name))
+    for old in [p for p in entries if p.name.endswith(OLD_SUFFIX)]:
+        target = folder / _TEMPORARY.match(old.name)["name"]
+        if target.exists():
+            continue
+        new = old.with_name(old.name.removesuffix(OLD_SUFFIX))
+        source = new if new.exists() else old
+        os.replace(source, target)
+        done.append(f"recovered {target.name} from {source.name}")
+    for p in entries:
+        if not p.exists() and not p.is_symlink():
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        done.append(f"removed {p.name}")
+    return done
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -1,8 +1,12 @@
 """``fit(recipe)``: recipe -> tf.data -> ``keras.Model.fit`` -> a resumable run folder.
 
 Running ``fit`` again on the same recipe resumes from the run folder's last checkpoint:
-weights, optimizer slots, the learning rate (a function of the restored step) and the
-position in the epoch all come back, and training goes on to ``train.epochs``.
+weights, optimizer slots, the learning rate (a function of the restored step), the
+random generators' states (dropout, CycleGAN's image pools) and the position in the
+stream of training batches all come back, and training goes on to ``train.epochs``. A
+run killed at any moment (even SIGKILL) and started again ends with the same weights as
+one never stopped (bit for bit on one CPU thread with deterministic ops; see
+tests/test_crash_safety.py).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import csv
 import dataclasses
 import json
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -87,14 +92,24 @@ def _source(recipe: Recipe):
     return count, dataset
 
 
-def train_dataset(recipe: Recipe, seed_offset: int = 0):
-    """The repeated, augmented, batched training pairs and the number of pairs."""
+def train_dataset(recipe: Recipe, seed_offset: int = 0, skip: int = 0):
+    """The repeated, augmented, batched training pairs and the number of pairs.
+
+    Args:
+        recipe: the run's recipe.
+        seed_offset: added to ``data.seed``. ``fit`` keeps it at 0: the synthetic source
+            renders its images from the seed (and the held-back ones from ``seed + 1``).
+        skip: batches to drop from the start of the stream: those a resumed run has
+            already trained on, so that it goes on with the batches an uninterrupted run
+            would see next. The dropped batches are still read and augmented (fast next
+            to training steps: about 2 ms a batch for the quickstart on 2 CPU cores).
+    """
     d = recipe.data
     count, dataset = _source(recipe)
     ds = dataset(d.train_split, load_size=d.load_size, flip=d.flip, augment=True,
                  batch_size=d.batch_size, shuffle=True, repeat=True, seed=d.seed + seed_offset,
                  cache=d.cache)
-    return ds, count(d.train_split)
+    return (ds.skip(skip) if skip else ds), count(d.train_split)
 
 
 def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | None = None):
@@ -173,11 +188,18 @@ def float32_copy(network: keras.Model) -> keras.Model:
 
 
 class Checkpointer:
-    """Saves and restores network weights, optimizer slots and the step, atomically.
+    """Saves and restores network weights, optimizer slots, RNG states and the step, atomically.
 
     Each checkpoint is a folder ``checkpoints/step_XXXXXXXX/`` written under a temporary
-    name and renamed when complete; the newest ``keep`` are kept.
+    name and renamed when complete; the newest ``keep`` are kept. It holds one
+    ``<network>.weights.h5`` per entry of ``model.networks`` (CycleGAN's image pools
+    included), ``optimizers.npz`` (every optimizer variable: slots, ``iterations`` and so
+    the learning rate, a function of it), ``rng.npz`` (the state of every
+    ``keras.random.SeedGenerator`` in the model: dropout masks, the pools' draws, which
+    ``save_weights`` leaves out) and ``state.json``, written last.
     """
+
+    RNG_FILE = "rng.npz"
 
     def __init__(self, model, directory: str | os.PathLike, keep: int = 2):
         self.model = model
@@ -185,7 +207,7 @@ class Checkpointer:
         self.keep = keep
 
     def all(self) -> list[Path]:
-        """Complete checkpoints, oldest first."""
+        """Complete checkpoints, oldest first (temporaries have a leading dot: never here)."""
         if not self.directory.is_dir():
             return []
         found = [p for p in self.directory.glob("step_*") if (p / "state.json").is_file()]
@@ -206,10 +228,21 @@ class Checkpointer:
                 for i, var in enumerate(opt.variables):
                     slots[f"{name}/{i:04d}"] = np.asarray(var.numpy())
             np.savez(tmp / "optimizers.npz", **slots)
+            np.savez(tmp / self.RNG_FILE, **{f"{i:04d}": np.asarray(var.numpy())
+                                            for i, var in enumerate(self._rng_states())})
             (tmp / "state.json").write_text(json.dumps(state, indent=2))
         for old in self.all()[: -self.keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            # Renamed out of sight first: a kill while deleting leaves a temporary
+            # (removed on resume), never a checkpoint folder that misses files.
+            doomed = old.with_name(f".{old.name}.{secrets.token_hex(4)}.tmp")
+            os.replace(old, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
         return path
+
+    def _rng_states(self) -> list:
+        """The model's SeedGenerator state variables, in the model's (fixed) order."""
+        weights = {id(w) for w in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
 
     def restore(self, path: Path) -> dict:
         for name, net in self.model.networks.items():
@@ -224,6 +257,16 @@ class Checkpointer:
                             f"{path}: optimizer state of '{name}' does not match the model "
                             f"(variable {i}: {value.shape} vs {tuple(var.shape)})")
                     var.assign(value)
+        rng = path / self.RNG_FILE
+        if rng.is_file():  # checkpoints written before RNG states were saved lack it
+            states = self._rng_states()
+            with np.load(rng) as saved:
+                if len(saved.files) != len(states):
+                    raise KstyleError(
+                        f"{path}: {len(saved.files)} random-generator states saved, the "
+                        f"model has {len(states)}")
+                for i, var in enumerate(states):
+                    var.assign(saved[f"{i:04d}"])
         return json.loads((path / "state.json").read_text())
 
 
@@ -252,7 +295,11 @@ class RunCallback(keras.callbacks.Callback):
         self._check_finite(step, logs or {})
         if step % self.run.log_every == 0 and logs:
             self.run.log_step(step, logs)
-        if step % self.run.recipe.train.checkpoint_every == 0 and step != self.last_saved:
+        # An epoch's last step is saved by on_epoch_end, after the epoch's row in
+        # epochs.csv: saved here, a kill before that row would leave the epoch without one.
+        last_of_epoch = step % self.run.steps_per_epoch == 0
+        if (step % self.run.recipe.train.checkpoint_every == 0 and step != self.last_saved
+                and not last_of_epoch):
             self.run.save_checkpoint()
             self.last_saved = step
 
@@ -290,6 +337,7 @@ class Run:
         self.step = 0
         self.epoch = 0
         self.initial_val = runs.read_run_info(self.dir).get("untrained_val_metric")
+        self.clean_run_dir()
         self._prepare_dir()
         keras.utils.set_random_seed(recipe.train.seed)
         self.strategy = make_strategy(recipe.train.distribute)
@@ -461,24 +509,52 @@ class Run:
     # -- training
 
     def restore(self) -> int:
+        """Loads the last complete checkpoint (if any); logs past it are dropped."""
         latest = self.checkpointer.latest()
-        if latest is None:
-            return 0
-        state = self.checkpointer.restore(latest)
-        self.step = int(self.model.g_optimizer.iterations.numpy())
-        if self.step != state["step"]:
-            raise KstyleError(f"{latest}: step {state['step']} but optimizer at {self.step}")
-        self.epoch = self.step // self.steps_per_epoch
-        self._truncate_step_log(self.step)
+        if latest is not None:
+            state = self.checkpointer.restore(latest)
+            self.step = int(self.model.g_optimizer.iterations.numpy())
+            if self.step != state["step"]:
+                raise KstyleError(f"{latest}: step {state['step']} but optimizer at {self.step}")
+            self.epoch = self.step // self.steps_per_epoch
+        # A killed run may have logged steps (and an epoch) after its last checkpoint;
+        # they are trained again, and logged again.
+        self._truncate_log("steps.csv", "step", lambda step: step <= self.step)
+        self._truncate_log("epochs.csv", "epoch", lambda epoch: epoch < self.epoch)
         return self.step
 
-    def _truncate_step_log(self, step: int):
-        path = self.dir / "steps.csv"
+    def clean_run_dir(self):
+        """Deals with what a killed run left half-written (see runs.clean_temporaries)."""
+        for folder in (self.dir, self.dir / runs.CHECKPOINT_DIR, self.dir / "samples"):
+            try:
+                for line in runs.clean_temporaries(folder):
+                    self.log(f"{folder}: {line} (left by an interrupted run)")
+            except OSError as e:  # an unwritable folder is reported by _prepare_dir
+                self.log(f"{folder}: could not clean up temporaries ({e})")
+
+    def _truncate_log(self, name: str, key: str, keep):
+        """Keeps the header and the whole rows of a CSV log whose ``key`` passes ``keep``.
+
+        A row cut short by a kill (fewer fields, or a number cut in two) is dropped too.
+        """
+        path = self.dir / name
         if not path.is_file():
             return
         with open(path, newline="") as f:
             rows = list(csv.reader(f))
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= step]
+        if not rows or not rows[0] or rows[0][0] != key:
+            path.unlink()  # not even a whole header
+            return
+        header, kept = rows[0], [rows[0]]
+        for row in rows[1:]:
+            try:
+                whole = len(row) == len(header) and all(row)
+                if whole and keep(int(row[0])):
+                    kept.append(row)
+            except ValueError:
+                pass
+        if len(kept) == len(rows):
+            return
         with runs.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             csv.writer(f).writerows(kept)
 
@@ -494,8 +570,10 @@ class Run:
             return FitResult(self.dir, self.step, self.epoch, {}, resumed_from)
 
         cbs = [
-            RunCallback(self),
+            # The epoch's row goes before its checkpoint: a kill in between leaves a row
+            # that restore() drops, never a finished epoch without one.
             keras.callbacks.CSVLogger(str(self.dir / "epochs.csv"), append=True),
+            RunCallback(self),
             keras.callbacks.TensorBoard(str(self.dir / "logs"), update_freq=self.log_every,
                                         write_graph=False, profile_batch=0),
             *callbacks,
@@ -512,17 +590,22 @@ class Run:
         interrupted = False
         start = time.time()
         try:
-            in_epoch = self.step - self.epoch * self.steps_per_epoch
-            # A checkpoint taken mid-epoch resumes with the rest of that epoch first.
+            spe = self.steps_per_epoch
+            in_epoch = self.step - self.epoch * spe
+            # The run reads one stream of batches, epoch after epoch (Keras keeps the
+            # iterator across epochs); a resumed run skips the batches trained on, so
+            # it sees what an uninterrupted run would. A checkpoint taken mid-epoch
+            # resumes with the rest of that epoch first, then the stream is opened again
+            # (a second fit cannot go on with the first one's iterator).
             phases = []
             if in_epoch:
-                phases.append((self.epoch, self.epoch + 1, self.steps_per_epoch - in_epoch))
+                phases.append((self.epoch, self.epoch + 1, spe - in_epoch, self.step))
                 if self.epoch + 1 < t.epochs:
-                    phases.append((self.epoch + 1, t.epochs, self.steps_per_epoch))
+                    phases.append((self.epoch + 1, t.epochs, spe, (self.epoch + 1) * spe))
             else:
-                phases.append((self.epoch, t.epochs, self.steps_per_epoch))
-            for initial_epoch, epochs, steps in phases:
-                ds, _ = train_dataset(self.recipe, seed_offset=initial_epoch)
+                phases.append((self.epoch, t.epochs, spe, self.step))
+            for initial_epoch, epochs, steps, skip in phases:
+                ds, _ = train_dataset(self.recipe, skip=skip)
                 history = self.model.fit(
                     ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                     validation_data=val_ds, callbacks=cbs, verbose=verbose,
