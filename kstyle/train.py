@@ -32,6 +32,7 @@ from kstyle import data as kdata
 from kstyle import runs, visual
 from kstyle.errors import DataError, KstyleError, RecipeError, TrainingDivergedError
 from kstyle.models import get_model_class
+from kstyle.monitor import CollapseMonitor
 from kstyle.optimizers import CountingLossScaleOptimizer, FusedAdam
 from kstyle.recipes import Recipe, load_recipe
 from kstyle.schedules import EpochSchedule
@@ -574,6 +575,7 @@ class Run:
             # that restore() drops, never a finished epoch without one.
             keras.callbacks.CSVLogger(str(self.dir / "epochs.csv"), append=True),
             RunCallback(self),
+            CollapseMonitor(self.samples, log=self.log),
             keras.callbacks.TensorBoard(str(self.dir / "logs"), update_freq=self.log_every,
                                         write_graph=False, profile_batch=0),
             *callbacks,
