@@ -412,11 +412,6 @@ def _check(recipe: Recipe) -> None:
                 f"expected one per model.style_layers entry ({len(m.style_layers)})")
         if m.style_size is not None and m.style_size <= 0:
             raise RecipeError(f"{src}: model.style_size = {m.style_size} must be positive")
-    if t.distribute != "none" and getattr(m, "pool_size", 0) > 0:
-        raise RecipeError(
-            f"{src}: train.distribute = {t.distribute!r} does not work with CycleGAN's image "
-            f"pools yet (model.pool_size = {m.pool_size}); set model.pool_size = 0 or "
-            "train.distribute = 'none'")
     if m.kind in UNPAIRED_KINDS and d.source not in ("folders", "tfds", "synthetic"):
         raise RecipeError(
             f"{src}: data.source = {d.source!r} gives pairs; model.kind = {m.kind!r} trains on "

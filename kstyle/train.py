@@ -412,6 +412,10 @@ class Run:
             model.compile(**{name: adam() for name in names},
                           jit_compile=resolve_jit(t.jit_compile))
             model.build_optimizers()
+            if hasattr(model, "pools"):  # CycleGAN's image pools, sized for training crops
+                size = (r.data.image_size, r.data.image_size)
+                model.pools.build_buffers((*size, model.generator_ba.output.shape[-1]),
+                                          (*size, model.generator_ab.output.shape[-1]))
         return model
 
     def _sample_pairs(self):

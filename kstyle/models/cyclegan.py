@@ -40,6 +40,17 @@ class FakeImagePools(keras.Model):
         fake_a, fake_b = inputs
         return self.fake_a(fake_a), self.fake_b(fake_b)
 
+    def build_buffers(self, shape_a, shape_b):
+        """Builds the buffers now, for fakes of shape ``(H, W, C)`` in each domain.
+
+        Otherwise each pool builds on its first batch, inside the traced training step,
+        which a tf.distribute strategy does not allow (variables must exist before the
+        step runs on the replicas).
+        """
+        for pool, shape in ((self.fake_a, shape_a), (self.fake_b, shape_b)):
+            if pool.pool_size and not pool.built:
+                pool.build((None, *shape))
+
     def get_config(self):
         config = super().get_config()
         config["pool_size"] = self.pool_size

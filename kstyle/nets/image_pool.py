@@ -64,11 +64,18 @@ class ImagePool(keras.layers.Layer):
             raise ValueError(
                 "ImagePool needs images of static height, width and channels (a fixed "
                 f"training crop size), got shape {tuple(input_shape)}.")
-        self.images = self.add_weight(
-            shape=(self.pool_size, *image_shape), initializer="zeros", trainable=False,
-            name="images")
-        self.count = self.add_weight(
-            shape=(), initializer="zeros", dtype="int32", trainable=False, name="count")
+        # Under a tf.distribute strategy every replica keeps a pool of its own fakes, as
+        # each process of the reference's data-parallel training does: the variables sync
+        # on read, updates stay on their replica, and a checkpoint (read across replicas)
+        # stores the first replica's pool, which a restore gives to all of them.
+        with keras.name_scope(self.name, caller=self):
+            self.images = keras.Variable(
+                initializer="zeros", shape=(self.pool_size, *image_shape), dtype=self.dtype,
+                trainable=False, name="images", synchronization="on_read",
+                aggregation="only_first_replica")
+            self.count = keras.Variable(
+                initializer="zeros", shape=(), dtype="int32", trainable=False, name="count",
+                synchronization="on_read", aggregation="only_first_replica")
 
     def call(self, images):
         if self.pool_size == 0:
