@@ -184,9 +184,11 @@ class TrainConfig:
     jit_compile: Literal["auto", True, False] = _f(
         "auto", "compile the train step with XLA: true, false, or auto (on with a GPU; off "
         "on CPUs, where XLA made the steps 9-35% slower)")
-    distribute: Literal["none", "mirrored"] = _f(
+    distribute: Literal["none", "mirrored", "multi_worker"] = _f(
         "none", "mirrored: data-parallel over every local GPU (or the CPU devices TensorFlow "
-        "shows), the batch split across them")
+        "shows), the batch split across them; multi_worker: the same across the processes "
+        "(hosts) of $TF_CONFIG, each running the same kstyle fit, the first (chief) writing "
+        "the run folder")
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = _f(
         "float32", "compute dtype: mixed_bfloat16 (fast on CPUs with AVX-512 BF16, and "
         "TPUs/recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, norms, "

@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,15 +141,70 @@ def make_strategy(kind: str) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy of ``train.distribute``.
 
     ``"mirrored"`` replicates the model on every local GPU, or, without GPUs, on the
-    CPU devices TensorFlow has been told about (at least one). Each replica gets its share
-    of the batch; gradients are averaged over the global batch (see
+    CPU devices TensorFlow has been told about (at least one). ``"multi_worker"`` does the
+    same across the processes (hosts) that ``$TF_CONFIG`` lists, each running the same
+    ``kstyle fit`` (see :func:`worker_role`). Each replica gets its share of the batch;
+    gradients are averaged over the global batch (see
     ``kstyle.optimizers.apply_gradients``).
+
+    Raises:
+        RecipeError: ``"multi_worker"`` without a usable ``$TF_CONFIG``.
     """
     if kind == "mirrored":
         devices = (tf.config.list_logical_devices("GPU")
                    or tf.config.list_logical_devices("CPU"))
         return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if kind == "multi_worker":
+        worker_role()  # a clear error before TensorFlow's, when TF_CONFIG is wrong
+        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def worker_role() -> tuple[int, bool]:
+    """``(task index, is chief)`` of this process in ``$TF_CONFIG``'s cluster.
+
+    ``TF_CONFIG`` is TensorFlow's JSON cluster description, the same on every process but
+    for ``task``: ``{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type":
+    "worker", "index": 0}}``. The chief (a ``"chief"`` task, else worker 0) writes the run
+    folder; the other workers train alongside it and write nothing there.
+
+    Raises:
+        RecipeError: ``$TF_CONFIG`` is missing or does not describe this task.
+    """
+    expected = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}\' (index 1 on the second host)')
+    raw = os.environ.get("TF_CONFIG", "")
+    try:
+        config = json.loads(raw)
+        cluster, task = config["cluster"], config["task"]
+        kind, index = task["type"], int(task["index"])
+        if kind not in cluster or not 0 <= index < len(cluster[kind]):
+            raise ValueError(f"task {kind} {index} is not in the cluster")
+    except (ValueError, KeyError, TypeError) as e:
+        problem = "is not set" if not raw else f"is not usable ({e})"
+        raise RecipeError(
+            f"train.distribute = 'multi_worker': $TF_CONFIG {problem}; every worker needs "
+            f"it, e.g. {expected}") from None
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    return index, chief
+
+
+def _multi_worker_fit_fixes(model: keras.Model) -> None:
+    """Works around two Keras 3 bugs of ``fit`` under MultiWorkerMirroredStrategy.
+
+    Keras reduces a first data batch across workers to build the model symbolically,
+    which fails (keras-team/keras#20585): kstyle's models are built before ``fit``, so
+    that build is skipped. And it reduces each step's logs with ``axis=0``, which fails
+    on scalars: the steps' logs are given a length-1 axis, reduced back to scalars.
+    """
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def with_axis(data, step=step):
+            return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+        setattr(model, name, with_axis)
 
 
 def resolve_jit(setting) -> bool:
@@ -333,7 +389,12 @@ class Run:
 
     def __init__(self, recipe: Recipe, log=print):
         self.recipe = recipe
+        # First: a multi-worker strategy must exist before TensorFlow runs anything.
+        self.strategy = make_strategy(recipe.train.distribute)
         self.dir = recipe.run_dir
+        self.scratch = None
+        if recipe.train.distribute == "multi_worker" and not worker_role()[1]:
+            self.dir = self._worker_scratch()
         self.log = log
         self.step = 0
         self.epoch = 0
@@ -341,7 +402,6 @@ class Run:
         self.clean_run_dir()
         self._prepare_dir()
         keras.utils.set_random_seed(recipe.train.seed)
-        self.strategy = make_strategy(recipe.train.distribute)
         self.count = None
         self.steps_per_epoch = self._steps_per_epoch()
         self.log_every = max(1, min(STEP_LOG_EVERY, self.steps_per_epoch // 4))
@@ -351,6 +411,17 @@ class Run:
         self.image_writer = tf.summary.create_file_writer(str(self.dir / "logs" / "samples"))
 
     # -- setup
+
+    def _worker_scratch(self) -> Path:
+        """A non-chief worker's folder: it writes there, never into the chief's run folder
+        (deleted when fit ends); it starts from a copy of the run's last checkpoint, so
+        that every worker resumes from the same step."""
+        index = worker_role()[0]
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"kstyle-worker{index}-"))
+        latest = Checkpointer(None, self.recipe.run_dir / runs.CHECKPOINT_DIR).latest()
+        if latest is not None:
+            shutil.copytree(latest, self.scratch / runs.CHECKPOINT_DIR / latest.name)
+        return self.scratch
 
     def _prepare_dir(self):
         try:
@@ -384,7 +455,7 @@ class Run:
         if d.batch_size % replicas:
             raise RecipeError(
                 f"{self.recipe.source}: data.batch_size = {d.batch_size} must be a multiple of "
-                f"the {replicas} replicas of train.distribute = 'mirrored'")
+                f"the {replicas} replicas of train.distribute = {self.recipe.train.distribute!r}")
         if self.count < d.batch_size:
             raise DataError(
                 f"data.path = {d.path!r} has {self.count} training pairs, fewer than "
@@ -416,6 +487,8 @@ class Run:
                 size = (r.data.image_size, r.data.image_size)
                 model.pools.build_buffers((*size, model.generator_ba.output.shape[-1]),
                                           (*size, model.generator_ab.output.shape[-1]))
+        if t.distribute == "multi_worker":
+            _multi_worker_fit_fixes(model)
         return model
 
     def _sample_pairs(self):
@@ -572,7 +645,9 @@ class Run:
         if resumed_from >= total:
             self.log(f"{self.dir} already finished {t.epochs} epochs ({resumed_from} steps).")
             self.save_translator()
-            return FitResult(self.dir, self.step, self.epoch, {}, resumed_from)
+            if self.scratch is not None:
+                shutil.rmtree(self.scratch, ignore_errors=True)
+            return FitResult(self.recipe.run_dir, self.step, self.epoch, {}, resumed_from)
 
         cbs = [
             # The epoch's row goes before its checkpoint: a kill in between leaves a row
@@ -624,10 +699,16 @@ class Run:
             self.log(f"\nInterrupted at step {self.step}; saved {path}. "
                      "Run the same command again to resume.")
         self.finish(time.time() - start, history_logs)
-        return FitResult(self.dir, self.step, self.epoch, history_logs, resumed_from,
-                         interrupted)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        return FitResult(self.recipe.run_dir, self.step, self.epoch, history_logs,
+                         resumed_from, interrupted)
 
     def finish(self, seconds: float, logs: dict):
+        if self.scratch is not None:  # a non-chief worker: the chief reports
+            self.image_writer.close()
+            self.log(f"Worker {worker_role()[0]} done in {seconds:.0f} s: step {self.step}.")
+            return
         steps_csv = self.dir / "steps.csv"
         if steps_csv.is_file():
             visual.plot_curves(steps_csv, self.dir / "losses.png")

@@ -5,6 +5,8 @@ that splits the CPU into two logical devices first.
 """
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -123,3 +125,79 @@ def test_cyclegan_with_image_pools_trains_mirrored_and_resumes(tmp_path):
     assert out["restored"]["count"] == 3 and out["restored"]["nonzero"] > 0
     assert out["resumed"] == out["first"] > 0 and out["second"] == 2 * out["first"]
     assert out["finite"]
+
+
+WORKER = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from pathlib import Path
+    from conftest import tiny_recipe
+    from kstyle.train import fit
+
+    recipe = tiny_recipe(Path(sys.argv[2]), *sys.argv[3:], name="mw")
+    result = fit(recipe, verbose=0, log=lambda *_: None)
+    print(json.dumps({"step": result.step, "run_dir": str(result.run_dir),
+                      **{k: float(v) for k, v in result.logs.items()}}))
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_on_two_localhost_processes_matches_one_process(tmp_path):
+    overrides = ["model.dropout=0.0"]
+    ports = [_free_port(), _free_port()]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    workers = []
+    for index in (0, 1):
+        config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                  "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(config), "TMPDIR": str(scratch)}
+        workers.append(subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(TESTS), str(tmp_path / "multi"),
+             "train.distribute=multi_worker", *overrides],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = []
+    for worker in workers:
+        stdout, stderr = worker.communicate(timeout=600)
+        assert worker.returncode == 0, stderr[-3000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    single = subprocess.run([sys.executable, "-c", WORKER, str(TESTS), str(tmp_path / "one"),
+                             *overrides], capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    one = json.loads(single.stdout.strip().splitlines()[-1])
+
+    chief, other = outs
+    assert chief["step"] == other["step"] == one["step"] == 8
+    # Both workers hold the same model; only the chief wrote the run folder.
+    assert chief["g_l1_loss"] == other["g_l1_loss"]
+    run = Path(chief["run_dir"])
+    assert other["run_dir"] == chief["run_dir"] and (run / "translator.keras").is_file()
+    # The other worker wrote into a scratch folder of its own, removed when it ended.
+    assert (scratch.is_dir() and not list(scratch.iterdir())), list(scratch.iterdir())
+    # Two workers, one replica each, average gradients over the same global batch as one
+    # process (equal up to summation order, as for mirrored above).
+    for key in ("g_l1_loss", "val_l1"):
+        assert abs(chief[key] - one[key]) <= 2e-2 * abs(one[key]), (key, chief, one)
+
+
+def test_multi_worker_without_tf_config_says_what_to_set(tmp_path, monkeypatch):
+    import pytest
+
+    from kstyle.errors import RecipeError
+    from kstyle.train import worker_role
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(RecipeError, match=r"TF_CONFIG is not set.*\"cluster\""):
+        worker_role()
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, '
+                                    '"task": {"type": "worker", "index": 3}}')
+    with pytest.raises(RecipeError, match="not usable .*worker 3"):
+        worker_role()
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}, '
+                                    '"task": {"type": "worker", "index": 1}}')
+    assert worker_role() == (1, False)
