@@ -182,8 +182,8 @@ def crash_and_compare(tmp_path, recipe, networks, triggers, total_steps):
         started = RESUMING.search(text)
         # Every start resumes at the last complete checkpoint the previous one left.
         assert (int(started[1]) if started else 0) == expected, text
-        if what == "finished":
-            assert "Done in" in text, text
+        if what == "finished":  # a random delay longer than the rest of the run
+            assert "Done in" in text or "already finished" in text, text
         assert_consistent(run_dir, networks)
         temporaries = sorted(p.name for p in run_dir.rglob("*") if ".tmp" in p.name)
         outcomes.append(f"{trigger.__name__}: {what} (started at step {expected}; "
@@ -217,18 +217,18 @@ def crash_and_compare(tmp_path, recipe, networks, triggers, total_steps):
 
 def test_killed_pix2pix_resumes_to_the_same_weights(tmp_path):
     rng = random.Random(0)
-    triggers = [after_new_checkpoint, while_checkpoint_written,
-                *(after_delay(rng.uniform(0.05, 1.0)) for _ in range(2)),
-                while_translator_written]
+    # The triggers on events first: they fire whatever the speed of the machine.
+    triggers = [after_new_checkpoint, while_checkpoint_written, while_translator_written,
+                *(after_delay(rng.uniform(0.05, 1.0)) for _ in range(2))]
     outcomes = crash_and_compare(tmp_path, PIX2PIX, ["generator", "discriminator"],
                                  triggers, total_steps=18)
-    assert sum("killed" in line for line in outcomes) >= 4
+    assert sum("killed" in line for line in outcomes) >= 3
 
 
 def test_killed_cyclegan_resumes_with_its_image_pools(tmp_path):
     rng = random.Random(1)
-    triggers = [while_checkpoint_written, after_delay(rng.uniform(0.05, 1.0)),
-                after_new_checkpoint]
+    triggers = [while_checkpoint_written, after_new_checkpoint,
+                after_delay(rng.uniform(0.05, 1.0))]
     networks = ["generator_ab", "generator_ba", "discriminator_a", "discriminator_b",
                 "pools"]
     outcomes = crash_and_compare(tmp_path, CYCLEGAN, networks, triggers, total_steps=15)
