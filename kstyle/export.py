@@ -200,7 +200,8 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     if tflite:
         name = stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite"
         dest = out / name
-        with tempfile.TemporaryDirectory(dir=out) as scratch:
+        # Scratch in the system temp folder: a kill leaves nothing in the export folder.
+        with tempfile.TemporaryDirectory(prefix="kstyle-export-") as scratch:
             raw = Path(scratch) / "raw.tflite"
             if quantize == "int8" and user_images is None:
                 def calibration():
