@@ -4,6 +4,7 @@ A recipe has three tables, ``[data]``, ``[model]`` and ``[train]``, each mapped 
 dataclass whose fields carry a default and a one-line doc (the ``doc`` metadata, shown by
 ``kstyle recipe --help-keys``). The fields of ``[model]`` depend on ``model.kind``.
 
+An optional key (``data.load_size``, ``train.steps_per_epoch``, ...) is unset with ``"none"``.
 Precedence is ``--set`` overrides > TOML > defaults. Every problem (unknown key, wrong type,
 bad enum value, missing folder) raises one :class:`~kstyle.errors.RecipeError` naming the
 file, the ``table.key``, the bad value and what is allowed.
@@ -17,6 +18,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import os
 import tomllib
 import types
@@ -222,10 +225,15 @@ class Recipe:
 
     def to_toml(self) -> str:
         """The resolved recipe as TOML text, readable back by :func:`load_recipe`."""
-        return dumps_toml(self.to_dict())
+        tables: dict[str, Any] = {"name": self.name}
+        for table in ("data", "model", "train"):  # TOML has no null: None is written "none"
+            tables[table] = {k: "none" if v is None else v
+                             for k, v in dataclasses.asdict(getattr(self, table)).items()}
+        return dumps_toml(tables)
 
 
 TABLES: dict[str, type] = {"data": DataConfig, "train": TrainConfig}
+TABLE_NAMES = ("data", "model", "train")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -250,9 +258,30 @@ def load_recipe(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -
     if not path.is_file():
         raise RecipeError(f"{src}: recipe file not found (expected a .toml file)")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise RecipeError(f"{src}: not valid TOML: {e}") from None
+        data = path.read_bytes()
+    except OSError as e:
+        raise RecipeError(f"{src}: cannot read the recipe ({e.strerror or e})") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise RecipeError(
+            f"{src}: not valid TOML: the file is not UTF-8 text (byte "
+            f"{data[e.start:e.start + 1]!r} at line {line}, column {column})") from None
+    try:
+        raw = tomllib.loads(text)
+    except ValueError as e:  # TOMLDecodeError, or an integer of more than 4300 digits
+        lines = text.split("\n")  # where a truncated file stops
+        end = f"at end of document: line {len(lines)}, column {len(lines[-1]) + 1}"
+        raise RecipeError(
+            f"{src}: not valid TOML: {str(e).replace('at end of document', end)}") from None
+    except RecursionError:
+        lines = text.splitlines()
+        line = max(range(len(lines)), key=lambda i: lines[i].count("[") + lines[i].count("{"))
+        raise RecipeError(
+            f"{src}: not valid TOML: arrays or tables nested too deeply (at line {line + 1})"
+        ) from None
     return recipe_from_dict(raw, overrides, source=src, default_name=path.stem)
 
 
@@ -267,20 +296,22 @@ def recipe_from_dict(raw: dict[str, Any], overrides: typing.Sequence[str] = (), 
     for key in raw:
         if key not in allowed_top:
             raise RecipeError(
-                f"{source}: unknown key '{key}' at top level; allowed: {_fmt(allowed_top)}")
+                f"{source}: unknown key {key!r} at top level{_did_you_mean(key, allowed_top)}; "
+                f"allowed: {_fmt(allowed_top)}")
     for table in ("data", "model", "train"):
         if not isinstance(raw.get(table, {}), dict):
             raise RecipeError(f"{source}: '{table}' must be a table ([{table}])")
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+    if not isinstance(name, str) or not name.strip() or "/" in name or name.startswith(".") \
+            or not name.isprintable() or len(name.encode("utf-8", "replace")) > 200:
         raise RecipeError(f"{source}: name = {name!r} must be a plain folder name")
 
     model_raw = raw.get("model", {})
     kind = model_raw.get("kind", "pix2pix")
-    if kind not in MODEL_CONFIGS:
+    if not isinstance(kind, str) or kind not in MODEL_CONFIGS:  # a list or table is unhashable
         raise RecipeError(
-            f"{source}: model.kind = {kind!r} is not a model kind; allowed: "
-            f"{_fmt(MODEL_CONFIGS)}")
+            f"{source}: model.kind = {kind!r} is not a model kind"
+            f"{_did_you_mean(kind, MODEL_CONFIGS)}; allowed: {_fmt(MODEL_CONFIGS)}")
     data = _build(DataConfig, raw.get("data", {}), "data", source)
     model = _build(MODEL_CONFIGS[kind], model_raw, "model", source)
     train = _build(TrainConfig, raw.get("train", {}), "train", source)
@@ -298,9 +329,10 @@ def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
             f"{source}: override {item!r} must look like table.key=value "
             "(e.g. train.epochs=5)")
     table, name = parts
-    if table not in ("data", "model", "train"):
+    if table not in TABLE_NAMES:
         raise RecipeError(
-            f"{source}: override {item!r}: unknown table '{table}'; allowed: data, model, train")
+            f"{source}: override {item!r}: unknown table {table!r}"
+            f"{_did_you_mean(table, TABLE_NAMES)}; allowed: data, model, train")
     raw.setdefault(table, {})
     if not isinstance(raw[table], dict):
         raise RecipeError(f"{source}: '{table}' must be a table ([{table}])")
@@ -312,9 +344,10 @@ def parse_value(text: str) -> Any:
     if text.lower() in ("none", "null"):
         return None
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        parsed = tomllib.loads(f"v = {text}")
+    except (ValueError, RecursionError):  # not TOML, a 4300-digit int, or deep nesting
         return text
+    return parsed["v"] if len(parsed) == 1 else text  # "1\nx = 2" is text, not 1
 
 
 def _build(cls: type, values: dict[str, Any], table: str, source: str):
@@ -324,8 +357,8 @@ def _build(cls: type, values: dict[str, Any], table: str, source: str):
     for key, value in values.items():
         if key not in fields:
             raise RecipeError(
-                f"{source}: unknown key '{table}.{key}'; allowed keys of [{table}]: "
-                f"{_fmt(fields)}")
+                f"{source}: unknown key {f'{table}.{key}'!r}{_did_you_mean(key, fields)}; "
+                f"allowed keys of [{table}]: {_fmt(fields)}")
         kwargs[key] = _coerce(value, hints[key], f"{table}.{key}", source)
     return cls(**kwargs)
 
@@ -334,16 +367,20 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
+        # TOML has no null: "none" (as to_toml writes it) means None, like --set key=none.
+        if type(None) in args and (value is None or (
+                isinstance(value, str) and value.lower() == "none")):
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key, source)
     if origin is Literal:
         if value is None and "none" in args:  # --set table.key=none reads as None
             value = "none"
-        if value not in args:
+        # Compared with their types: 1 == True and 0.0 == False, but neither is a bool.
+        if not any(type(value) is type(a) and value == a for a in args):
             raise RecipeError(
-                f"{source}: {key} = {value!r} is not allowed; allowed: {_fmt(args)}")
+                f"{source}: {key} = {value!r} is not allowed{_did_you_mean(value, args)}; "
+                f"allowed: {_fmt(args)}")
         return value
     if origin is list:
         (item_type,) = args
@@ -351,25 +388,78 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             raise RecipeError(f"{source}: {key} = {value!r} must be a list of {item_type.__name__}")
         return [_coerce(v, item_type, key, source) for v in value]
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int such as 10**400
+            number = math.inf
+        if not math.isfinite(number):
+            raise RecipeError(f"{source}: {key} = {value!r} must be a finite number")
+        return number
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:  # TOML's (and TensorFlow's) integers are 64-bit
+            raise RecipeError(f"{source}: {key} = {value!r} is out of the 64-bit integer range")
         return value
-    if hint in (bool, str) and isinstance(value, hint):
+    if hint is str and isinstance(value, str):
+        if "\x00" in value or not value.encode("utf-8", "replace").decode() == value:
+            raise RecipeError(
+                f"{source}: {key} = {value!r} holds a NUL or a lone surrogate, which no file "
+                "name or layer name can hold")
+        return value
+    if hint is bool and isinstance(value, bool):
         return value
     raise RecipeError(
         f"{source}: {key} = {value!r} has the wrong type: expected {_type_name(hint)}, "
         f"got {type(value).__name__}")
 
 
+# Bounds of single fields, (low, high) inclusive (None: open). Checked first: later checks
+# compute 2**model.num_downs, and NumPy seeds must fit in 32 bits.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),
+    "model.num_downs": (1, 16), "model.num_blocks": (0, None), "model.d_layers": (1, None),
+    "model.d_base_filters": (1, None), "model.pool_size": (0, None),
+    "model.lambda_l1": (0, None), "model.lambda_cycle": (0, None),
+    "model.lambda_identity": (0, None), "model.lambda_perceptual": (0, None),
+    "model.lambda_target": (0, None), "model.lambda_recon": (0, None),
+    "model.content_weight": (0, None), "model.style_weight": (0, None),
+    "model.tv_weight": (0, None), "train.decay_start_epoch": (0, None),
+    "train.step_epochs": (1, None),
+}
+# Strings that name something (a split, a VGG19 layer) and so cannot be empty.
+NAMES = ("data.train_split", "data.val_split", "model.content_layer")
+
+
 def _check(recipe: Recipe) -> None:
     """Checks that span fields: ranges, and that local data folders exist."""
     src = recipe.source
     d, t, m = recipe.data, recipe.train, recipe.model
+    for key, (low, high) in RANGES.items():
+        table, name = key.split(".")
+        value = getattr(getattr(recipe, table), name, None)
+        if value is not None and not ((low is None or value >= low)
+                                      and (high is None or value <= high)):
+            allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise RecipeError(f"{src}: {key} = {value!r} must be {allowed}")
+    for key in NAMES:
+        table, name = key.split(".")
+        if getattr(getattr(recipe, table), name, "x").strip() == "":
+            raise RecipeError(f"{src}: {key} is empty; it must name something")
+    for key in ("data.tfds_keys", "model.style_layers", "model.perceptual_layers"):
+        table, name = key.split(".")
+        names = getattr(getattr(recipe, table), name, ["x"])
+        if not names or any(not n.strip() for n in names):
+            raise RecipeError(f"{src}: {key} = {names!r} must be a list of non-empty names")
+    for key, value in {"train.beta_1": t.beta_1, "train.beta_2": t.beta_2}.items():
+        if not 0 <= value < 1:
+            raise RecipeError(f"{src}: {key} = {value!r} must be in [0, 1)")
+    if any(w < 0 for w in getattr(m, "style_layer_weights", ())):
+        raise RecipeError(
+            f"{src}: model.style_layer_weights = {m.style_layer_weights!r} must not be negative")
     positive = {
         "data.image_size": d.image_size, "data.batch_size": d.batch_size,
         "data.synthetic_count": d.synthetic_count, "model.base_filters": m.base_filters,
         "train.epochs": t.epochs, "train.checkpoint_every": t.checkpoint_every,
-        "train.sample_every": t.sample_every,
+        "train.sample_every": t.sample_every, "train.step_gamma": t.step_gamma,
     }
     if t.steps_per_epoch is not None:
         positive["train.steps_per_epoch"] = t.steps_per_epoch
@@ -398,12 +488,12 @@ def _check(recipe: Recipe) -> None:
         raise RecipeError(f"{src}: data.image_size = {d.image_size} must be a multiple of 4")
     uses_vgg = isinstance(m, FastStyleConfig) or getattr(m, "lambda_perceptual", 0) > 0
     if uses_vgg and m.vgg_weights not in ("imagenet", "random") \
-            and not Path(m.vgg_weights).is_file():
+            and not _is(m.vgg_weights, Path.is_file):
         raise RecipeError(
             f"{src}: model.vgg_weights = {m.vgg_weights!r} is not a file; expected "
             "'imagenet' or the path of VGG19 weights (.h5)")
     if isinstance(m, FastStyleConfig):
-        if not m.style.startswith(("http://", "https://")) and not Path(m.style).is_file():
+        if not m.style.startswith(("http://", "https://")) and not _is(m.style, Path.is_file):
             what = "is empty" if not m.style else f"= {m.style!r} is not a file"
             raise RecipeError(
                 f"{src}: model.style {what}; expected the path (or http(s) URL) of the "
@@ -424,12 +514,28 @@ def _check(recipe: Recipe) -> None:
         if not d.path:
             raise RecipeError(
                 f"{src}: data.path is empty; source '{d.source}' needs a folder of images")
-        if not Path(d.path).exists() and not (d.source == "ab" and d.path in KNOWN_DATASETS):
+        if not _is(d.path, Path.exists) and not (d.source == "ab" and d.path in KNOWN_DATASETS):
             known = f" or a known dataset name ({_fmt(KNOWN_DATASETS)})" if d.source == "ab" else ""
             raise RecipeError(
                 f"{src}: data.path = {d.path!r} does not exist; expected a folder{known}")
     if d.source == "tfds" and not d.path:
         raise RecipeError(f"{src}: data.path must name a tensorflow-datasets dataset")
+
+
+def _is(path: str, test) -> bool:
+    """``test(Path(path))``, False where the OS refuses the name (too long, say)."""
+    try:
+        return test(Path(path))
+    except (OSError, ValueError):
+        return False
+
+
+def _did_you_mean(word: Any, choices) -> str:
+    """' (did you mean 'x'?)' for the closest of ``choices``, or ''."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, [c for c in choices if isinstance(c, str)], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # --------------------------------------------------------------------------- output
@@ -450,8 +556,9 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, str):  # a basic string: quotes, backslashes and controls escaped
+        return '"' + "".join(f"\\u{ord(c):04x}" if c in '"\\' or ord(c) < 0x20 or ord(c) == 0x7F
+                             else c for c in v) + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(f"cannot write {v!r} as TOML")

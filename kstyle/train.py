@@ -423,7 +423,34 @@ class Run:
             shutil.copytree(latest, self.scratch / runs.CHECKPOINT_DIR / latest.name)
         return self.scratch
 
+    # Free space a run needs on the disk of train.out_dir before it starts. A fixed floor: the
+    # folder is checked before the model is built, so the size of its checkpoints is not
+    # known yet. 256 MiB holds quickstart's two kept checkpoints (8.0M parameters x 4 bytes x
+    # 3 for the weights and two Adam slots: ~92 MiB each), samples and logs. It catches a full
+    # disk before the first step, not a disk too small for a 256 px pix2pix (57M parameters:
+    # ~650 MiB per checkpoint).
+    MIN_FREE_BYTES = 256 * 2**20
+
     def _prepare_dir(self):
+        """Creates the run folder, first checking that train.out_dir is (or can become) a
+        writable folder on a disk with :attr:`MIN_FREE_BYTES` free; raises RecipeError."""
+        where = f"{self.recipe.source}: train.out_dir = {str(self.dir)!r}"
+        try:
+            existing = self.dir.absolute()
+            while not existing.exists():  # the nearest existing folder: "/" exists
+                existing = existing.parent
+            if not existing.is_dir():
+                what = ("is a file" if existing == self.dir.absolute()
+                        else f"is inside {str(existing)!r}, which is a file")
+                raise RecipeError(f"{where} {what}; it must name a folder")
+            free = shutil.disk_usage(existing).free
+        except OSError as e:
+            raise RecipeError(f"{where} cannot be used ({e.strerror or e})") from None
+        if free < self.MIN_FREE_BYTES:
+            raise RecipeError(
+                f"{where}: its disk has {free / 2**20:,.1f} MiB free; a run needs at least "
+                f"{self.MIN_FREE_BYTES / 2**20:,.0f} MiB (checkpoints, samples, logs). Free some "
+                "space or set train.out_dir to a folder on another disk.")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             probe = self.dir / ".write_test"
