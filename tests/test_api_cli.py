@@ -165,3 +165,17 @@ def test_a_keras_file_with_code_in_it_is_refused(tmp_path):
     exported.write_bytes(b"TFL3 but not really")
     with pytest.raises(ModelLoadError, match="broken.tflite: could not load"):
         kstyle.load(exported)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_damaged_keras_file_gives_an_error_naming_it(tiny_run, tmp_path, damage):
+    data = bytearray((tiny_run / "translator.keras").read_bytes())
+    if damage == "truncated":
+        data = data[: len(data) // 2]
+    else:  # bytes changed inside the zip: its CRC check or the weights' reader fails
+        for i in range(len(data) // 3, len(data) // 3 + 64):
+            data[i] ^= 0xFF
+    path = tmp_path / f"{damage}.keras"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=f"{damage}.keras: could not load the model"):
+        kstyle.load(path)
