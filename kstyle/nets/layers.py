@@ -63,7 +63,8 @@ class InstanceNormalization(keras.layers.Layer):
     groups through shape arithmetic that the converter keeps as SHAPE / STRIDED_SLICE /
     PACK / RESHAPE chains around every norm, while this converts to two MEANs, a
     SQUARED_DIFFERENCE and an RSQRT that LiteRT's XNNPACK delegate runs; on a small
-    stylizer the .tflite file ran about 4x faster with this layer.
+    stylizer the .tflite file ran about 4x faster with this layer. In training it runs
+    TensorFlow's fused batch-norm kernels instead (the same values; see `_fused`).
 
     Args:
         epsilon: added to the variance.
@@ -85,12 +86,30 @@ class InstanceNormalization(keras.layers.Layer):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 
-    def call(self, inputs):
+    def call(self, inputs, training=False):
+        if training:
+            return self._fused(inputs)
         x = keras.ops.cast(inputs, "float32")
         centered = x - keras.ops.mean(x, axis=(1, 2), keepdims=True)
         variance = keras.ops.mean(keras.ops.square(centered), axis=(1, 2), keepdims=True)
         return keras.ops.cast(centered * keras.ops.rsqrt(variance + self.epsilon),
                               inputs.dtype)
+
+    def _fused(self, inputs):
+        # Training: TensorFlow's fused batch norm over a batch of one image whose channels
+        # are the N x C (image, channel) pairs is instance norm; its kernels (forward and
+        # gradient, statistics in float32 for bfloat16 inputs) ran forward + backward
+        # 1.4-2.5x faster than the means above on this CPU. Inference keeps the means:
+        # the fused training op does not convert to LiteRT.
+        import tensorflow as tf
+
+        shape = tf.shape(inputs)
+        n, h, w, c = shape[0], shape[1], shape[2], inputs.shape[-1]
+        x = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]), [1, h, w, n * c])
+        ones = tf.ones([n * c], "float32")
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            x, ones, tf.zeros_like(ones), epsilon=self.epsilon, is_training=True)
+        return tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3])
 
     def compute_output_shape(self, input_shape):
         return input_shape
