@@ -14,9 +14,10 @@ Runs, one after the other so that no two share the cores (run it on an idle mach
    stylizer) in each format `kstyle export` writes (Keras, SavedModel, LiteRT float32 /
    fp16 / int8, ONNX): ms at 256, 512 and 1024 px, file size, peak memory.
 
-`--quick` keeps the figures a closing note needs in about 25 minutes instead of about
-90: training without the float32 CycleGAN at 256 px (about 12 s a step), inference at
-256 and 512 px only, 3 timed calls. Each part writes its JSON under `--out` (default
+`--quick` keeps the usual figures, in about 12 minutes on 2 cores: training without the
+float32 CycleGAN at 256 px (about 12 s a step), inference at 256 and 512 px only, 3 timed
+calls. Without it, 1024 px inference and the float32 CycleGAN make it several times
+longer. Each part writes its JSON under `--out` (default
 `bench/out/`); the table below is built from those files. The PyTorch and onnxruntime
 figures the project compares against are printed for scale; they are not measured here.
 
@@ -94,7 +95,7 @@ def inference_table(report: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="the closing-note subset (about 25 minutes)")
+                        help="the usual subset (about 12 minutes on 2 cores)")
     parser.add_argument("--out", default=str(BENCH / "out"), help="folder for the JSON files")
     parser.add_argument("--json", help="also write the combined report to this file")
     parser.add_argument("--skip-train", action="store_true", help="inference only")

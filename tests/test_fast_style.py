@@ -165,6 +165,21 @@ def test_fit_resumes_and_the_run_stylizes_any_size(style_file, vgg_file, tmp_pat
     assert np.abs(lite.astype(int) - out.astype(int)).max() <= 2
 
 
+def test_the_mobile_network_trains_exports_and_runs_in_litert(style_file, vgg_file, tmp_path):
+    recipe = tiny_recipe(tmp_path, style_file, vgg_file, "model.network=mobile",
+                         "train.epochs=1")
+    result = fit(recipe, verbose=0, log=lambda *_: None)
+    run = result.run_dir
+    assert result.step == 2 and kstyle.load(run).info["size_multiple"] == 8
+    photo = np.random.default_rng(4).integers(0, 256, (37, 50, 3), dtype=np.uint8)
+    keras_out = kstyle.stylize(photo, model=run)
+    results = export_run(run, tmp_path / "export", saved_model=False, log=lambda *_: None)
+    assert results["tflite"]["passed"]
+    lite = kstyle.stylize(photo, model=tmp_path / "export" / "translator.tflite")
+    assert lite.shape == photo.shape
+    assert np.abs(lite.astype(int) - keras_out.astype(int)).max() <= 2
+
+
 def test_nearest_upsampling_matches_keras():
     x = np.random.default_rng(3).normal(size=(2, 5, 7, 3)).astype(np.float32)
     ours = NearestUpsampling2D()(x)
