@@ -390,7 +390,10 @@ class Run:
     def __init__(self, recipe: Recipe, log=print):
         self.recipe = recipe
         # First: a multi-worker strategy must exist before TensorFlow runs anything.
-        self.strategy = make_strategy(recipe.train.distribute)
+        try:
+            self.strategy = make_strategy(recipe.train.distribute)
+        except RecipeError as e:
+            raise RecipeError(f"{recipe.source}: {e}") from None
         self.dir = recipe.run_dir
         self.scratch = None
         if recipe.train.distribute == "multi_worker" and not worker_role()[1]:
