@@ -410,6 +410,7 @@ class Run:
         self.log_every = max(1, min(STEP_LOG_EVERY, self.steps_per_epoch // 4))
         self.model = self._build_model()
         self.checkpointer = Checkpointer(self.model, self.dir / runs.CHECKPOINT_DIR)
+        self._check_room_for_checkpoints()
         self.samples = self._sample_pairs()
         self.image_writer = tf.summary.create_file_writer(str(self.dir / "logs" / "samples"))
 
@@ -472,6 +473,30 @@ class Run:
                     f"({self._diff(previous.model, self.recipe.model)}); resuming would mix "
                     "two models. Set train.out_dir to a new folder or delete the old run.")
         runs.write_text(saved, self.recipe.to_toml())
+
+    def checkpoint_bytes(self) -> int:
+        """Bytes of one checkpoint: every model and optimizer variable (weights, slots,
+        pools, RNG states), as stored."""
+        variables = [*self.model.variables]
+        for opt in self.model.optimizers.values():
+            variables += opt.variables
+        return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+
+    def _check_room_for_checkpoints(self):
+        """Once the model is built: room for the checkpoints still to be written (while a
+        new one is written, ``keep`` older ones are still there) and the translators."""
+        per_checkpoint = self.checkpoint_bytes()
+        existing = len(self.checkpointer.all())
+        translators = sum(net.count_params() * 4 for net in self.model.translators.values())
+        needed = max(0, self.checkpointer.keep + 1 - existing) * per_checkpoint + translators
+        free = shutil.disk_usage(self.dir).free
+        if free < needed:
+            raise RecipeError(
+                f"{self.recipe.source}: train.out_dir = {str(self.dir)!r}: its disk has "
+                f"{free / 2**20:,.1f} MiB free; this model's checkpoints and translators need "
+                f"about {needed / 2**20:,.1f} MiB ({per_checkpoint / 2**20:,.1f} MiB a "
+                "checkpoint). Free some space or set train.out_dir to a folder on another "
+                "disk.")
 
     @staticmethod
     def _diff(a, b) -> str:

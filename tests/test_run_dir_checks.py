@@ -48,6 +48,22 @@ def test_fit_command_reports_a_full_disk(tmp_path, monkeypatch):
     assert not out.exists()
 
 
+def test_room_for_this_models_checkpoints_is_checked_once_it_is_built(tmp_path,
+                                                                     monkeypatch):
+    run = Run(tiny_recipe(tmp_path, name="sized"), log=lambda *_: None)
+    per_checkpoint = run.checkpoint_bytes()
+    # Weights + two Adam slots per trainable weight, at least.
+    trainable = sum(net.count_params() for net in run.model.networks.values())
+    assert per_checkpoint >= 4 * trainable
+    monkeypatch.setattr(Run, "MIN_FREE_BYTES", 0)
+    disk_with_free(monkeypatch, 2 * per_checkpoint)  # three are needed from an empty run
+    with pytest.raises(RecipeError) as err:
+        Run(tiny_recipe(tmp_path), log=lambda *_: None)
+    message = str(err.value)
+    assert message.startswith("tiny.toml: train.out_dir = ") and "MiB a checkpoint" in message
+    assert "need about" in message
+
+
 def test_just_enough_space_is_enough(tmp_path, monkeypatch):
     disk_with_free(monkeypatch, Run.MIN_FREE_BYTES)
     run = Run(tiny_recipe(tmp_path), log=lambda *_: None)
