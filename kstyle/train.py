@@ -396,6 +396,7 @@ class Run:
             raise RecipeError(f"{recipe.source}: {e}") from None
         self.dir = recipe.run_dir
         self.scratch = None
+        self.worker = worker_role()[0] if recipe.train.distribute == "multi_worker" else 0
         if recipe.train.distribute == "multi_worker" and not worker_role()[1]:
             self.dir = self._worker_scratch()
         self.log = log
@@ -420,8 +421,7 @@ class Run:
         """A non-chief worker's folder: it writes there, never into the chief's run folder
         (deleted when fit ends); it starts from a copy of the run's last checkpoint, so
         that every worker resumes from the same step."""
-        index = worker_role()[0]
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"kstyle-worker{index}-"))
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"kstyle-worker{self.worker}-"))
         latest = Checkpointer(None, self.recipe.run_dir / runs.CHECKPOINT_DIR).latest()
         if latest is not None:
             shutil.copytree(latest, self.scratch / runs.CHECKPOINT_DIR / latest.name)
@@ -451,10 +451,8 @@ class Run:
         except OSError as e:
             raise RecipeError(f"{where} cannot be used ({e.strerror or e})") from None
         if free < self.MIN_FREE_BYTES:
-            raise RecipeError(
-                f"{where}: its disk has {free / 2**20:,.1f} MiB free; a run needs at least "
-                f"{self.MIN_FREE_BYTES / 2**20:,.0f} MiB (checkpoints, samples, logs). Free some "
-                "space or set train.out_dir to a folder on another disk.")
+            self._no_room(free, f"a run needs at least {self.MIN_FREE_BYTES / 2**20:,.0f} MiB "
+                                "(checkpoints, samples, logs)")
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             probe = self.dir / ".write_test"
@@ -491,12 +489,15 @@ class Run:
         needed = max(0, self.checkpointer.keep + 1 - existing) * per_checkpoint + translators
         free = shutil.disk_usage(self.dir).free
         if free < needed:
-            raise RecipeError(
-                f"{self.recipe.source}: train.out_dir = {str(self.dir)!r}: its disk has "
-                f"{free / 2**20:,.1f} MiB free; this model's checkpoints and translators need "
-                f"about {needed / 2**20:,.1f} MiB ({per_checkpoint / 2**20:,.1f} MiB a "
-                "checkpoint). Free some space or set train.out_dir to a folder on another "
-                "disk.")
+            self._no_room(free, f"this model's checkpoints and translators need about "
+                                f"{needed / 2**20:,.1f} MiB ({per_checkpoint / 2**20:,.1f} MiB a "
+                                "checkpoint)")
+
+    def _no_room(self, free: int, need: str):
+        raise RecipeError(
+            f"{self.recipe.source}: train.out_dir = {str(self.dir)!r}: its disk has "
+            f"{free / 2**20:,.1f} MiB free; {need}. Free some space or set train.out_dir to a "
+            "folder on another disk.")
 
     @staticmethod
     def _diff(a, b) -> str:
@@ -692,6 +693,14 @@ class Run:
             csv.writer(f).writerows(kept)
 
     def fit(self, callbacks=(), verbose="auto") -> FitResult:
+        """Trains to the recipe's last epoch, resuming from the last checkpoint."""
+        try:
+            return self._fit(callbacks, verbose)
+        finally:
+            if self.scratch is not None:  # a non-chief worker's folder, whatever happened
+                shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _fit(self, callbacks, verbose) -> FitResult:
         t = self.recipe.train
         resumed_from = self.restore()
         total = t.epochs * self.steps_per_epoch
@@ -700,8 +709,6 @@ class Run:
         if resumed_from >= total:
             self.log(f"{self.dir} already finished {t.epochs} epochs ({resumed_from} steps).")
             self.save_translator()
-            if self.scratch is not None:
-                shutil.rmtree(self.scratch, ignore_errors=True)
             return FitResult(self.recipe.run_dir, self.step, self.epoch, {}, resumed_from)
 
         cbs = [
@@ -754,15 +761,13 @@ class Run:
             self.log(f"\nInterrupted at step {self.step}; saved {path}. "
                      "Run the same command again to resume.")
         self.finish(time.time() - start, history_logs)
-        if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
         return FitResult(self.recipe.run_dir, self.step, self.epoch, history_logs,
                          resumed_from, interrupted)
 
     def finish(self, seconds: float, logs: dict):
         if self.scratch is not None:  # a non-chief worker: the chief reports
             self.image_writer.close()
-            self.log(f"Worker {worker_role()[0]} done in {seconds:.0f} s: step {self.step}.")
+            self.log(f"Worker {self.worker} done in {seconds:.0f} s: step {self.step}.")
             return
         steps_csv = self.dir / "steps.csv"
         if steps_csv.is_file():
