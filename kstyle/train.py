@@ -711,6 +711,10 @@ class Run:
             self.save_translator()
             return FitResult(self.recipe.run_dir, self.step, self.epoch, {}, resumed_from)
 
+        if self.model.data_kind == "paired":
+            d = self.recipe.data
+            self.log("Pairs: " + kdata.describe_pairs(d.source, d.path, direction=d.direction,
+                                                      derive=d.derive, tfds_keys=d.tfds_keys))
         cbs = [
             # The epoch's row goes before its checkpoint: a kill in between leaves a row
             # that restore() drops, never a finished epoch without one.

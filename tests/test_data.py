@@ -18,6 +18,7 @@ from kstyle.data import (
     SYNTHETIC_CLASSES,
     derive_edges,
     derive_gray,
+    describe_pairs,
     list_images,
     paired_augment,
     paired_count,
@@ -169,6 +170,23 @@ def test_ab_left_half_is_a_right_half_is_b(red_blue_ab):
     )
     np.testing.assert_array_equal(a2, b)
     np.testing.assert_array_equal(b2, a)
+
+
+@pytest.mark.parametrize("source, options, expected", [
+    ("ab", {}, "input = left half, target = right half of each AB image in 'd'"),
+    ("ab", {"direction": "b2a"}, "input = right half, target = left half of each AB image"),
+    ("folders", {}, "input = <split>A/ (or A/), target = <split>B/ (or B/) in 'd'"),
+    ("photos", {"derive": "gray"}, "input = the photo's grayscale copy, target = the photo"),
+    ("photos", {"derive": "edges", "direction": "b2a"},
+     "input = the photo, target = the photo's edge map"),
+    ("tfds", {"derive": "none", "tfds_keys": ("x", "y")},
+     "input = feature 'x', target = feature 'y' of tfds 'd'"),
+    ("synthetic", {}, "input = label map, target = rendered photo"),
+])
+def test_describe_pairs_names_input_and_target(source, options, expected):
+    text = describe_pairs(source, "d", **options)
+    assert text.startswith(expected)
+    assert text.endswith(f"(data.direction = {options.get('direction', 'a2b')})")
 
 
 def test_static_shapes_value_range_and_count(red_blue_ab):

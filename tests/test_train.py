@@ -124,6 +124,17 @@ def test_finished_run_is_not_trained_again(tiny_run):
     assert result.resumed_from == 8 and result.step == 8
 
 
+def test_fit_says_which_side_is_input_and_which_target(tmp_path):
+    # A recipe written for one AB set (pix2pix.toml's b2a, for the facades) would otherwise
+    # silently train the opposite mapping on another.
+    lines = []
+    fit(tiny_recipe(tmp_path, "train.epochs=1", "train.steps_per_epoch=1",
+                    "data.direction=b2a"), verbose=0, log=lines.append)
+    said = [line for line in lines if line.startswith("Pairs: ")]
+    assert said == ["Pairs: input = rendered photo, target = label map of the built-in "
+                    "synthetic pairs (data.direction = b2a)"]
+
+
 def test_resume_with_a_different_model_is_refused(tmp_path):
     fit(tiny_recipe(tmp_path, "train.epochs=1", "train.steps_per_epoch=1"), **QUIET)
     with pytest.raises(RecipeError, match=r"model.base_filters: 8 -> 16"):

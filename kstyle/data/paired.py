@@ -323,6 +323,43 @@ def _split_ab(image):
     return image[:, :half], image[:, half : 2 * half]
 
 
+def describe_pairs(source: str, path="", *, direction: str = "a2b", derive: str = "gray",
+                   tfds_keys=("image",)) -> str:
+    """Says in words what a paired pipeline feeds the model as input and as target.
+
+    Printed at the start of a fit, so that a recipe's ``direction`` (written for one data
+    set, e.g. the facades' photo-left, labels-right files) cannot silently train the
+    opposite mapping on another.
+
+    Args:
+        source, path, direction, derive, tfds_keys: as for `paired_dataset`.
+
+    Returns:
+        One line, e.g. ``"input = left half, target = right half of each AB image in
+        'data/x' (data.direction = a2b)"``.
+
+    Example:
+        >>> describe_pairs("ab", "ab", direction="b2a")
+        "input = right half, target = left half of each AB image in 'ab' (data.direction = b2a)"
+    """
+    path = os.fspath(path) if path is not None else ""
+    if source == "ab":
+        a, b, where = "left half", "right half", f" of each AB image in {path!r}"
+    elif source == "folders":
+        a, b, where = "<split>A/ (or A/)", "<split>B/ (or B/)", f" in {path!r}"
+    elif source == "synthetic":
+        a, b, where = "label map", "rendered photo", " of the built-in synthetic pairs"
+    elif source == "tfds" and derive == "none":
+        keys = tuple(tfds_keys) + ("?", "?")
+        a, b, where = f"feature {keys[0]!r}", f"feature {keys[1]!r}", f" of tfds {path!r}"
+    else:
+        made = {"gray": "grayscale copy", "edges": "edge map"}.get(derive, derive)
+        a, b, where = f"the photo's {made}", "the photo", f" in {path!r}"
+    if direction == "b2a":
+        a, b = b, a
+    return f"input = {a}, target = {b}{where} (data.direction = {direction})"
+
+
 def paired_dataset(
     source: str,
     path="",
