@@ -17,6 +17,9 @@ Tasks:
               val/ 40 held back), 256 px, the paper's settings: U-Net 256 with dropout,
               70x70 PatchGAN, batch norm, vanilla GAN, lambda_L1 100, Adam 2e-4 / 0.5,
               batch 1, 286 -> 256 crops and flips; 5 epochs.
+    cdae      gray -> colour photos (../shared/data/horse2zebra, train 390, test 98), 128 px,
+              batch 1: kstyle's CDAE (recipes/colorize.toml) against the reference's
+              colorization model (its pix2pix from Lab's L to a, b); 3 epochs.
     cyclegan  a known answer: horses -> the same horses through a fixed colour and tone
               mapping (`tone_map`), trained unpaired on two disjoint halves of
               ../shared/data/horse2zebra/trainA, scored on testA; 128 px, 6-block ResNets,
@@ -81,6 +84,11 @@ def tone_map(image: np.ndarray) -> np.ndarray:
 class Pix2PixTask:
     """pix2pix on an AB folder: ``train/`` to learn from, ``val/`` held back."""
 
+    @staticmethod
+    def naive_answer(image):
+        """The answer of a model that learned nothing: its input."""
+        return image
+
     name = "pix2pix"
     recipe = REPO / "recipes" / "pix2pix.toml"
     reference_model = ["--model", "pix2pix", "--direction", "AtoB"]
@@ -133,6 +141,7 @@ class CycleGANTask:
     name = "cyclegan"
     recipe = REPO / "recipes" / "cyclegan.toml"
     output_suffix = "_fake_B.png"
+    naive_answer = Pix2PixTask.naive_answer
 
     def __init__(self, args):
         source = args.data.resolve()
@@ -186,7 +195,83 @@ class CycleGANTask:
                 "held back: testA")
 
 
-TASKS = {task.name: task for task in (Pix2PixTask, CycleGANTask)}
+def _in_colour(path: Path) -> bool:
+    """Whether a photo's channels differ anywhere by more than 2 levels."""
+    image = _rgb(path).astype(np.int16)
+    return bool(np.abs(image - image[..., :1]).max() > 2)
+
+
+class CDAETask:
+    """Colorization: kstyle's CDAE against the reference's ``--model colorization``.
+
+    The nearest published baseline of the cross-domain autoencoder GAN: the reference's
+    colorization model is its pix2pix (U-Net, PatchGAN, batch norm, vanilla GAN, L1) from
+    the L channel of Lab to its a and b channels, so it keeps the input's lightness
+    exactly; kstyle's CDAE runs ``recipes/colorize.toml`` (two U-Nets, instance norm,
+    LSGAN + target + reconstruction losses, its own Adam settings) from a gray image to
+    RGB. Both learn from the colour photos of ``--data`` (horse2zebra ``trainA`` +
+    ``trainB``; black-and-white ones are left out on both sides), at
+    ``--size`` px (``size * 286 / 256`` loads, random crops and flips), batch 1; the
+    held-back ``testA`` + ``testB`` photos, brought to ``--size`` px, are the answers.
+    """
+
+    name = "cdae"
+    recipe = REPO / "recipes" / "colorize.toml"
+    output_suffix = "_fake_B_rgb.png"
+
+    @staticmethod
+    def naive_answer(image):
+        """The gray image the models see (the input is the photo; both make it gray)."""
+        gray = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        return np.repeat(np.round(gray)[..., None], 3, axis=-1).astype(np.uint8)
+
+    def __init__(self, args):
+        source = args.data.resolve()
+        self.size = args.size
+        self.load = round(args.size * 286 / 256)
+        self.data = (args.out / "colorize").resolve()
+        layout = {"train": ("trainA", "trainB"), "test": ("testA", "testB")}
+        for split, folders in layout.items():
+            # Photos without colour (the black-and-white zebra photos) have nothing to
+            # learn and would score an infinite PSNR as their own gray version.
+            files = [p for folder in folders for p in _images(source / folder)
+                     if _in_colour(p)]
+            if not files:
+                raise SystemExit(f"{source} needs {' and '.join(folders)}/ photos")
+            target = self.data / split
+            target.mkdir(parents=True, exist_ok=True)
+            for path in files:
+                link = target / path.name
+                if not link.exists():
+                    link.symlink_to(path)
+        self.steps_per_epoch = len(_images(self.data / "train"))
+        self.unet = f"unet_{self.size}"
+
+    def held_back(self, limit=None):
+        return [(p.stem, _rgb(p, self.size), _rgb(p, self.size))
+                for p in _images(self.data / "test")[:limit]]
+
+    def reference_train_args(self):
+        return ["--dataroot", str(self.data), "--model", "colorization", "--netG", self.unet,
+                "--load_size", str(self.load), "--crop_size", str(self.size)]
+
+    def reference_test_args(self):
+        return ["--dataroot", str(self.data), "--model", "colorization", "--netG", self.unet,
+                "--phase", "test", "--load_size", str(self.size), "--crop_size", str(self.size)]
+
+    def kstyle_overrides(self):
+        return ["data.source=photos", f'data.path="{self.data}"', "data.train_split=train",
+                "data.val_split=test", "data.derive=gray", "data.direction=a2b",
+                f"data.image_size={self.size}", f"data.load_size={self.load}",
+                "data.batch_size=1", f"model.num_downs={self.size.bit_length() - 1}",
+                f"train.steps_per_epoch={self.steps_per_epoch}"]
+
+    def describe(self):
+        return (f"gray -> colour photos at {self.size} px, {self.steps_per_epoch} training "
+                "photos (horse2zebra train), held back: the test photos")
+
+
+TASKS = {task.name: task for task in (Pix2PixTask, CycleGANTask, CDAETask)}
 
 
 def score(outputs: dict, pairs) -> dict:
@@ -249,7 +334,7 @@ def reference_outputs(args, task, seed: int, eval_mode: bool) -> dict:
     name = f"{task.name}_seed{seed}"
     folder = args.out / "reference"
     results = folder / ("results_eval" if eval_mode else "results_train")
-    phase = "test" if task.name == "cyclegan" else task.val_split
+    phase = task.val_split if task.name == "pix2pix" else "test"
     images = results / name / f"{phase}_latest" / "images"
     if not images.is_dir() or args.fresh:
         command = [
@@ -357,7 +442,7 @@ def spread(values):
     return mean, sd
 
 
-def write_grid(path: Path, pairs, columns: dict, rows: int = 4) -> None:
+def write_grid(path: Path, pairs, columns: dict, naive, rows: int = 4) -> None:
     """One row per held-back pair: input, each system's output, target."""
     from PIL import Image, ImageDraw
 
@@ -371,7 +456,7 @@ def write_grid(path: Path, pairs, columns: dict, rows: int = 4) -> None:
         draw.text((c * size + 4, 4), head, fill="black")
     for r, name in enumerate(names):
         a, b = by_name[name]
-        images = [a, *(outputs[name] for outputs in columns.values()), b]
+        images = [naive(a), *(outputs[name] for outputs in columns.values()), b]
         for c, image in enumerate(images):
             tile = Image.fromarray(image).resize((size, size))
             grid.paste(tile, (c * size, 20 + r * size))
@@ -403,12 +488,13 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=None,
                         help="pix2pix: AB folder with train/ and the held-back split (default "
                              "../shared/data/paired_person_outline); cyclegan: a folder with "
-                             "trainA/ and testA/ photos (default ../shared/data/horse2zebra)")
+                             "trainA/ and testA/ photos, cdae: trainA/ trainB/ testA/ testB/ "
+                             "photos (default ../shared/data/horse2zebra)")
     parser.add_argument("--val-split", default="val", help="pix2pix: the held-back split")
-    parser.add_argument("--size", type=int, default=128, help="cyclegan: image size")
+    parser.add_argument("--size", type=int, default=128, help="cyclegan, cdae: image size")
     parser.add_argument("--recipe", default=None, help="kstyle recipe (default: the task's)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="epochs of both (default: pix2pix 5, cyclegan 10)")
+                        help="epochs of both (default: pix2pix 5, cyclegan 10, cdae 3)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--only", choices=("both", "kstyle", "reference"), default="both")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -433,8 +519,10 @@ def main(argv=None):
     shared = REPO.parent / "shared" / "data"
     if args.data is None:
         args.data = shared / ("paired_person_outline" if args.task == "pix2pix" else "horse2zebra")
+    if args.task == "cdae" and args.size not in (128, 256):
+        parser.error("--task cdae needs --size 128 or 256 (the reference's unet_128, unet_256)")
     if args.epochs is None:
-        args.epochs = 5 if args.task == "pix2pix" else 10
+        args.epochs = {"pix2pix": 5, "cyclegan": 10, "cdae": 3}[args.task]
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     task = TASKS[args.task](args)
@@ -446,7 +534,7 @@ def main(argv=None):
     for seed in args.seeds:
         if args.only != "kstyle":
             timing = reference_train(args, task, seed)
-            for eval_mode in (True, False) if task.name == "pix2pix" else (True,):
+            for eval_mode in (True, False) if task.name != "cyclegan" else (True,):
                 outputs = reference_outputs(args, task, seed, eval_mode)
                 mode = "--eval" if eval_mode else "train mode"
                 rows.append({"system": f"reference ({mode})", "seed": seed,
@@ -463,7 +551,7 @@ def main(argv=None):
                 rows.append({"system": f"{mine} (training=True)", "seed": seed,
                              **score(kstyle_outputs(run_dir, pairs, training=True), pairs),
                              "ms_per_step": float("nan")})
-    baseline = score({name: a for name, a, _ in pairs}, pairs)
+    baseline = score({name: task.naive_answer(a) for name, a, _ in pairs}, pairs)
 
     print(f"\n{task.name} parity: {task.describe()}; {args.epochs} epochs "
           f"({args.epochs * steps} steps) each; {len(pairs)} held-back images")
@@ -484,7 +572,8 @@ def main(argv=None):
         speed = [r["ms_per_step"] for r in chosen if r["ms_per_step"] == r["ms_per_step"]]
         tail = f", {statistics.median(speed):.0f} ms/step" if speed else ""
         print(f"{system:34} mean ± sd over {len(chosen)} seeds: {', '.join(parts)}{tail}")
-    print(f"{'the input as the answer':34}      {baseline['l1']:7.4f} {baseline['psnr']:8.2f} "
+    naive = "the gray input as the answer" if task.name == "cdae" else "the input as the answer"
+    print(f"{naive:34}      {baseline['l1']:7.4f} {baseline['psnr']:8.2f} "
           f"{baseline['ssim']:7.4f}")
     ref = [r["ms_per_step"] for r in rows if r["system"] == "reference (--eval)"]
     ours = [r["ms_per_step"] for r in rows if r["system"] == mine]
@@ -492,7 +581,7 @@ def main(argv=None):
         print(f"training time per step, kstyle / reference: "
               f"{statistics.median(ours) / statistics.median(ref):.2f}")
     if grid:
-        write_grid(args.out / f"{task.name}_grid.png", pairs, grid)
+        write_grid(args.out / f"{task.name}_grid.png", pairs, grid, task.naive_answer)
         print(f"grid: {args.out / f'{task.name}_grid.png'}")
     (args.out / f"{task.name}_results.json").write_text(json.dumps(
         {"rows": rows, "baseline": baseline, "cpu": cpu_name(), "epochs": args.epochs,
