@@ -297,6 +297,17 @@ def read_png_folder(folder: Path, suffix: str) -> dict:
 # --------------------------------------------------------------------------- the reference
 
 
+def _run_logged(command: list[str], log: Path, what: str) -> None:
+    """Runs ``command`` with its output in ``log``; on failure, exits naming the log."""
+    try:
+        with open(log, "w") as f:
+            subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        tail = log.read_text().splitlines()[-5:] if log.is_file() else []
+        raise SystemExit(f"{what} failed ({error}); its output is in {log}:\n"
+                         + "\n".join(tail)) from None
+
+
 def reference_train(args, task, seed: int) -> dict:
     """Trains the reference in its own environment; returns its timing."""
     name = f"{task.name}_seed{seed}"
@@ -317,8 +328,7 @@ def reference_train(args, task, seed: int) -> dict:
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"reference, seed {seed}: training ({log})", flush=True)
     start = time.time()
-    with open(log, "w") as f:
-        subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, check=True)
+    _run_logged(command, log, f"the reference's train.py (seed {seed})")
     seconds = time.time() - start
     lines = log.read_text().splitlines()
     epochs = [float(line.split("Time Taken:")[1].split()[0])
@@ -344,8 +354,8 @@ def reference_outputs(args, task, seed: int, eval_mode: bool) -> dict:
             "--results_dir", str(results), "--num_test", "100000",
             *(["--eval"] if eval_mode else []),
         ]
-        with open(folder / f"{name}_test.log", "w") as f:
-            subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, check=True)
+        _run_logged(command, folder / f"{name}_test.log",
+                    f"the reference's test.py (seed {seed})")
     return read_png_folder(images, task.output_suffix)
 
 
@@ -516,6 +526,9 @@ def main(argv=None):
 
     if args.only != "kstyle" and not args.reference:
         parser.error("--reference is needed unless --only kstyle")
+    if args.only != "kstyle" and not (Path(args.reference) / "train.py").is_file():
+        parser.error(f"--reference {args.reference}: no train.py there; check out "
+                     "junyanz/pytorch-CycleGAN-and-pix2pix at e19f22f (bench/README.md)")
     shared = REPO.parent / "shared" / "data"
     if args.data is None:
         args.data = shared / ("paired_person_outline" if args.task == "pix2pix" else "horse2zebra")
