@@ -81,13 +81,15 @@ def tone_map(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x[..., [2, 0, 1]] * 255.0), 0, 255).astype(np.uint8)
 
 
-class Pix2PixTask:
-    """pix2pix on an AB folder: ``train/`` to learn from, ``val/`` held back."""
-
+class _Task:
     @staticmethod
     def naive_answer(image):
         """The answer of a model that learned nothing: its input."""
         return image
+
+
+class Pix2PixTask(_Task):
+    """pix2pix on an AB folder: ``train/`` to learn from, ``val/`` held back."""
 
     name = "pix2pix"
     recipe = REPO / "recipes" / "pix2pix.toml"
@@ -128,7 +130,7 @@ class Pix2PixTask:
                 f"held back: {self.val_split}/")
 
 
-class CycleGANTask:
+class CycleGANTask(_Task):
     """CycleGAN on a task with a known answer, at a size a CPU can afford.
 
     Domain A: half of the horse photos of ``--data`` (horse2zebra ``trainA``); domain B:
@@ -141,7 +143,6 @@ class CycleGANTask:
     name = "cyclegan"
     recipe = REPO / "recipes" / "cyclegan.toml"
     output_suffix = "_fake_B.png"
-    naive_answer = Pix2PixTask.naive_answer
 
     def __init__(self, args):
         source = args.data.resolve()
@@ -201,7 +202,7 @@ def _in_colour(path: Path) -> bool:
     return bool(np.abs(image - image[..., :1]).max() > 2)
 
 
-class CDAETask:
+class CDAETask(_Task):
     """Colorization: kstyle's CDAE against the reference's ``--model colorization``.
 
     The nearest published baseline of the cross-domain autoencoder GAN: the reference's
