@@ -309,9 +309,21 @@ def _run_logged(command: list[str], log: Path, what: str) -> None:
                          + "\n".join(tail)) from None
 
 
+DEFAULT_EPOCHS = {"pix2pix": 5, "cyclegan": 10, "cdae": 3}
+
+
+def run_name(args, task, seed: int, tag: str = "") -> str:
+    """A run's folder name: the task, a tag, the epochs when not the task's default, the seed.
+
+    Runs of other lengths get folders of their own, so that a finished run is only reused
+    for the schedule it was trained with."""
+    epochs = "" if args.epochs == DEFAULT_EPOCHS[task.name] else f"{args.epochs}ep_"
+    return f"{task.name}_{tag}{epochs}seed{seed}"
+
+
 def reference_train(args, task, seed: int) -> dict:
     """Trains the reference in its own environment; returns its timing."""
-    name = f"{task.name}_seed{seed}"
+    name = run_name(args, task, seed)
     folder = args.out / "reference"
     done = folder / name / "timing.json"
     if done.is_file() and not args.fresh:
@@ -342,7 +354,7 @@ def reference_train(args, task, seed: int) -> dict:
 
 def reference_outputs(args, task, seed: int, eval_mode: bool) -> dict:
     """The reference's translations of the held-back inputs (its test.py)."""
-    name = f"{task.name}_seed{seed}"
+    name = run_name(args, task, seed)
     folder = args.out / "reference"
     results = folder / ("results_eval" if eval_mode else "results_train")
     phase = task.val_split if task.name == "pix2pix" else "test"
@@ -402,7 +414,7 @@ def kstyle_train_worker(recipe: str, overrides: list[str], timing_file: Path) ->
 
 
 def kstyle_train(args, task, seed: int) -> tuple[Path, dict]:
-    run_dir = args.out / "kstyle" / f"{task.name}_{args.tag}seed{seed}"
+    run_dir = args.out / "kstyle" / run_name(args, task, seed, args.tag)
     done = run_dir / "timing.json"
     if done.is_file() and not args.fresh:
         return run_dir, json.loads(done.read_text())
@@ -536,7 +548,7 @@ def main(argv=None):
     if args.task == "cdae" and args.size not in (128, 256):
         parser.error("--task cdae needs --size 128 or 256 (the reference's unet_128, unet_256)")
     if args.epochs is None:
-        args.epochs = {"pix2pix": 5, "cyclegan": 10, "cdae": 3}[args.task]
+        args.epochs = DEFAULT_EPOCHS[args.task]
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     task = TASKS[args.task](args)
