@@ -246,9 +246,9 @@ def _available(name: str) -> bool:
     if kind is None:
         return True
     sys.path.insert(0, str(REPO_ROOT))
-    from kstyle.recipes import MODEL_CONFIGS
+    from kstyle.models import KINDS
 
-    return kind in MODEL_CONFIGS
+    return kind in KINDS
 
 
 def _cpu_count() -> str:

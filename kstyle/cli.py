@@ -293,10 +293,11 @@ def recipe():
 @click.option("--kind", default="pix2pix", show_default=True, help="Model kind.")
 def keys(kind):
     """List every recipe key with its type, default and meaning."""
-    from kstyle.recipes import MODEL_CONFIGS, describe_keys
+    from kstyle.models import KINDS
+    from kstyle.recipes import describe_keys
 
-    if kind not in MODEL_CONFIGS:
-        raise click.BadParameter(f"{kind!r}; valid kinds: {', '.join(MODEL_CONFIGS)}",
+    if kind not in KINDS:
+        raise click.BadParameter(f"{kind!r}; valid kinds: {', '.join(KINDS)}",
                                  param_hint="--kind")
     click.echo(describe_keys(kind))
 
@@ -356,7 +357,7 @@ def check(target, layout, overrides, show_all):
     splits = None
     if Path(target).is_file():
         from kstyle.data.paired import resolve_path
-        from kstyle.recipes import UNPAIRED_KINDS, load_recipe
+        from kstyle.recipes import load_recipe
 
         r = load_recipe(target, overrides)
         d = r.data
@@ -365,8 +366,7 @@ def check(target, layout, overrides, show_all):
                     if d.source == "tfds" else "its images are generated in memory")
             click.echo(f"{target}: data.source = {d.source!r}: {what}; nothing to check here.")
             return
-        layout = d.source if d.source != "folders" or r.model.kind not in UNPAIRED_KINDS \
-            else "unpaired"
+        layout = "unpaired" if r.model.data_kind == "unpaired" else d.source
         root, splits = resolve_path(d.source, d.path), [d.train_split, d.val_split]
     elif overrides:
         raise click.UsageError("--set needs a RECIPE file, not a folder")

@@ -104,18 +104,10 @@ class CollapseMonitor(keras.callbacks.Callback):
         self.flat: set[str] = set()
         self.warned: list[str] = []
         self._previous: dict = {}
-        self._steps = 0
 
     def global_step(self) -> int:
-        """The optimizer's step count (restored on resume), else the steps seen here."""
-        optimizer = getattr(self.model, "g_optimizer", None) or getattr(
-            self.model, "optimizer", None)
-        if optimizer is not None and getattr(optimizer, "built", True):
-            try:
-                return int(optimizer.iterations.numpy())
-            except (AttributeError, ValueError):
-                pass
-        return self._steps
+        """The model's step count (restored on resume)."""
+        return self.model.step
 
     def warn(self, message: str):
         self.warned.append(message)
@@ -123,7 +115,6 @@ class CollapseMonitor(keras.callbacks.Callback):
         warnings.warn(message, CollapseWarning, stacklevel=2)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
         logs = {k: v for k, v in (logs or {}).items() if D_LOSS_KEY.match(k)}
         if not logs:
             return
@@ -153,7 +144,7 @@ class CollapseMonitor(keras.callbacks.Callback):
             return
         a, b = self.samples
         inputs = {"a2b": a, "b2a": b}
-        for direction, net in getattr(self.model, "translators", {}).items():
+        for direction, net in self.model.translators.items():
             x = inputs.get(direction)
             if x is None:
                 continue

@@ -24,179 +24,92 @@ import os
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from kstyle.errors import RecipeError
+from kstyle.models import KINDS
+from kstyle.models.options import ModelOptions, OptionError, check_fields, is_path, option
 
-
-def _f(default, doc: str):
-    """A dataclass field with a default and its one-line doc."""
-    if isinstance(default, list | dict):
-        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+#: Sources that give two unpaired domains (the only ones a model of ``data_kind =
+#: "unpaired"`` trains on).
+UNPAIRED_SOURCES = ("folders", "tfds", "synthetic")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """The ``[data]`` table: where pairs come from and how they are shaped."""
 
-    source: Literal["ab", "folders", "photos", "tfds", "synthetic"] = _f(
+    source: Literal["ab", "folders", "photos", "tfds", "synthetic"] = option(
         "ab", "ab: side-by-side AB images; folders: A/ and B/ with matching names; "
         "photos: one folder, pairs derived; tfds: a tensorflow-datasets name; "
         "synthetic: built-in generated pairs")
-    path: str = _f("", "folder (or a known dataset name such as 'facades', or a tfds name)")
-    direction: Literal["a2b", "b2a"] = _f("a2b", "translate A to B, or B to A")
-    derive: Literal["gray", "edges", "none"] = _f(
+    path: str = option("", "folder (or a known dataset name such as 'facades', or a tfds name)")
+    direction: Literal["a2b", "b2a"] = option("a2b", "translate A to B, or B to A")
+    derive: Literal["gray", "edges", "none"] = option(
         "gray", "for photos/tfds: gray -> color, or edges -> photo")
-    train_split: str = _f("train", "sub-folder (or tfds split) used for training")
-    val_split: str = _f("val", "sub-folder (or tfds split) for samples and validation")
-    image_size: int = _f(256, "side of the square crop fed to the networks, in pixels")
-    load_size: int | None = _f(286, "resize to this before the random crop (none: no crop)")
-    flip: bool = _f(True, "random horizontal flip, the same for A and B")
-    batch_size: int = _f(1, "images per training step")
-    cache: bool = _f(False, "cache decoded images in memory")
-    bad_images: Literal["stop", "skip"] = _f(
+    train_split: str = option("train", "sub-folder (or tfds split) used for training",
+                             name=True)
+    val_split: str = option("val", "sub-folder (or tfds split) for samples and validation",
+                           name=True)
+    image_size: int = option(256, "side of the square crop fed to the networks, in pixels",
+                             positive=True)
+    load_size: int | None = option(286, "resize to this before the random crop (none: no crop)",
+                                   positive=True)
+    flip: bool = option(True, "random horizontal flip, the same for A and B")
+    batch_size: int = option(1, "images per training step", positive=True)
+    cache: bool = option(False, "cache decoded images in memory")
+    bad_images: Literal["stop", "skip"] = option(
         "stop", "image files that cannot be used (truncated, not an image, too big or small, "
         "wrong AB aspect, no partner): stop lists them and stops; skip trains without them "
         "(and their partners) and says how many ('kstyle data check' lists them)")
-    synthetic_count: int = _f(512, "number of pairs the synthetic source generates")
-    tfds_keys: list[str] = _f(["image"], "tfds image feature(s): one to derive, or A and B")
-    data_dir: str = _f("", "tensorflow-datasets data_dir (empty: tfds default)")
-    seed: int = _f(0, "seed for shuffling, crops and the synthetic source")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Fields of ``[model]`` shared by every kind."""
-
-    kind: str = _f("pix2pix", "which model to train (see kstyle.models.MODELS)")
-    base_filters: int = _f(64, "filters of the first generator layer")
-
-
-@dataclass(frozen=True)
-class Pix2PixConfig(ModelConfig):
-    """``[model]`` for ``kind = "pix2pix"``: U-Net generator + PatchGAN (Isola et al. 2017)."""
-
-    num_downs: int = _f(8, "U-Net depth: 8 for 256 px, 7 for 128 px; input side must be a "
-                        "multiple of 2**num_downs")
-    norm: Literal["batch", "instance", "none"] = _f("batch", "normalization layers")
-    dropout: float = _f(0.5, "dropout rate in the inner decoder blocks (0 turns it off)")
-    d_base_filters: int = _f(64, "filters of the first discriminator layer")
-    d_layers: int = _f(3, "PatchGAN strided layers: 3 gives 70x70 patches")
-    gan_mode: Literal["vanilla", "lsgan", "hinge"] = _f("vanilla", "adversarial loss")
-    lambda_l1: float = _f(100.0, "weight of the L1 loss against the target")
-
-
-@dataclass(frozen=True)
-class CycleGANConfig(ModelConfig):
-    """``[model]`` for ``kind = "cyclegan"``: two ResNet generators + two PatchGANs
-    (Zhu et al. 2017), trained on unpaired domains A and B."""
-
-    num_blocks: int = _f(9, "residual blocks per generator: 9 for 256 px, 6 for 128 px")
-    norm: Literal["batch", "instance", "none"] = _f("instance", "normalization layers")
-    dropout: float = _f(0.0, "dropout inside the residual blocks (0 turns it off)")
-    d_base_filters: int = _f(64, "filters of the first discriminator layer")
-    d_layers: int = _f(3, "PatchGAN strided layers: 3 gives 70x70 patches")
-    gan_mode: Literal["vanilla", "lsgan", "hinge"] = _f("lsgan", "adversarial loss")
-    lambda_cycle: float = _f(10.0, "weight of the cycle-consistency losses A->B->A, B->A->B")
-    lambda_identity: float = _f(0.5, "identity loss weight, relative to lambda_cycle "
-                                "(0 turns it off)")
-    lambda_perceptual: float = _f(0.0, "weight of the VGG19 perceptual cycle loss (0: off)")
-    perceptual_layers: list[str] = _f(["block3_conv1"], "VGG19 layers of the perceptual loss")
-    vgg_weights: str = _f("imagenet", "VGG19 weights: 'imagenet' (Keras cache, or the file in "
-                          "$KSTYLE_VGG19_WEIGHTS), or a local .h5 file")
-    pool_size: int = _f(50, "history of generated images shown to the discriminators "
-                        "(0: none)")
-
-
-@dataclass(frozen=True)
-class CDAEConfig(ModelConfig):
-    """``[model]`` for ``kind = "cdae"``: cross-domain autoencoder GAN, two encoder-decoders
-    + two PatchGANs trained on pairs both ways (a -> b and b -> a)."""
-
-    num_downs: int = _f(8, "encoder convs (decoder: num_downs - 1 deconvs + output): 8 for "
-                        "256 px; input side must be a multiple of 2**num_downs")
-    skips: bool = _f(False, "U-Net skip connections (false: plain autoencoders)")
-    norm: Literal["batch", "instance", "none"] = _f("instance", "normalization layers")
-    dropout: float = _f(0.0, "dropout rate in the inner decoder blocks (0 turns it off)")
-    d_base_filters: int = _f(64, "filters of the first discriminator layer")
-    d_layers: int = _f(3, "PatchGAN strided layers: 3 gives 70x70 patches")
-    gan_mode: Literal["vanilla", "lsgan", "hinge"] = _f("lsgan", "adversarial loss")
-    lambda_target: float = _f(100.0, "weight of the supervised L1 losses against the targets")
-    lambda_recon: float = _f(10.0, "weight of the reconstruction losses A->B->A, B->A->B")
-
-
-@dataclass(frozen=True)
-class FastStyleConfig(ModelConfig):
-    """``[model]`` for ``kind = "fast_style"``: a feed-forward stylizer for one style
-    (Johnson et al. 2016), trained on content photos with VGG19 perceptual losses."""
-
-    style: str = _f("", "the style image: a file, or an http(s) URL fetched once into "
-                    "Keras' cache")
-    style_size: int | None = _f(None, "resize the style's long side to this (none: as is)")
-    network: Literal["johnson", "mobile"] = _f(
-        "johnson", "the transformer: Johnson et al.'s, or a ~20x lighter one for phones "
-        "(separable convs, three downsamplings; upsample does not apply)")
-    base_filters: int = _f(32, "filters of the transformer's first conv")
-    num_blocks: int = _f(5, "residual blocks of the transformer")
-    norm: Literal["batch", "instance", "none"] = _f("instance", "normalization layers")
-    upsample: Literal["resize", "deconv"] = _f(
-        "resize", "decoder upsampling: resize + conv (no checkerboard) or transposed convs")
-    content_layer: str = _f("block2_conv2", "VGG19 layer of the content loss")
-    style_layers: list[str] = _f(["block1_conv2", "block2_conv2", "block3_conv4",
-                                  "block4_conv4"], "VGG19 layers of the style loss")
-    style_layer_weights: list[float] = _f([0.23, 0.057, 0.014, 0.0036],
-                                          "weight of each style layer")
-    content_weight: float = _f(30.0, "weight of the content loss")
-    style_weight: float = _f(1.0, "weight of the style loss (raise for more style)")
-    tv_weight: float = _f(0.0, "weight of the total variation loss (0: off)")
-    vgg_weights: str = _f("imagenet", "VGG19 weights: 'imagenet' (Keras cache, or the file in "
-                          "$KSTYLE_VGG19_WEIGHTS), or a local .h5 file")
-
-
-MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"pix2pix": Pix2PixConfig,
-                                               "cyclegan": CycleGANConfig,
-                                               "cdae": CDAEConfig,
-                                               "fast_style": FastStyleConfig}
-UNPAIRED_KINDS = ("cyclegan",)
+    synthetic_count: int = option(512, "number of pairs the synthetic source generates",
+                                  positive=True)
+    tfds_keys: list[str] = option(["image"], "tfds image feature(s): one to derive, or A and B",
+                                 name=True)
+    data_dir: str = option("", "tensorflow-datasets data_dir (empty: tfds default)")
+    seed: int = option(0, "seed for shuffling, crops and the synthetic source",
+                       low=0, high=2**32 - 1)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The ``[train]`` table: schedule, optimizer, and what a run writes."""
 
-    epochs: int = _f(200, "number of epochs")
-    steps_per_epoch: int | None = _f(None, "steps per epoch (none: one full pass)")
-    out_dir: str = _f("", "run folder (empty: saved_models/<recipe name>)")
-    lr: float = _f(2e-4, "initial learning rate of every optimizer")
-    beta_1: float = _f(0.5, "Adam beta_1")
-    beta_2: float = _f(0.999, "Adam beta_2")
-    lr_policy: Literal["constant", "linear_decay", "step"] = _f(
+    epochs: int = option(200, "number of epochs", positive=True)
+    steps_per_epoch: int | None = option(None, "steps per epoch (none: one full pass)",
+                                         positive=True)
+    out_dir: str = option("", "run folder (empty: saved_models/<recipe name>)")
+    lr: float = option(2e-4, "initial learning rate of every optimizer", low=0)
+    beta_1: float = option(0.5, "Adam beta_1", low=0, high=1, high_open=True)
+    beta_2: float = option(0.999, "Adam beta_2", low=0, high=1, high_open=True)
+    lr_policy: Literal["constant", "linear_decay", "step"] = option(
         "linear_decay", "linear_decay: constant, then linearly to 0 at the last epoch; "
         "step: multiply by step_gamma every step_epochs epochs")
-    decay_start_epoch: int = _f(100, "linear_decay: epochs at the initial lr before decaying")
-    step_epochs: int = _f(50, "step: epochs between lr drops")
-    step_gamma: float = _f(0.5, "step: factor applied at each drop")
-    checkpoint_every: int = _f(500, "save a resumable checkpoint every N steps (and at "
-                               "each epoch end)")
-    sample_every: int = _f(1, "write a sample grid every N epochs")
-    num_samples: int = _f(4, "rows in the sample grid")
-    val_steps: int = _f(8, "validation batches evaluated at each epoch end (0: none)")
-    jit_compile: Literal["auto", True, False] = _f(
+    decay_start_epoch: int = option(100, "linear_decay: epochs at the initial lr before "
+                                   "decaying", low=0)
+    step_epochs: int = option(50, "step: epochs between lr drops", low=1)
+    step_gamma: float = option(0.5, "step: factor applied at each drop", positive=True)
+    checkpoint_every: int = option(500, "save a resumable checkpoint every N steps (and at "
+                               "each epoch end)", positive=True)
+    sample_every: int = option(1, "write a sample grid every N epochs", positive=True)
+    num_samples: int = option(4, "rows in the sample grid", low=0)
+    val_steps: int = option(8, "validation batches evaluated at each epoch end (0: none)",
+                          low=0)
+    jit_compile: Literal["auto", True, False] = option(
         "auto", "compile the train step with XLA: true, false, or auto (on with a GPU; off "
         "on CPUs, where XLA made the steps 9-35% slower)")
-    distribute: Literal["none", "mirrored", "multi_worker"] = _f(
+    distribute: Literal["none", "mirrored", "multi_worker"] = option(
         "none", "mirrored: data-parallel over every local GPU (or the CPU devices TensorFlow "
         "shows), the batch split across them; multi_worker: the same across the processes "
         "(hosts) of $TF_CONFIG, each running the same kstyle fit, the first (chief) writing "
         "the run folder")
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = _f(
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = option(
         "float32", "compute dtype: mixed_bfloat16 (fast on CPUs with AVX-512 BF16, and "
         "TPUs/recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, norms, "
         "losses and outputs stay float32")
-    seed: int = _f(0, "seed of weight init and dropout")
+    seed: int = option(0, "seed of weight init and dropout", low=0, high=2**32 - 1)
 
 
 @dataclass(frozen=True)
@@ -205,7 +118,7 @@ class Recipe:
 
     name: str
     data: DataConfig
-    model: ModelConfig
+    model: ModelOptions
     train: TrainConfig
     source: str = "<defaults>"
 
@@ -308,12 +221,12 @@ def recipe_from_dict(raw: dict[str, Any], overrides: typing.Sequence[str] = (), 
 
     model_raw = raw.get("model", {})
     kind = model_raw.get("kind", "pix2pix")
-    if not isinstance(kind, str) or kind not in MODEL_CONFIGS:  # a list or table is unhashable
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or table is unhashable
         raise RecipeError(
             f"{source}: model.kind = {kind!r} is not a model kind"
-            f"{_did_you_mean(kind, MODEL_CONFIGS)}; allowed: {_fmt(MODEL_CONFIGS)}")
+            f"{_did_you_mean(kind, KINDS)}; allowed: {_fmt(KINDS)}")
     data = _build(DataConfig, raw.get("data", {}), "data", source)
-    model = _build(MODEL_CONFIGS[kind], model_raw, "model", source)
+    model = _build(KINDS[kind], model_raw, "model", source)
     train = _build(TrainConfig, raw.get("train", {}), "train", source)
     recipe = Recipe(name=name, data=data, model=model, train=train, source=source)
     _check(recipe)
@@ -412,99 +325,24 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         f"got {type(value).__name__}")
 
 
-# Bounds of single fields, (low, high) inclusive (None: open). Checked first: later checks
-# compute 2**model.num_downs, and NumPy seeds must fit in 32 bits.
-RANGES: dict[str, tuple[float | None, float | None]] = {
-    "data.seed": (0, 2**32 - 1), "train.seed": (0, 2**32 - 1),
-    "model.num_downs": (1, 16), "model.num_blocks": (0, None), "model.d_layers": (1, None),
-    "model.d_base_filters": (1, None), "model.pool_size": (0, None),
-    "model.lambda_l1": (0, None), "model.lambda_cycle": (0, None),
-    "model.lambda_identity": (0, None), "model.lambda_perceptual": (0, None),
-    "model.lambda_target": (0, None), "model.lambda_recon": (0, None),
-    "model.content_weight": (0, None), "model.style_weight": (0, None),
-    "model.tv_weight": (0, None), "train.decay_start_epoch": (0, None),
-    "train.step_epochs": (1, None),
-}
-# Strings that name something (a split, a VGG19 layer) and so cannot be empty.
-NAMES = ("data.train_split", "data.val_split", "model.content_layer")
-
-
 def _check(recipe: Recipe) -> None:
-    """Checks that span fields: ranges, and that local data folders exist."""
+    """Checks each field's bounds, then what spans fields: the tables, then the model's own
+    checks (``ModelOptions.check``), then that local data folders exist."""
     src = recipe.source
-    d, t, m = recipe.data, recipe.train, recipe.model
-    for key, (low, high) in RANGES.items():
-        table, name = key.split(".")
-        value = getattr(getattr(recipe, table), name, None)
-        if value is not None and not ((low is None or value >= low)
-                                      and (high is None or value <= high)):
-            allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-            raise RecipeError(f"{src}: {key} = {value!r} must be {allowed}")
-    for key in NAMES:
-        table, name = key.split(".")
-        if getattr(getattr(recipe, table), name, "x").strip() == "":
-            raise RecipeError(f"{src}: {key} is empty; it must name something")
-    for key in ("data.tfds_keys", "model.style_layers", "model.perceptual_layers"):
-        table, name = key.split(".")
-        names = getattr(getattr(recipe, table), name, ["x"])
-        if not names or any(not n.strip() for n in names):
-            raise RecipeError(f"{src}: {key} = {names!r} must be a list of non-empty names")
-    for key, value in {"train.beta_1": t.beta_1, "train.beta_2": t.beta_2}.items():
-        if not 0 <= value < 1:
-            raise RecipeError(f"{src}: {key} = {value!r} must be in [0, 1)")
-    if any(w < 0 for w in getattr(m, "style_layer_weights", ())):
-        raise RecipeError(
-            f"{src}: model.style_layer_weights = {m.style_layer_weights!r} must not be negative")
-    positive = {
-        "data.image_size": d.image_size, "data.batch_size": d.batch_size,
-        "data.synthetic_count": d.synthetic_count, "model.base_filters": m.base_filters,
-        "train.epochs": t.epochs, "train.checkpoint_every": t.checkpoint_every,
-        "train.sample_every": t.sample_every, "train.step_gamma": t.step_gamma,
-    }
-    if t.steps_per_epoch is not None:
-        positive["train.steps_per_epoch"] = t.steps_per_epoch
-    if d.load_size is not None:
-        positive["data.load_size"] = d.load_size
-    for key, value in positive.items():
-        if value <= 0:
-            raise RecipeError(f"{src}: {key} = {value!r} must be a positive number")
-    for key, value in {"train.lr": t.lr, "train.num_samples": t.num_samples,
-                       "train.val_steps": t.val_steps}.items():
-        if value < 0:
-            raise RecipeError(f"{src}: {key} = {value!r} must not be negative")
-    if d.load_size is not None and d.load_size < d.image_size:
-        raise RecipeError(
-            f"{src}: data.load_size = {d.load_size} must be >= data.image_size = "
-            f"{d.image_size} (or none)")
-    if isinstance(m, Pix2PixConfig | CDAEConfig):  # U-Net generators
-        multiple = 2**m.num_downs
-        if d.image_size % multiple:
-            raise RecipeError(
-                f"{src}: data.image_size = {d.image_size} must be a multiple of "
-                f"2**model.num_downs = {multiple} (lower model.num_downs or change the size)")
-    if not 0 <= getattr(m, "dropout", 0.0) < 1:
-        raise RecipeError(f"{src}: model.dropout = {m.dropout} must be in [0, 1)")
-    if isinstance(m, CycleGANConfig | FastStyleConfig) and d.image_size % 4:
-        raise RecipeError(f"{src}: data.image_size = {d.image_size} must be a multiple of 4")
-    uses_vgg = isinstance(m, FastStyleConfig) or getattr(m, "lambda_perceptual", 0) > 0
-    if uses_vgg and m.vgg_weights not in ("imagenet", "random") \
-            and not _is(m.vgg_weights, Path.is_file):
-        raise RecipeError(
-            f"{src}: model.vgg_weights = {m.vgg_weights!r} is not a file; expected "
-            "'imagenet' or the path of VGG19 weights (.h5)")
-    if isinstance(m, FastStyleConfig):
-        if not m.style.startswith(("http://", "https://")) and not _is(m.style, Path.is_file):
-            what = "is empty" if not m.style else f"= {m.style!r} is not a file"
-            raise RecipeError(
-                f"{src}: model.style {what}; expected the path (or http(s) URL) of the "
-                "style image")
-        if len(m.style_layer_weights) != len(m.style_layers):
-            raise RecipeError(
-                f"{src}: model.style_layer_weights has {len(m.style_layer_weights)} values; "
-                f"expected one per model.style_layers entry ({len(m.style_layers)})")
-        if m.style_size is not None and m.style_size <= 0:
-            raise RecipeError(f"{src}: model.style_size = {m.style_size} must be positive")
-    if m.kind in UNPAIRED_KINDS and d.source not in ("folders", "tfds", "synthetic"):
+    d, m = recipe.data, recipe.model
+    try:
+        # Bounds first: later checks compute 2**model.num_downs, and NumPy seeds must fit
+        # in 32 bits.
+        for table in TABLE_NAMES:
+            check_fields(getattr(recipe, table), table)
+        if d.load_size is not None and d.load_size < d.image_size:
+            raise OptionError(
+                f"data.load_size = {d.load_size} must be >= data.image_size = "
+                f"{d.image_size} (or none)")
+        m.check(d)
+    except OptionError as e:
+        raise RecipeError(f"{src}: {e}") from None
+    if m.data_kind == "unpaired" and d.source not in UNPAIRED_SOURCES:
         raise RecipeError(
             f"{src}: data.source = {d.source!r} gives pairs; model.kind = {m.kind!r} trains on "
             "two unpaired domains: use 'folders' (trainA/ trainB/), 'tfds' or 'synthetic'")
@@ -514,20 +352,13 @@ def _check(recipe: Recipe) -> None:
         if not d.path:
             raise RecipeError(
                 f"{src}: data.path is empty; source '{d.source}' needs a folder of images")
-        if not _is(d.path, Path.exists) and not (d.source == "ab" and d.path in KNOWN_DATASETS):
+        if not is_path(d.path, Path.exists) and not (d.source == "ab"
+                                                     and d.path in KNOWN_DATASETS):
             known = f" or a known dataset name ({_fmt(KNOWN_DATASETS)})" if d.source == "ab" else ""
             raise RecipeError(
                 f"{src}: data.path = {d.path!r} does not exist; expected a folder{known}")
     if d.source == "tfds" and not d.path:
         raise RecipeError(f"{src}: data.path must name a tensorflow-datasets dataset")
-
-
-def _is(path: str, test) -> bool:
-    """``test(Path(path))``, False where the OS refuses the name (too long, say)."""
-    try:
-        return test(Path(path))
-    except (OSError, ValueError):
-        return False
 
 
 def _did_you_mean(word: Any, choices) -> str:
@@ -567,8 +398,7 @@ def _toml_value(v: Any) -> str:
 def describe_keys(kind: str = "pix2pix") -> str:
     """Every recipe key with its type, default and doc, as text (for ``--help``)."""
     out = []
-    for table, cls in (("data", DataConfig), ("model", MODEL_CONFIGS[kind]),
-                       ("train", TrainConfig)):
+    for table, cls in (("data", DataConfig), ("model", KINDS[kind]), ("train", TrainConfig)):
         out.append(f"[{table}]")
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):

@@ -69,7 +69,7 @@ def _source(recipe: Recipe):
     where = dict(synthetic_count=d.synthetic_count, data_dir=d.data_dir or None,
                  bad_images=d.bad_images)
     common = dict(image_size=d.image_size, tfds_keys=tuple(d.tfds_keys), **where)
-    data_kind = get_model_class(recipe.model.kind).data_kind
+    data_kind = recipe.model.data_kind
     if data_kind == "images":
         def count(split):
             return kdata.paired_count(d.source, d.path, split=split, **where)
@@ -187,24 +187,6 @@ def worker_role() -> tuple[int, bool]:
             f"it, e.g. {expected}") from None
     chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
     return index, chief
-
-
-def _multi_worker_fit_fixes(model: keras.Model) -> None:
-    """Works around two Keras 3 bugs of ``fit`` under MultiWorkerMirroredStrategy.
-
-    Keras reduces a first data batch across workers to build the model symbolically,
-    which fails (keras-team/keras#20585): kstyle's models are built before ``fit``, so
-    that build is skipped. And it reduces each step's logs with ``axis=0``, which fails
-    on scalars: the steps' logs are given a length-1 axis, reduced back to scalars.
-    """
-    model._maybe_symbolic_build = lambda *args, **kwargs: None
-    for name in ("train_step", "test_step"):
-        step = getattr(model, name)
-
-        def with_axis(data, step=step):
-            return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
-
-        setattr(model, name, with_axis)
 
 
 def resolve_jit(setting) -> bool:
@@ -343,11 +325,8 @@ class RunCallback(keras.callbacks.Callback):
         self.last_saved = run.step
         self._step_log = None
 
-    def global_step(self) -> int:
-        return int(self.run.model.g_optimizer.iterations.numpy())
-
     def on_train_batch_end(self, batch, logs=None):
-        step = self.global_step()
+        step = self.run.model.step
         self.run.step = step
         self._check_finite(step, logs or {})
         if step % self.run.log_every == 0 and logs:
@@ -520,10 +499,9 @@ class Run:
 
     def _build_model(self):
         r = self.recipe
-        options = {k: v for k, v in dataclasses.asdict(r.model).items() if k != "kind"}
         t = r.train
         with dtype_policy(t.precision), self.strategy.scope():
-            model = get_model_class(r.model.kind).build_from_options(**options)
+            model = get_model_class(r.model.kind).from_options(r.model)
 
         def adam():
             schedule = EpochSchedule(
@@ -534,17 +512,13 @@ class Run:
             # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
             return CountingLossScaleOptimizer(adam) if t.precision == "mixed_float16" else adam
 
-        names = getattr(model, "optimizer_names", ("g_optimizer", "d_optimizer"))
         with self.strategy.scope():
-            model.compile(**{name: adam() for name in names},
+            model.compile(**{name: adam() for name in model.optimizer_slots},
                           jit_compile=resolve_jit(t.jit_compile))
             model.build_optimizers()
-            if hasattr(model, "pools"):  # CycleGAN's image pools, sized for training crops
-                size = (r.data.image_size, r.data.image_size)
-                model.pools.build_buffers((*size, model.generator_ba.output.shape[-1]),
-                                          (*size, model.generator_ab.output.shape[-1]))
+            model.build_state(r.data.image_size)
         if t.distribute == "multi_worker":
-            _multi_worker_fit_fixes(model)
+            model.use_multi_worker_fixes()
         return model
 
     def _sample_pairs(self):
@@ -647,7 +621,7 @@ class Run:
         latest = self.checkpointer.latest()
         if latest is not None:
             state = self.checkpointer.restore(latest)
-            self.step = int(self.model.g_optimizer.iterations.numpy())
+            self.step = self.model.step
             if self.step != state["step"]:
                 raise KstyleError(f"{latest}: step {state['step']} but optimizer at {self.step}")
             self.epoch = self.step // self.steps_per_epoch
@@ -760,7 +734,7 @@ class Run:
                 history_logs = {k: v[-1] for k, v in history.history.items() if v}
         except KeyboardInterrupt:
             interrupted = True
-            self.step = int(self.model.g_optimizer.iterations.numpy())
+            self.step = self.model.step
             path = self.save_checkpoint()
             self.log(f"\nInterrupted at step {self.step}; saved {path}. "
                      "Run the same command again to resume.")

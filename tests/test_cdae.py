@@ -13,8 +13,9 @@ import kstyle
 from kstyle.data import derive_gray, synthetic_pairs, to_float
 from kstyle.errors import RecipeError
 from kstyle.models import CDAE, get_model_class
+from kstyle.models.cdae_options import CDAEOptions
 from kstyle.optimizers import FusedAdam
-from kstyle.recipes import CDAEConfig, load_recipe
+from kstyle.recipes import load_recipe
 from kstyle.train import Run, fit
 
 TINY = {"base_filters": 8, "num_downs": 5, "d_base_filters": 8, "d_layers": 2}
@@ -198,7 +199,7 @@ def test_recipe_checks_the_size_multiple(tmp_path):
 def test_shipped_recipes():
     paper = load_recipe("recipes/cdae_paper.toml")
     m, t, d = paper.model, paper.train, paper.data
-    assert isinstance(m, CDAEConfig)
+    assert isinstance(m, CDAEOptions)
     assert (m.kind, m.num_downs, m.skips, m.norm, m.gan_mode) == (
         "cdae", 8, False, "instance", "lsgan")
     assert (t.lr, t.beta_1, t.beta_2, t.lr_policy, t.step_epochs, t.step_gamma, t.epochs) == (

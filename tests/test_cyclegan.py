@@ -300,7 +300,8 @@ def test_train_step_runs_under_xla():
 def test_perceptual_loss_and_weights_of_the_objective():
     a, b = unpaired()
     model = compiled(lambda_perceptual=0.01, lambda_cycle=7.0, lambda_identity=0.5,
-                     perceptual_layers=("block1_conv2", "block2_conv1"), pool_size=0)
+                     perceptual_layers=("block1_conv2", "block2_conv1"), pool_size=0,
+                     vgg_weights="random")
     assert model.feature_extractor is not None and not model.feature_extractor.trainable
     logs = {k: v[-1] for k, v in model.fit(
         repeat(a, b), steps_per_epoch=1, epochs=1, verbose=0).history.items()}

@@ -29,14 +29,15 @@ from hypothesis import strategies as st
 
 from kstyle.cli import main
 from kstyle.errors import RecipeError
-from kstyle.recipes import MODEL_CONFIGS, TABLES, load_recipe
+from kstyle.models import KINDS
+from kstyle.recipes import TABLES, load_recipe
 
 RECIPE_FILES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.toml"))
 ORIGINALS = {p.stem: p.read_bytes() for p in RECIPE_FILES}
 PARSED = {name: tomllib.loads(text.decode()) for name, text in ORIGINALS.items()}
 FIELDS = {
     "data": sorted(f.name for f in dataclasses.fields(TABLES["data"])),
-    "model": sorted({f.name for cls in MODEL_CONFIGS.values() for f in dataclasses.fields(cls)}),
+    "model": sorted({f.name for cls in KINDS.values() for f in dataclasses.fields(cls)}),
     "train": sorted(f.name for f in dataclasses.fields(TABLES["train"])),
 }
 TABLE_NAMES = ("data", "model", "train")
@@ -45,7 +46,7 @@ TABLE_NAMES = ("data", "model", "train")
 def fields_of(name: str) -> list[tuple[str, str]]:
     """Every (table, key) a recipe of this file's model kind may set."""
     kind = PARSED[name].get("model", {}).get("kind", "pix2pix")
-    classes = {"data": TABLES["data"], "model": MODEL_CONFIGS[kind], "train": TABLES["train"]}
+    classes = {"data": TABLES["data"], "model": KINDS[kind], "train": TABLES["train"]}
     return [(t, f.name) for t, cls in classes.items() for f in dataclasses.fields(cls)]
 
 FUZZ = settings(derandomize=True, database=None, deadline=None, max_examples=100,

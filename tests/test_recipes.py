@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 
 from kstyle.errors import RecipeError
+from kstyle.models import KINDS
+from kstyle.models.pix2pix_options import Pix2PixOptions
 from kstyle.recipes import (
-    MODEL_CONFIGS,
-    Pix2PixConfig,
     describe_keys,
     load_recipe,
     parse_value,
@@ -32,7 +32,7 @@ def synthetic(tmp_path, extra=""):
 def test_shipped_recipes_parse(path):
     recipe = load_recipe(path)
     assert recipe.name == path.stem
-    assert recipe.model.kind in MODEL_CONFIGS
+    assert recipe.model.kind in KINDS
     # The keys scripts rely on.
     for key in ("path", "image_size", "batch_size"):
         assert hasattr(recipe.data, key)
@@ -47,7 +47,7 @@ def test_pix2pix_recipe_has_paper_settings():
     assert (r.train.lr, r.train.beta_1, r.model.lambda_l1) == (2e-4, 0.5, 100.0)
     assert (r.train.epochs, r.train.decay_start_epoch, r.train.lr_policy) == (
         200, 100, "linear_decay")
-    assert isinstance(r.model, Pix2PixConfig) and r.model.num_downs == 8
+    assert isinstance(r.model, Pix2PixOptions) and r.model.num_downs == 8
 
 
 def test_defaults_and_typed_overrides(tmp_path):

@@ -1,35 +1,57 @@
 """Model registry: one ``keras.Model`` subclass per training objective.
 
-Adding a model kind:
-    1. a model file ``kstyle/models/<kind>.py`` with a ``keras.Model`` subclass that overrides
-       ``train_step``, exposes ``translator`` and has a ``build_from_options(**options)``
-       classmethod, a ``data_kind`` (``paired``, ``unpaired`` or ``images``) and, if its
-       ``compile`` takes other optimizers than ``g_optimizer`` and ``d_optimizer``, their
-       ``optimizer_names`` (a two-way model subclasses ``kstyle.models.two_way.TwoWayGAN``);
-    2. one line in ``MODELS`` below;
-    3. its ``[model]`` dataclass in ``kstyle/recipes.py`` (``MODEL_CONFIGS``);
-    4. a recipe in ``recipes/`` and a test case in ``tests/``.
+``KINDS`` maps each model kind to its options (``kstyle/models/<kind>_options.py``, free
+of TensorFlow, so that recipes load and ``kstyle recipe keys`` answers without importing
+Keras); each options class names its model class, imported when first used. The model
+classes are importable from here as well (``from kstyle.models import Pix2Pix``).
+
+Adding a model kind (README, "Adding a model kind"):
+    1. ``kstyle/models/<kind>.py``: a :class:`kstyle.models.base.TranslationModel`
+       subclass (its docstring lists what to write);
+    2. ``kstyle/models/<kind>_options.py``: its options dataclass and checks;
+    3. one line in ``KINDS`` below;
+    4. a recipe in ``recipes/`` and a test file in ``tests/``.
 """
 
-from kstyle.models.cdae import CDAE
-from kstyle.models.cyclegan import CycleGAN
-from kstyle.models.fast_style import FastStyle
-from kstyle.models.gatys import Gatys
-from kstyle.models.pix2pix import Pix2Pix
+from kstyle.models.cdae_options import CDAEOptions
+from kstyle.models.cyclegan_options import CycleGANOptions
+from kstyle.models.fast_style_options import FastStyleOptions
+from kstyle.models.pix2pix_options import Pix2PixOptions
 
-#: Models trained by ``kstyle fit``. (``Gatys`` optimizes one image, through
-#: ``kstyle stylize --style``, and has no recipe.)
-MODELS = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "cdae": CDAE, "fast_style": FastStyle}
+#: Model kinds trained by ``kstyle fit``, by the name ``model.kind`` gives them.
+#: (``Gatys`` optimizes one image, through ``kstyle stylize --style``, and has no recipe.)
+KINDS = {"pix2pix": Pix2PixOptions, "cyclegan": CycleGANOptions, "cdae": CDAEOptions,
+         "fast_style": FastStyleOptions}
+
+_CLASSES = {"Pix2Pix": "pix2pix", "CycleGAN": "cyclegan", "CDAE": "cdae",
+            "FastStyle": "fast_style"}
 
 
 def get_model_class(kind: str):
     """The model class registered under ``kind``; ValueError listing the valid kinds."""
+    from kstyle.models.base import model_class
+
     try:
-        return MODELS[kind]
+        options = KINDS[kind]
     except KeyError:
         raise ValueError(
-            f"unknown model kind {kind!r}; valid kinds: {', '.join(sorted(MODELS))}"
+            f"unknown model kind {kind!r}; valid kinds: {', '.join(sorted(KINDS))}"
         ) from None
+    return model_class(options)
 
 
-__all__ = ["CDAE", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix", "get_model_class"]
+def __getattr__(name):
+    # Model classes import Keras (and TensorFlow): only when asked for.
+    if name == "MODELS":
+        return {kind: get_model_class(kind) for kind in KINDS}
+    if name in _CLASSES:
+        return get_model_class(_CLASSES[name])
+    if name == "Gatys":
+        from kstyle.models.gatys import Gatys
+
+        return Gatys
+    raise AttributeError(f"module 'kstyle.models' has no attribute {name!r}")
+
+
+__all__ = ["CDAE", "KINDS", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix",
+           "get_model_class"]

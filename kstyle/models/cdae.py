@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from kstyle import losses
+from kstyle.models.cdae_options import CDAEOptions
 from kstyle.models.two_way import TwoWayGAN
 from kstyle.nets.patchgan import patchgan_discriminator
 from kstyle.nets.unet import size_multiple as unet_size_multiple
@@ -79,8 +80,7 @@ class CDAE(TwoWayGAN):
         reconstruction term).
     """
 
-    #: Training data: (a, b) pairs, e.g. (gray, color) derived from photos.
-    data_kind = "paired"
+    Options = CDAEOptions
     #: What ``test_step`` reports first: L1 of the a -> b translation against b.
     val_metric = "l1"
 
@@ -98,26 +98,25 @@ class CDAE(TwoWayGAN):
         self.val_trackers = {n: keras.metrics.Mean(name=n) for n in ("l1", "l1_b2a")}
 
     @classmethod
-    def build_from_options(cls, *, in_channels=3, out_channels=3, base_filters=64, num_downs=8,
-                           skips=False, norm="instance", dropout=0.0, d_base_filters=64,
-                           d_layers=3, gan_mode="lsgan", lambda_target=100.0,
-                           lambda_recon=10.0):
-        """Builds the two generators and two discriminators from plain options, then the model.
+    def from_options(cls, options: CDAEOptions, *, in_channels=3, out_channels=3):
+        """Builds the two generators and two discriminators from the options, then the model.
 
         ``in_channels`` are domain a's channels and ``out_channels`` domain b's. The
         generators are ``unet_generator``s of ``num_downs`` levels, plain autoencoders
         unless ``skips``; the discriminators unconditional PatchGANs with the same norm.
         """
-        generator = {"base_filters": base_filters, "num_downs": num_downs, "norm": norm,
-                     "dropout": dropout, "skips": skips}
-        discriminator = {"base_filters": d_base_filters, "n_layers": d_layers, "norm": norm}
+        o = options
+        generator = {"base_filters": o.base_filters, "num_downs": o.num_downs, "norm": o.norm,
+                     "dropout": o.dropout, "skips": o.skips}
+        discriminator = {"base_filters": o.d_base_filters, "n_layers": o.d_layers,
+                         "norm": o.norm}
         return cls(
             unet_generator(in_channels, out_channels, **generator, name="generator_ab"),
             unet_generator(out_channels, in_channels, **generator, name="generator_ba"),
             patchgan_discriminator(in_channels, **discriminator, name="discriminator_a"),
             patchgan_discriminator(out_channels, **discriminator, name="discriminator_b"),
-            gan_mode=gan_mode, lambda_target=lambda_target, lambda_recon=lambda_recon,
-            size_multiple=unet_size_multiple(num_downs))
+            gan_mode=o.gan_mode, lambda_target=o.lambda_target, lambda_recon=o.lambda_recon,
+            size_multiple=unet_size_multiple(o.num_downs))
 
     def sample_columns(self, real_a, real_b):
         """Named image batches (float, [-1, 1]) for a sample grid: both directions."""

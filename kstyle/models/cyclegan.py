@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from kstyle import losses
+from kstyle.models.cyclegan_options import CycleGANOptions
 from kstyle.models.two_way import TwoWayGAN
 from kstyle.nets.image_pool import ImagePool
 from kstyle.nets.patchgan import patchgan_discriminator
@@ -116,8 +117,7 @@ class CycleGAN(TwoWayGAN):
         Networks", ICCV 2017, https://arxiv.org/abs/1703.10593.
     """
 
-    #: Training data: batches of unpaired (a, b) images.
-    data_kind = "unpaired"
+    Options = CycleGANOptions
     #: What ``test_step`` reports: L1 of both cycles.
     val_metric = "cycle_l1"
     #: The ResNet generators take any side that is a multiple of 4.
@@ -148,36 +148,40 @@ class CycleGAN(TwoWayGAN):
         self.cycle_l1_tracker = keras.metrics.Mean(name="cycle_l1")
 
     @classmethod
-    def build_from_options(cls, *, in_channels=3, out_channels=3, base_filters=64,
-                           num_blocks=9, norm="instance", dropout=0.0, d_base_filters=64,
-                           d_layers=3, gan_mode="lsgan", lambda_cycle=10.0,
-                           lambda_identity=0.5, lambda_perceptual=0.0, pool_size=50,
-                           perceptual_layers=("block3_conv1",), vgg_weights=None):
-        """Builds the four networks (and VGG19 if needed) from plain options, then the model.
+    def from_options(cls, options: CycleGANOptions, *, in_channels=3, out_channels=3):
+        """Builds the four networks (and VGG19 if needed) from the options, then the model.
 
         ``in_channels`` are domain a's channels and ``out_channels`` domain b's; the
-        identity terms need them equal. ``perceptual_layers`` and ``vgg_weights`` are
-        those of ``kstyle.nets.vgg.vgg19_features``, used only when
-        ``lambda_perceptual > 0``.
+        identity terms need them equal. VGG19 (``perceptual_layers``, ``vgg_weights``) is
+        built only when ``lambda_perceptual > 0``.
         """
-        if lambda_identity > 0 and in_channels != out_channels:
+        o = options
+        if o.lambda_identity > 0 and in_channels != out_channels:
             raise ValueError(
                 "lambda_identity > 0 needs in_channels == out_channels, got "
                 f"{in_channels} and {out_channels}.")
-        generator = {"base_filters": base_filters, "num_blocks": num_blocks, "norm": norm,
-                     "dropout": dropout}
-        discriminator = {"base_filters": d_base_filters, "n_layers": d_layers, "norm": norm}
+        generator = {"base_filters": o.base_filters, "num_blocks": o.num_blocks,
+                     "norm": o.norm, "dropout": o.dropout}
+        discriminator = {"base_filters": o.d_base_filters, "n_layers": o.d_layers,
+                         "norm": o.norm}
         feature_extractor = None
-        if lambda_perceptual > 0:
-            feature_extractor = vgg19_features(tuple(perceptual_layers), weights=vgg_weights)
+        if o.lambda_perceptual > 0:
+            feature_extractor = vgg19_features(tuple(o.perceptual_layers),
+                                               weights=o.vgg_weights)
         return cls(
             resnet_generator(in_channels, out_channels, **generator, name="generator_ab"),
             resnet_generator(out_channels, in_channels, **generator, name="generator_ba"),
             patchgan_discriminator(in_channels, **discriminator, name="discriminator_a"),
             patchgan_discriminator(out_channels, **discriminator, name="discriminator_b"),
-            feature_extractor=feature_extractor, gan_mode=gan_mode, lambda_cycle=lambda_cycle,
-            lambda_identity=lambda_identity, lambda_perceptual=lambda_perceptual,
-            pool_size=pool_size)
+            feature_extractor=feature_extractor, gan_mode=o.gan_mode,
+            lambda_cycle=o.lambda_cycle, lambda_identity=o.lambda_identity,
+            lambda_perceptual=o.lambda_perceptual, pool_size=o.pool_size)
+
+    def build_state(self, image_size):
+        """Builds the image pools' buffers for training crops of ``image_size``."""
+        size = (image_size, image_size)
+        self.pools.build_buffers((*size, self.generator_ba.output.shape[-1]),
+                                 (*size, self.generator_ab.output.shape[-1]))
 
     def sample_columns(self, real_a, real_b):
         """Named image batches (float, [-1, 1]) for a sample grid: both directions."""

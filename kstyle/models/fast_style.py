@@ -7,28 +7,22 @@ import numpy as np
 import tensorflow as tf
 
 from kstyle import losses
+from kstyle.models.base import TranslationModel
+from kstyle.models.fast_style_options import NETWORKS, FastStyleOptions
 from kstyle.models.perceptual import PerceptualStyleObjective
 from kstyle.nets.mobile import MOBILE_SIZE_MULTIPLE, mobile_stylizer
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
 from kstyle.nets.vgg import vgg19_features
 from kstyle.optimizers import apply_gradients
 
-#: Transformer networks by name: Johnson et al.'s, and a ~20x lighter one for phones.
-NETWORKS = ("johnson", "mobile")
-
-#: Johnson et al.'s layers (VGG16 relu2_2 for content; relu1_2, relu2_2, relu3_3, relu4_3
-#: for style), as the last conv of the same VGG19 blocks.
-CONTENT_LAYER = "block2_conv2"
-STYLE_LAYERS = ("block1_conv2", "block2_conv2", "block3_conv4", "block4_conv4")
-#: Per-layer style weights: 935 / C**2 for C channels. They turn the PyTorch example's
-#: weights (content 1e5, style 1e10; VGG16 features of mean/std-normalized inputs, Gram
-#: matrices over C*H*W) into kstyle's terms (VGG on 0-255 "caffe" inputs, about 57 times
-#: larger features; Gram matrices over H*W), with content_weight 30 and style_weight 1.
-STYLE_LAYER_WEIGHTS = (0.23, 0.057, 0.014, 0.0036)
+#: The default layers and weights (see FastStyleOptions).
+CONTENT_LAYER = FastStyleOptions.content_layer
+STYLE_LAYERS = tuple(FastStyleOptions().style_layers)
+STYLE_LAYER_WEIGHTS = tuple(FastStyleOptions().style_layer_weights)
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
-class FastStyle(PerceptualStyleObjective, keras.Model):
+class FastStyle(PerceptualStyleObjective, TranslationModel):
     """A feed-forward stylizer, trained on content photos against one style image.
 
     Objective, with ``T`` the transformer network, ``x`` a batch of content photos,
@@ -69,12 +63,11 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
         "Instance Normalization: The Missing Ingredient for Fast Stylization", 2016.
     """
 
-    #: Training data: batches of content images (the photo side of a paired source).
-    data_kind = "images"
+    Options = FastStyleOptions
     #: What ``test_step`` reports.
     val_metric = "loss"
-    #: What ``compile`` takes.
-    optimizer_names = ("g_optimizer",)
+    #: ``compile`` takes one optimizer, for the transformer.
+    optimizer_slots = {"g_optimizer": "transformer"}
 
     def __init__(self, transformer, feature_extractor, style_grams, content_layer=CONTENT_LAYER,
                  style_layers=STYLE_LAYERS, style_layer_weights=STYLE_LAYER_WEIGHTS,
@@ -94,55 +87,47 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
                          for name in ("loss", "content_loss", "style_loss", "tv_loss")}
 
     @classmethod
-    def build_from_options(cls, *, style, style_size=None, network="johnson", base_filters=32,
-                           num_blocks=5, norm="instance", upsample="resize",
-                           content_layer=CONTENT_LAYER,
-                           style_layers=STYLE_LAYERS, style_layer_weights=STYLE_LAYER_WEIGHTS,
-                           content_weight=30.0, style_weight=1.0, tv_weight=0.0,
-                           vgg_weights="imagenet"):
+    def from_options(cls, options: FastStyleOptions, *, in_channels=3, out_channels=3):
         """Builds the transformer and VGG19, and the style's Gram matrices.
 
-        Args:
-            style: the style image: a uint8 ``HxWx3`` array, a file path or an http(s)
-                URL (fetched once into Keras' cache).
-            style_size: resize the style so its long side is this (None: as it is).
-            network: ``"johnson"`` (``resnet_generator``, 9x9 outer convs; ``upsample``
-                applies) or ``"mobile"`` (``mobile_stylizer``).
-            vgg_weights: ``"imagenet"``, a VGG19 weights file, or ``"random"``.
-            Others: see the class and ``kstyle.nets.resnet.resnet_generator``.
+        ``options.style`` may also be a uint8 ``HxWx3`` array (from Python); a file path or
+        an http(s) URL is fetched once into Keras' cache. ``style_size`` resizes the style
+        so its long side is that (None: as it is); ``network`` is ``"johnson"``
+        (``resnet_generator``, 9x9 outer convs; ``upsample`` applies) or ``"mobile"``
+        (``mobile_stylizer``); ``vgg_weights`` is ``"imagenet"``, a VGG19 weights file, or
+        ``"random"``.
         """
         from kstyle.data.images import fetch_image, resize_long_side, to_float
 
+        o = options
+        style = o.style
         image = np.asarray(style) if isinstance(style, np.ndarray) else fetch_image(style)
         image = to_float(image[None])
-        if style_size:
-            image = resize_long_side(image, style_size)
-        if network not in NETWORKS:
-            raise ValueError(f"Unknown network {network!r}; valid ones are: "
+        if o.style_size:
+            image = resize_long_side(image, o.style_size)
+        if o.network not in NETWORKS:
+            raise ValueError(f"Unknown network {o.network!r}; valid ones are: "
                              f"{', '.join(NETWORKS)}.")
-        if network == "mobile":
-            transformer = mobile_stylizer(base_filters=base_filters, num_blocks=num_blocks,
-                                          norm=norm, name="transformer")
+        if o.network == "mobile":
+            transformer = mobile_stylizer(base_filters=o.base_filters, num_blocks=o.num_blocks,
+                                          norm=o.norm, name="transformer")
             multiple = MOBILE_SIZE_MULTIPLE
         else:
-            transformer = resnet_generator(base_filters=base_filters, num_blocks=num_blocks,
-                                           norm=norm, outer_kernel=9, upsample=upsample,
+            transformer = resnet_generator(base_filters=o.base_filters,
+                                           num_blocks=o.num_blocks, norm=o.norm,
+                                           outer_kernel=9, upsample=o.upsample,
                                            name="transformer")
             multiple = RESNET_SIZE_MULTIPLE
-        features = vgg19_features((content_layer, *style_layers), weights=vgg_weights,
+        style_layers = tuple(o.style_layers)
+        features = vgg19_features((o.content_layer, *style_layers), weights=o.vgg_weights,
                                   name="fast_style_features")
         style_features = features(image, training=False)
         grams = {layer: losses.gram_matrix(style_features[layer]).numpy()
                  for layer in style_layers}
-        return cls(transformer, features, grams, content_layer=content_layer,
-                   style_layers=style_layers, style_layer_weights=style_layer_weights,
-                   content_weight=content_weight, style_weight=style_weight,
-                   tv_weight=tv_weight, size_multiple=multiple)
-
-    @property
-    def translator(self):
-        """The network used for inference and export."""
-        return self.transformer
+        return cls(transformer, features, grams, content_layer=o.content_layer,
+                   style_layers=style_layers, style_layer_weights=tuple(o.style_layer_weights),
+                   content_weight=o.content_weight, style_weight=o.style_weight,
+                   tv_weight=o.tv_weight, size_multiple=multiple)
 
     @property
     def translators(self):
@@ -158,18 +143,8 @@ class FastStyle(PerceptualStyleObjective, keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def compile(self, g_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer
-
-    @property
-    def optimizers(self):
-        """The optimizers by network name."""
-        return {"transformer": self.g_optimizer}
-
-    def build_optimizers(self):
-        """Creates optimizer slots now, so that a checkpoint can be restored into them."""
-        self.g_optimizer.build(self.transformer.trainable_variables)
+    def optimized_variables(self):
+        return {"g_optimizer": self.transformer.trainable_variables}
 
     def sample_columns(self, content, _unused=None):
         """Named image batches (float, [-1, 1]) for a sample grid."""

@@ -7,12 +7,14 @@ import tensorflow as tf
 from keras import ops
 
 from kstyle import losses
+from kstyle.models.base import TranslationModel
+from kstyle.models.pix2pix_options import Pix2PixOptions
 from kstyle.nets import patchgan_discriminator, unet_generator
 from kstyle.optimizers import apply_gradients
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
-class Pix2Pix(keras.Model):
+class Pix2Pix(TranslationModel):
     """pix2pix: a U-Net generator trained against a conditional PatchGAN.
 
     Objective, with ``a`` the input, ``b`` the target and ``G(a)`` the translation:
@@ -41,8 +43,7 @@ class Pix2Pix(keras.Model):
         CVPR 2017.
     """
 
-    #: Training data: (input, target) pairs.
-    data_kind = "paired"
+    Options = Pix2PixOptions
     #: What ``test_step`` reports: L1 between translation and target.
     val_metric = "l1"
 
@@ -62,27 +63,21 @@ class Pix2Pix(keras.Model):
         self.l1_tracker = keras.metrics.Mean(name="l1")
 
     @classmethod
-    def build_from_options(cls, *, in_channels=3, out_channels=3, base_filters=64, num_downs=8,
-                           norm="batch", dropout=0.5, d_base_filters=64, d_layers=3,
-                           gan_mode="vanilla", lambda_l1=100.0):
-        """Builds the generator and discriminator from plain options, then the model."""
+    def from_options(cls, options: Pix2PixOptions, *, in_channels=3, out_channels=3):
+        """Builds the generator and discriminator from the options, then the model."""
+        o = options
         generator = unet_generator(
-            in_channels=in_channels, out_channels=out_channels, base_filters=base_filters,
-            num_downs=num_downs, norm=norm, dropout=dropout)
+            in_channels=in_channels, out_channels=out_channels, base_filters=o.base_filters,
+            num_downs=o.num_downs, norm=o.norm, dropout=o.dropout)
         discriminator = patchgan_discriminator(
-            in_channels=in_channels + out_channels, base_filters=d_base_filters,
-            n_layers=d_layers, norm=norm)
-        return cls(generator, discriminator, lambda_l1=lambda_l1, gan_mode=gan_mode,
-                   size_multiple=2**num_downs)
-
-    @property
-    def translator(self):
-        """The network used for inference and export (never the discriminator)."""
-        return self.generator
+            in_channels=in_channels + out_channels, base_filters=o.d_base_filters,
+            n_layers=o.d_layers, norm=o.norm)
+        return cls(generator, discriminator, lambda_l1=o.lambda_l1, gan_mode=o.gan_mode,
+                   size_multiple=2**o.num_downs)
 
     @property
     def translators(self):
-        """Inference networks by direction."""
+        """Inference networks by direction (never the discriminator)."""
         return {"a2b": self.generator}
 
     def sample_columns(self, real_a, real_b):
@@ -100,20 +95,9 @@ class Pix2Pix(keras.Model):
         return [self.g_loss_tracker, self.g_gan_loss_tracker, self.g_l1_loss_tracker,
                 self.d_loss_tracker, self.l1_tracker]
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-
-    @property
-    def optimizers(self):
-        """The optimizers by network name."""
-        return {"generator": self.g_optimizer, "discriminator": self.d_optimizer}
-
-    def build_optimizers(self):
-        """Creates optimizer slots now, so that a checkpoint can be restored into them."""
-        for name, net in self.networks.items():
-            self.optimizers[name].build(net.trainable_variables)
+    def optimized_variables(self):
+        return {"g_optimizer": self.generator.trainable_variables,
+                "d_optimizer": self.discriminator.trainable_variables}
 
     def call(self, inputs, training=False):
         return self.generator(inputs, training=training)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import keras
 
 from kstyle import losses
+from kstyle.models.base import TranslationModel
 from kstyle.optimizers import apply_gradients
 
 
-class TwoWayGAN(keras.Model):
+class TwoWayGAN(TranslationModel):
     """Base of the models that translate both ways: ``a -> b`` and ``b -> a``.
 
     Holds ``generator_ab``, ``generator_ba``, ``discriminator_a`` and ``discriminator_b``
@@ -42,6 +43,8 @@ class TwoWayGAN(keras.Model):
     #: (``None`` allowed).
     serialized_networks = ("generator_ab", "generator_ba", "discriminator_a",
                            "discriminator_b")
+    #: One optimizer for both generators, one for both discriminators.
+    optimizer_slots = {"g_optimizer": "generators", "d_optimizer": "discriminators"}
 
     def __init__(self, generator_ab, generator_ba, discriminator_a, discriminator_b,
                  gan_mode="lsgan", **kwargs):
@@ -52,11 +55,6 @@ class TwoWayGAN(keras.Model):
         self.discriminator_b = discriminator_b
         self.gan_mode = gan_mode
         self._g_gan_loss_fn, self._d_loss_fn = losses.gan_losses(gan_mode)
-
-    @property
-    def translator(self):
-        """The network used for inference and export: a -> b."""
-        return self.generator_ab
 
     @property
     def translators(self):
@@ -70,16 +68,6 @@ class TwoWayGAN(keras.Model):
                 "discriminator_a": self.discriminator_a,
                 "discriminator_b": self.discriminator_b}
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.g_optimizer = g_optimizer
-        self.d_optimizer = d_optimizer
-
-    @property
-    def optimizers(self):
-        """The optimizers by name: one for both generators, one for both discriminators."""
-        return {"generators": self.g_optimizer, "discriminators": self.d_optimizer}
-
     def _generator_variables(self):
         return self.generator_ab.trainable_variables + self.generator_ba.trainable_variables
 
@@ -87,10 +75,9 @@ class TwoWayGAN(keras.Model):
         return (self.discriminator_a.trainable_variables
                 + self.discriminator_b.trainable_variables)
 
-    def build_optimizers(self):
-        """Creates optimizer slots now, so that a checkpoint can be restored into them."""
-        self.g_optimizer.build(self._generator_variables())
-        self.d_optimizer.build(self._discriminator_variables())
+    def optimized_variables(self):
+        return {"g_optimizer": self._generator_variables(),
+                "d_optimizer": self._discriminator_variables()}
 
     def _apply_gradients(self, g_tape, g_loss, d_tape, d_loss):
         g_vars = self._generator_variables()
