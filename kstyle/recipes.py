@@ -167,6 +167,27 @@ def load_recipe(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -
         RecipeError: naming the file and the ``table.key`` at fault.
     """
     path = Path(path)
+    return recipe_from_dict(_read_toml(path), overrides, source=str(path),
+                            default_name=path.stem)
+
+
+def saved_model_options(path: str | os.PathLike) -> ModelOptions:
+    """The ``[model]`` of a recipe file, typed but not checked against the data or disk.
+
+    For the recipe a run folder saved: its data may have moved since, which does not
+    change the model its checkpoints hold.
+    """
+    raw = _read_toml(Path(path))
+    model = raw.get("model", {}) if isinstance(raw.get("model", {}), dict) else {}
+    kind = model.get("kind", "pix2pix")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise RecipeError(f"{path}: model.kind = {kind!r} is not a model kind; allowed: "
+                          f"{_fmt(KINDS)}")
+    return _build(KINDS[kind], model, "model", str(path))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """A recipe file's tables; RecipeError naming the file, and the line where it can."""
     src = str(path)
     if not path.is_file():
         raise RecipeError(f"{src}: recipe file not found (expected a .toml file)")
@@ -195,7 +216,7 @@ def load_recipe(path: str | os.PathLike, overrides: typing.Sequence[str] = ()) -
         raise RecipeError(
             f"{src}: not valid TOML: arrays or tables nested too deeply (at line {line + 1})"
         ) from None
-    return recipe_from_dict(raw, overrides, source=src, default_name=path.stem)
+    return raw
 
 
 def recipe_from_dict(raw: dict[str, Any], overrides: typing.Sequence[str] = (), *,

@@ -35,7 +35,7 @@ from kstyle.errors import DataError, KstyleError, RecipeError, TrainingDivergedE
 from kstyle.models import get_model_class
 from kstyle.monitor import CollapseMonitor
 from kstyle.optimizers import CountingLossScaleOptimizer, FusedAdam
-from kstyle.recipes import Recipe, load_recipe
+from kstyle.recipes import Recipe, load_recipe, saved_model_options
 from kstyle.schedules import EpochSchedule
 
 STEP_LOG_EVERY = 10
@@ -443,11 +443,11 @@ class Run:
                 f"({e.strerror or e})") from None
         saved = self.dir / runs.RECIPE_FILE
         if saved.is_file() and any((self.dir / runs.CHECKPOINT_DIR).glob("step_*")):
-            previous = load_recipe(saved)
-            if previous.model != self.recipe.model:
+            previous = saved_model_options(saved)
+            if previous != self.recipe.model:
                 raise RecipeError(
                     f"{self.recipe.source}: [model] differs from the run in {self.dir} "
-                    f"({self._diff(previous.model, self.recipe.model)}); resuming would mix "
+                    f"({self._diff(previous, self.recipe.model)}); resuming would mix "
                     "two models. Set train.out_dir to a new folder or delete the old run.")
         runs.write_text(saved, self.recipe.to_toml())
 
