@@ -7,6 +7,7 @@ comes back as the same kind. Inside, models see float32 in [-1, 1].
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -312,15 +313,8 @@ def _gatys_features(layers: tuple[str, ...], weights: str, weights_env: str | No
     return vgg19_features(layers, weights=weights, name="gatys_features")
 
 
-def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
-                   size: int | None = None, init: str = "content", style_scale: float = 1.0,
-                   preserve_color: bool = False, content_weight: float = 1e4,
-                   style_weight: float = 1e-2, tv_weight: float = 1e7,
-                   content_layer: str = "block4_conv2", style_layers=None,
-                   style_layer_weights=None, start_size: int = 512, lr: float = 0.04,
-                   vgg_weights: str | os.PathLike = "imagenet", frames=None,
-                   save_every: int = 0, jit_compile: bool = False, seed: int = 0,
-                   verbose: int = 1):
+def transfer_style(image, style, out=None, *, blend=None, frames=None, verbose: int = 1,
+                   **options):
     """Neural style transfer by optimization (Gatys et al.) of one content image.
 
     The image is optimized, starting from the content, so that its VGG19 features at
@@ -332,32 +326,24 @@ def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
         style: a style image (array, PIL image or path), or a list of them.
         out: for a path input, the file to write (default ``<stem>_kstyle.png``).
         blend: with several styles, the weight of each (default equal).
-        steps: Adam steps (at the coarsest stage; finer stages run half as many each).
-        size: long side of the result in pixels (None: the content's size).
-        init: start from the ``"content"``, from ``"noise"``, or from the ``"style"``.
-        style_scale: the style is resized to this fraction of the image's long side.
-        preserve_color: transfer on luminance only; keep the content's colors.
-        content_weight, style_weight, tv_weight: alpha, beta and the total variation
-            weight (the losses are means; see ``kstyle.models.gatys.Gatys``).
-        content_layer: VGG19 layer of the content loss (``block4_conv2`` as in the paper,
-            or ``block5_conv2`` as in TensorFlow's tutorial).
-        style_layers: VGG19 layers of the style loss (default ``block1..5_conv1``).
-        style_layer_weights: weight of each style layer (default equal, summing to 1).
-        start_size: long side of the coarsest stage (0: no coarse-to-fine).
-        lr: Adam learning rate on the [-1, 1] pixel scale.
-        vgg_weights: ``"imagenet"`` (Keras' cache, downloaded on first use, or the file
-            named by ``$KSTYLE_VGG19_WEIGHTS``), or the path of a VGG19 weights file:
-            ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`` or a ``.weights.h5``.
-        frames: a folder for intermediate images (``frame_00050.png`` ...).
-        save_every: write a frame every N steps (0: one per stage).
-        jit_compile: compile the step with XLA.
-        seed: seed of the noise init.
+        frames: a folder for intermediate images (``frame_00050.png`` ...), one per
+            stage or every ``save_every`` steps.
         verbose: 1 prints a progress bar per stage.
+        **options: the fields of :class:`kstyle.models.gatys_options.GatysOptions`, each
+            at its default unless given (``kstyle stylize --help`` lists them): ``steps``
+            (300), ``size`` (long side of the result, 512; 0 or None: the content's own),
+            ``init``, ``style_scale``, ``preserve_color``, ``content_weight`` (alpha),
+            ``style_weight`` (beta), ``tv_weight``, ``content_layer``, ``style_layers``,
+            ``style_layer_weights``, ``lr``, ``start_size``, ``save_every``,
+            ``vgg_weights`` (``"imagenet"``: Keras' cache, downloaded on first use, or the
+            file named by ``$KSTYLE_VGG19_WEIGHTS``; or the path of a VGG19 weights file),
+            ``jit_compile``, ``seed``.
 
     Returns:
         The stylized image, as the content's kind (array, PIL image, or written path).
 
     Raises:
+        kstyle.errors.StyleOptionError: an option out of range or unknown, named.
         kstyle.errors.ModelLoadError: no VGG19 weights could be had; the message says
             what to download and where to put it.
         kstyle.errors.DataError: an unreadable image.
@@ -366,25 +352,30 @@ def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
         >>> out = kstyle.transfer_style("tubingen.jpg", "starry_night.jpg", size=512,
         ...                             out="tubingen_starry.png")
     """
-    from kstyle.models.gatys import STYLE_LAYERS, Gatys
+    from kstyle.models.gatys import Gatys
+    from kstyle.models.gatys_options import GatysOptions
     from kstyle.nets.vgg import VGG19_WEIGHTS_ENV
 
-    style_layers = tuple(style_layers or STYLE_LAYERS)
-    styles = list(style) if isinstance(style, list | tuple) else [style]
-    _check_style_options(styles, blend, steps, size, init, style_scale, start_size,
-                         save_every)
-    style_arrays = [unpack_image(s)[0] for s in styles]
     try:
-        features = _gatys_features((content_layer, *style_layers), os.fspath(vgg_weights),
+        o = GatysOptions(**options)
+    except TypeError:
+        known = [f.name for f in dataclasses.fields(GatysOptions)]
+        unknown = sorted(set(options) - set(known))
+        raise StyleOptionError(f"unknown style option(s) {', '.join(unknown)}; known: "
+                               f"{', '.join(known)}") from None
+    styles = list(style) if isinstance(style, list | tuple) else [style]
+    _check_style_options(o, styles, blend)
+    style_arrays = [unpack_image(s)[0] for s in styles]
+    style_layers = tuple(o.style_layers)
+    try:
+        features = _gatys_features((o.content_layer, *style_layers), os.fspath(o.vgg_weights),
                                    os.environ.get(VGG19_WEIGHTS_ENV))
     except ValueError as e:  # an unknown layer name
         if isinstance(e, ModelLoadError):
             raise
         raise StyleOptionError(str(e)) from None
     try:
-        gatys = Gatys(features, content_layer=content_layer, style_layers=style_layers,
-                      style_layer_weights=style_layer_weights, content_weight=content_weight,
-                      style_weight=style_weight, tv_weight=tv_weight)
+        gatys = Gatys.from_options(o, features=features)
     except ValueError as e:  # style_layer_weights of the wrong length
         raise StyleOptionError(str(e)) from None
 
@@ -395,37 +386,25 @@ def transfer_style(image, style, out=None, *, blend=None, steps: int = 300,
 
     def run(content: np.ndarray) -> np.ndarray:
         content = kimages.to_float(content[None])
-        if size:
-            content = kimages.resize_long_side(content, size)
+        if o.size:
+            content = kimages.resize_long_side(content, o.size)
         result = gatys.transfer(
             content, [kimages.to_float(s[None]) for s in style_arrays], blend=blend,
-            steps=steps, init=init, style_scale=style_scale, preserve_color=preserve_color,
-            start_size=start_size, lr=lr, seed=seed, jit_compile=jit_compile,
-            verbose=verbose, callback=save_frame if frames else None,
-            callback_every=save_every)
+            steps=o.steps, init=o.init, style_scale=o.style_scale,
+            preserve_color=o.preserve_color, start_size=o.start_size, lr=o.lr, seed=o.seed,
+            jit_compile=o.jit_compile, verbose=verbose,
+            callback=save_frame if frames else None, callback_every=o.save_every)
         return kimages.to_uint8(result).numpy()[0]
 
     return map_image(run, image, out)
 
 
-def _check_style_options(styles, blend, steps, size, init, style_scale, start_size,
-                         save_every):
-    from kstyle.models.gatys import INITS
-
-    problems = []
-    if not styles:
-        problems.append("style: give at least one style image")
+def _check_style_options(options, styles, blend):
+    problems = [] if styles else ["style: give at least one style image"]
     if blend is not None and (len(blend) != len(styles) or any(b < 0 for b in blend)
                               or not sum(blend) > 0):
         problems.append(f"blend = {list(blend)}: expected {len(styles)} non-negative "
                         "weight(s), one per style, not all zero")
-    for name, value, low in (("steps", steps, 1), ("size", size or 1, 1),
-                             ("start_size", start_size, 0), ("save_every", save_every, 0)):
-        if not isinstance(value, int) or value < low:
-            problems.append(f"{name} = {value!r}: expected a whole number >= {low}")
-    if init not in INITS:
-        problems.append(f"init = {init!r}: expected one of {', '.join(INITS)}")
-    if not style_scale > 0:
-        problems.append(f"style_scale = {style_scale!r}: expected a number > 0")
+    problems += options.problems()
     if problems:
         raise StyleOptionError("; ".join(problems))

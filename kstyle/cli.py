@@ -40,6 +40,37 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+def gatys_options(command):
+    """Adds a ``--style`` option to ``command`` for each field of GatysOptions (but the
+    lists of layers), with its default and doc: they are written there only."""
+    import dataclasses
+
+    from kstyle.models.gatys_options import INITS, GatysOptions
+
+    defaults = GatysOptions()
+    for f in reversed(dataclasses.fields(GatysOptions)):
+        default = getattr(defaults, f.name)
+        if isinstance(default, list) or f.name == "style_layer_weights":
+            continue
+        help = f"--style: {f.metadata['doc']}."
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "jit_compile":
+            option = click.option("--jit/--no-jit", f.name, default=default, show_default=True,
+                                  help=help)
+        elif isinstance(default, bool):
+            option = click.option(flag, f.name, is_flag=True, default=default, help=help)
+        elif f.name == "init":
+            option = click.option(flag, f.name, type=click.Choice(INITS), default=default,
+                                  show_default=True, help=help)
+        else:
+            kind = {"int": int, "int | None": int, "float": float}.get(f.type, str)
+            option = click.option(flag, f.name, type=kind, default=default,
+                                  show_default=default not in (0, ""), help=help,
+                                  metavar="imagenet|PATH" if f.name == "vgg_weights" else None)
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kstyle")
 def main():
@@ -95,48 +126,11 @@ def fit(recipe, overrides, quiet):
 @click.option("--tile", type=int, default=None,
               help="--model: translate in overlapping tiles of this side, with instance-norm "
                    "statistics of the whole image (default: 512 px tiles above 4 MP; 0: never).")
-@click.option("--steps", type=int, default=300, show_default=True,
-              help="--style: optimization steps (coarsest stage; finer stages run half as "
-                   "many each).")
-@click.option("--size", type=int, default=512, show_default=True,
-              help="--style: long side of the result in pixels (0: the input's own size). "
-                   "Above --start-size, runs coarse to fine.")
 @click.option("--blend", type=float, multiple=True,
               help="--style: weight of each style, in --style order (default equal).")
-@click.option("--init", type=click.Choice(["content", "noise", "style"]), default="content",
-              show_default=True, help="--style: image the optimization starts from.")
-@click.option("--style-scale", type=float, default=1.0, show_default=True,
-              help="--style: style resized to this fraction of the result's long side "
-                   "(larger: bigger brush strokes).")
-@click.option("--preserve-color", is_flag=True,
-              help="--style: transfer on luminance only; keep the input's colors.")
-@click.option("--content-weight", type=float, default=1e4, show_default=True,
-              help="--style: alpha, weight of the content loss.")
-@click.option("--style-weight", type=float, default=1e-2, show_default=True,
-              help="--style: beta, weight of the style loss.")
-@click.option("--tv-weight", type=float, default=1e7, show_default=True,
-              help="--style: weight of the total variation (smoothness) loss.")
-@click.option("--content-layer", default="block4_conv2", show_default=True,
-              help="--style: VGG19 layer of the content loss (block5_conv2: TensorFlow "
-                   "tutorial's).")
-@click.option("--lr", type=float, default=0.04, show_default=True,
-              help="--style: Adam learning rate on the [-1, 1] pixel scale.")
-@click.option("--start-size", type=int, default=512, show_default=True,
-              help="--style: long side of the coarsest stage (0: no coarse to fine).")
-@click.option("--save-every", type=int, default=0,
-              help="--style: also write every Nth step's image to OUT/<name>_frames/.")
-@click.option("--vgg-weights", default="imagenet", show_default=True,
-              metavar="imagenet|PATH",
-              help="--style: VGG19 weights: 'imagenet' (Keras' cache ~/.keras/models/, "
-                   "downloaded on first use, or $KSTYLE_VGG19_WEIGHTS), or a file "
-                   "(vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 or .weights.h5).")
-@click.option("--jit/--no-jit", default=False, show_default=True,
-              help="--style: compile the optimization step with XLA.")
-@click.option("--seed", type=int, default=0, show_default=True, help="--style: noise seed.")
+@gatys_options
 @handle_errors
-def stylize(inputs, model, styles, out, direction, tile, steps, size, blend, init, style_scale,
-            preserve_color, content_weight, style_weight, tv_weight, content_layer, lr,
-            start_size, save_every, vgg_weights, jit, seed):
+def stylize(inputs, model, styles, out, direction, tile, blend, **style_options):
     """Stylize INPUTS (image files or folders of images).
 
     \b
@@ -162,16 +156,10 @@ def stylize(inputs, model, styles, out, direction, tile, steps, size, blend, ini
         raise click.UsageError(f"--out {out} names one file, but there are {len(files)} "
                                "inputs: give a folder")
     if styles:
-        options = dict(
-            style=list(styles), blend=list(blend) or None, steps=steps, size=size or None,
-            init=init, style_scale=style_scale, preserve_color=preserve_color,
-            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-            content_layer=content_layer, lr=lr, start_size=start_size, vgg_weights=vgg_weights,
-            save_every=save_every, jit_compile=jit, seed=seed)
-
         def function(src, out):
-            frames = out.parent / f"{out.stem}_frames" if save_every else None
-            return api.transfer_style(src, out=out, frames=frames, **options)
+            frames = out.parent / f"{out.stem}_frames" if style_options["save_every"] else None
+            return api.transfer_style(src, style=list(styles), out=out, blend=list(blend) or None,
+                                      frames=frames, **style_options)
     else:
         function = api.load(model, direction, tile)
     for src in files:

@@ -10,15 +10,18 @@ import tensorflow as tf
 
 from kstyle import losses
 from kstyle.data.images import resize_long_side
+from kstyle.models import gatys_options as options
+from kstyle.models.gatys_options import GatysOptions
 from kstyle.models.perceptual import PerceptualStyleObjective
 from kstyle.nets.vgg import vgg19_features
 
 #: The style layers of Gatys et al.: the first conv of every VGG19 block.
-STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+STYLE_LAYERS = tuple(options.STYLE_LAYERS)
 #: Content layer of Gatys et al. (``block4_conv2``); TensorFlow's tutorial uses ``block5_conv2``.
-CONTENT_LAYER = "block4_conv2"
+CONTENT_LAYER = GatysOptions.content_layer
 #: Where the optimization starts.
-INITS = ("content", "noise", "style")
+INITS = options.INITS
+_DEFAULTS = GatysOptions()
 
 
 def _resize(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -98,23 +101,29 @@ class Gatys(PerceptualStyleObjective, keras.Model):
     """
 
     def __init__(self, feature_extractor, content_layer=CONTENT_LAYER, style_layers=STYLE_LAYERS,
-                 style_layer_weights=None, content_weight=1e4, style_weight=1e-2,
-                 tv_weight=1e7, **kwargs):
+                 style_layer_weights=None, content_weight=_DEFAULTS.content_weight,
+                 style_weight=_DEFAULTS.style_weight, tv_weight=_DEFAULTS.tv_weight, **kwargs):
         super().__init__(**kwargs)
         self.init_objective(feature_extractor, content_layer, style_layers,
                             style_layer_weights, content_weight, style_weight, tv_weight)
 
     @classmethod
-    def build_from_options(cls, *, content_layer=CONTENT_LAYER, style_layers=STYLE_LAYERS,
-                           style_layer_weights=None, content_weight=1e4, style_weight=1e-2,
-                           tv_weight=1e7, vgg_weights="imagenet"):
-        """Builds the VGG19 feature extractor (``kstyle.nets.vgg.vgg19_features``), then
-        the model. ``vgg_weights``: ``"imagenet"``, a weights file, or ``"random"``."""
-        layers = (content_layer, *style_layers)
-        features = vgg19_features(layers, weights=vgg_weights, name="gatys_features")
-        return cls(features, content_layer=content_layer, style_layers=style_layers,
-                   style_layer_weights=style_layer_weights, content_weight=content_weight,
-                   style_weight=style_weight, tv_weight=tv_weight)
+    def from_options(cls, options: GatysOptions, features=None):
+        """The model of the options' objective; builds the VGG19 feature extractor
+        (``kstyle.nets.vgg.vgg19_features``, from ``options.vgg_weights``: ``"imagenet"``,
+        a weights file, or ``"random"``) unless ``features`` is given."""
+        o = options
+        if features is None:
+            features = vgg19_features((o.content_layer, *o.style_layers),
+                                      weights=o.vgg_weights, name="gatys_features")
+        return cls(features, content_layer=o.content_layer, style_layers=tuple(o.style_layers),
+                   style_layer_weights=o.style_layer_weights, content_weight=o.content_weight,
+                   style_weight=o.style_weight, tv_weight=o.tv_weight)
+
+    @classmethod
+    def build_from_options(cls, **options):
+        """:meth:`from_options` with options as keywords, every other one at its default."""
+        return cls.from_options(GatysOptions(**options))
 
     def call(self, images):
         return self.feature_extractor(images, training=False)
@@ -144,14 +153,14 @@ class Gatys(PerceptualStyleObjective, keras.Model):
         styles: Sequence[tf.Tensor],
         *,
         blend: Sequence[float] | None = None,
-        steps: int = 300,
-        init: str = "content",
-        style_scale: float = 1.0,
-        preserve_color: bool = False,
-        start_size: int = 512,
-        lr: float = 0.04,
-        seed: int = 0,
-        jit_compile: bool = False,
+        steps: int = _DEFAULTS.steps,
+        init: str = _DEFAULTS.init,
+        style_scale: float = _DEFAULTS.style_scale,
+        preserve_color: bool = _DEFAULTS.preserve_color,
+        start_size: int = _DEFAULTS.start_size,
+        lr: float = _DEFAULTS.lr,
+        seed: int = _DEFAULTS.seed,
+        jit_compile: bool = _DEFAULTS.jit_compile,
         verbose: int = 1,
         callback: Callable[[int, int, tf.Tensor], None] | None = None,
         callback_every: int = 0,
@@ -237,7 +246,7 @@ class Gatys(PerceptualStyleObjective, keras.Model):
             return tf.random.stateless_uniform(content.shape, (seed, 0), -1.0, 1.0)
         return _resize(styles[0], int(content.shape[1]), int(content.shape[2]))
 
-    def optimization_step(self, init, content, styles, blend=None, *, lr=0.04,
+    def optimization_step(self, init, content, styles, blend=None, *, lr=_DEFAULTS.lr,
                           jit_compile=False):
         """A compiled Adam step on a new image variable, and that variable.
 

@@ -71,14 +71,20 @@ def field_problem(value: Any, metadata: typing.Mapping) -> str | None:
     return None
 
 
+def field_message(key: str, value: Any, metadata: typing.Mapping) -> str | None:
+    """``"key = value must be ..."`` when ``value`` breaks the field's bounds, else None."""
+    problem = field_problem(value, metadata)
+    if problem is None:
+        return None
+    return f"{key} {problem}" if problem.startswith("is empty") else f"{key} = {value!r} {problem}"
+
+
 def check_fields(config, table: str) -> None:
     """Raises :class:`OptionError` for the first field of ``config`` out of its bounds."""
     for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        problem = field_problem(value, f.metadata)
-        if problem:
-            shown = "" if problem.startswith("is empty") else f" = {value!r}"
-            raise OptionError(f"{table}.{f.name}{shown} {problem}")
+        message = field_message(f"{table}.{f.name}", getattr(config, f.name), f.metadata)
+        if message:
+            raise OptionError(message)
 
 
 def is_path(path: str, test=Path.is_file) -> bool:
