@@ -122,7 +122,7 @@ def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix"
             float(logs["g_loss"])
             self.seconds.append(time.perf_counter() - self._start)
 
-    from kstyle.train import dtype_policy
+    from kstyle.precision import dtype_policy
 
     with dtype_policy(precision):  # as `kstyle fit` builds it for train.precision
         model = get_model_class(kind).build_from_options(**(options or {}))

@@ -72,10 +72,10 @@ def representative_images(run_dir: Path, direction: str, input_transform: str,
     Each is what the exported translator will be given: the A side, or B for ``b2a``,
     or the plain photo for runs that derive their input (gray, edges) from it.
     """
+    from kstyle.builders import eval_dataset
     from kstyle.data.images import to_uint8
     from kstyle.errors import KstyleError
     from kstyle.recipes import load_recipe
-    from kstyle.train import eval_dataset
 
     try:
         recipe = load_recipe(run_dir / runs.RECIPE_FILE)

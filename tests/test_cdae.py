@@ -10,6 +10,7 @@ from conftest import tiny_cdae_recipe
 from PIL import Image
 
 import kstyle
+from kstyle.builders import input_transforms
 from kstyle.data import derive_gray, synthetic_pairs, to_float
 from kstyle.errors import RecipeError
 from kstyle.models import CDAE, get_model_class
@@ -188,7 +189,7 @@ def test_stylize_both_directions(cdae_run):
 
 def test_input_transforms_follow_the_data_direction(tmp_path):
     run = Run(tiny_cdae_recipe(tmp_path, "data.direction=b2a"), log=lambda *_: None)
-    assert run.input_transforms() == {"a2b": "none", "b2a": "gray"}
+    assert input_transforms(run.recipe, run.model) == {"a2b": "none", "b2a": "gray"}
 
 
 def test_recipe_checks_the_size_multiple(tmp_path):

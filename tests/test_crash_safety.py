@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from kstyle import runs
-from kstyle.train import Checkpointer
+from kstyle.checkpoints import Checkpointer
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1",

@@ -202,3 +202,16 @@ def test_shipped_recipe_has_johnsons_settings():
     assert (m.kind, m.base_filters, m.num_blocks, m.norm) == ("fast_style", 32, 5, "instance")
     assert m.style.startswith("https://")
     assert (recipe.data.image_size, recipe.data.batch_size, recipe.train.lr) == (256, 4, 1e-3)
+
+
+def test_config_round_trip_computes_the_same(style_file, vgg_file):
+    model = tiny_model(style_file, vgg_file)
+    clone = FastStyle.from_config(model.get_config())
+    clone.transformer.set_weights(model.transformer.get_weights())
+    assert (clone.content_layer, clone.style_layers, clone.style_layer_weights,
+            clone.size_multiple) == (model.content_layer, model.style_layers,
+                                     model.style_layer_weights, model.size_multiple)
+    content = np.random.default_rng(1).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    for key, value in model.objective(content, model.transformer(content)).items():
+        assert float(clone.objective(content, clone.transformer(content))[key]) == \
+            pytest.approx(float(value), rel=1e-5), key

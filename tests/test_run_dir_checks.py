@@ -11,6 +11,7 @@ from conftest import TINY, tiny_recipe
 
 from kstyle.cli import main
 from kstyle.errors import RecipeError
+from kstyle.run_folder import RunFolder, checkpoint_bytes
 from kstyle.train import Run
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
@@ -38,7 +39,7 @@ def test_full_disk_is_reported_before_anything_is_written(tmp_path, monkeypatch)
 
 
 def test_fit_command_reports_a_full_disk(tmp_path, monkeypatch):
-    disk_with_free(monkeypatch, Run.MIN_FREE_BYTES - 1)
+    disk_with_free(monkeypatch, RunFolder.MIN_FREE_BYTES - 1)
     out = tmp_path / "run"
     sets = [arg for item in [*TINY, f'train.out_dir="{out}"'] for arg in ("--set", item)]
     result = CliRunner().invoke(main, ["fit", "--quiet", str(QUICKSTART), *sets])
@@ -51,11 +52,11 @@ def test_fit_command_reports_a_full_disk(tmp_path, monkeypatch):
 def test_room_for_this_models_checkpoints_is_checked_once_it_is_built(tmp_path,
                                                                      monkeypatch):
     run = Run(tiny_recipe(tmp_path, name="sized"), log=lambda *_: None)
-    per_checkpoint = run.checkpoint_bytes()
+    per_checkpoint = checkpoint_bytes(run.model)
     # Weights + two Adam slots per trainable weight, at least.
     trainable = sum(net.count_params() for net in run.model.networks.values())
     assert per_checkpoint >= 4 * trainable
-    monkeypatch.setattr(Run, "MIN_FREE_BYTES", 0)
+    monkeypatch.setattr(RunFolder, "MIN_FREE_BYTES", 0)
     disk_with_free(monkeypatch, 2 * per_checkpoint)  # three are needed from an empty run
     with pytest.raises(RecipeError) as err:
         Run(tiny_recipe(tmp_path), log=lambda *_: None)
@@ -65,7 +66,7 @@ def test_room_for_this_models_checkpoints_is_checked_once_it_is_built(tmp_path,
 
 
 def test_just_enough_space_is_enough(tmp_path, monkeypatch):
-    disk_with_free(monkeypatch, Run.MIN_FREE_BYTES)
+    disk_with_free(monkeypatch, RunFolder.MIN_FREE_BYTES)
     run = Run(tiny_recipe(tmp_path), log=lambda *_: None)
     assert (run.dir / "recipe.toml").is_file()
 

@@ -204,7 +204,7 @@ def test_mixed_precision_trains_resumes_and_saves_float32(tmp_path, precision):
 
 
 def test_jit_compile_auto_is_off_without_a_gpu():
-    from kstyle.train import resolve_jit
+    from kstyle.builders import resolve_jit
 
     assert resolve_jit("auto") is bool(tf.config.list_physical_devices("GPU"))
     assert resolve_jit(True) is True and resolve_jit(False) is False
@@ -232,3 +232,15 @@ def test_a_non_finite_step_stops_training_before_anything_is_saved(tmp_path):
     assert runs.read_run_info(run.dir)["step"] == 4
     resumed = fit(tiny_recipe(tmp_path), verbose=0, log=lambda *_: None)
     assert resumed.resumed_from == 4 and resumed.step == 8
+
+
+def test_pix2pix_config_round_trip_computes_the_same():
+    model = Pix2Pix.build_from_options(base_filters=4, num_downs=5, d_base_filters=4,
+                                       d_layers=2, gan_mode="lsgan", lambda_l1=7.0)
+    clone = Pix2Pix.from_config(model.get_config())
+    assert (clone.gan_mode, clone.lambda_l1, clone.size_multiple) == ("lsgan", 7.0, 32)
+    for net, copy in ((model.generator, clone.generator),
+                      (model.discriminator, clone.discriminator)):
+        copy.set_weights(net.get_weights())
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(clone(x), model(x), atol=1e-6)

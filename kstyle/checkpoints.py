@@ -1,0 +1,105 @@
+"""Checkpoints of a training run: every variable that resuming bit for bit needs, atomically.
+
+Keras' ``BackupAndRestore`` and ``tf.train.CheckpointManager`` track the variables of
+the model and its optimizer; kstyle's checkpoints also hold the state of the
+``keras.random.SeedGenerator``s that ``save_weights`` leaves out (dropout masks, CycleGAN's
+pool draws), which resuming bit for bit needs, and their format (one folder per step of
+``<network>.weights.h5`` files, written under a temporary name and renamed when complete) is
+what run folders written by earlier versions hold. So the format stays kstyle's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from kstyle import runs
+from kstyle.errors import KstyleError
+
+
+class Checkpointer:
+    """Saves and restores network weights, optimizer slots, RNG states and the step, atomically.
+
+    Each checkpoint is a folder ``checkpoints/step_XXXXXXXX/`` written under a temporary
+    name and renamed when complete; the newest ``keep`` are kept. It holds one
+    ``<network>.weights.h5`` per entry of ``model.networks`` (CycleGAN's image pools
+    included), ``optimizers.npz`` (every optimizer variable: slots, ``iterations`` and so
+    the learning rate, a function of it), ``rng.npz`` (the state of every
+    ``keras.random.SeedGenerator`` in the model: dropout masks, the pools' draws, which
+    ``save_weights`` leaves out) and ``state.json``, written last.
+    """
+
+    RNG_FILE = "rng.npz"
+
+    def __init__(self, model, directory: str | os.PathLike, keep: int = 2):
+        self.model = model
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def all(self) -> list[Path]:
+        """Complete checkpoints, oldest first (temporaries have a leading dot: never here)."""
+        if not self.directory.is_dir():
+            return []
+        found = [p for p in self.directory.glob("step_*") if (p / "state.json").is_file()]
+        return sorted(found, key=lambda p: p.name)
+
+    def latest(self) -> Path | None:
+        found = self.all()
+        return found[-1] if found else None
+
+    def save(self, state: dict) -> Path:
+        path = self.directory / f"step_{state['step']:08d}"
+        with runs.atomic_path(path) as tmp:
+            tmp.mkdir()
+            for name, net in self.model.networks.items():
+                net.save_weights(tmp / f"{name}.weights.h5")
+            slots = {}
+            for name, opt in self.model.optimizers.items():
+                for i, var in enumerate(opt.variables):
+                    slots[f"{name}/{i:04d}"] = np.asarray(var.numpy())
+            np.savez(tmp / "optimizers.npz", **slots)
+            np.savez(tmp / self.RNG_FILE, **{f"{i:04d}": np.asarray(var.numpy())
+                                            for i, var in enumerate(self._rng_states())})
+            (tmp / "state.json").write_text(json.dumps(state, indent=2))
+        for old in self.all()[: -self.keep]:
+            # Renamed out of sight first: a kill while deleting leaves a temporary
+            # (removed on resume), never a checkpoint folder that misses files.
+            doomed = old.with_name(f".{old.name}.{secrets.token_hex(4)}.tmp")
+            os.replace(old, doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+        return path
+
+    def _rng_states(self) -> list:
+        """The model's SeedGenerator state variables, in the model's (fixed) order."""
+        weights = {id(w) for w in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
+
+    def restore(self, path: Path) -> dict:
+        for name, net in self.model.networks.items():
+            net.load_weights(path / f"{name}.weights.h5")
+        with np.load(path / "optimizers.npz") as slots:
+            for name, opt in self.model.optimizers.items():
+                variables = opt.variables
+                for i, var in enumerate(variables):
+                    value = slots[f"{name}/{i:04d}"]
+                    if tuple(value.shape) != tuple(var.shape):
+                        raise KstyleError(
+                            f"{path}: optimizer state of '{name}' does not match the model "
+                            f"(variable {i}: {value.shape} vs {tuple(var.shape)})")
+                    var.assign(value)
+        rng = path / self.RNG_FILE
+        if rng.is_file():  # checkpoints written before RNG states were saved lack it
+            states = self._rng_states()
+            with np.load(rng) as saved:
+                if len(saved.files) != len(states):
+                    raise KstyleError(
+                        f"{path}: {len(saved.files)} random-generator states saved, the "
+                        f"model has {len(states)}")
+                for i, var in enumerate(states):
+                    var.assign(saved[f"{i:04d}"])
+        return json.loads((path / "state.json").read_text())
