@@ -206,8 +206,10 @@ def test_shipped_recipe_has_johnsons_settings():
 
 def test_config_round_trip_computes_the_same(style_file, vgg_file):
     model = tiny_model(style_file, vgg_file)
-    clone = FastStyle.from_config(model.get_config())
-    clone.transformer.set_weights(model.transformer.get_weights())
+    clone = FastStyle.from_config(model.get_config())  # the config holds no weights
+    for net, copy in ((model.transformer, clone.transformer),
+                      (model.feature_extractor, clone.feature_extractor)):
+        copy.set_weights(net.get_weights())
     assert (clone.content_layer, clone.style_layers, clone.style_layer_weights,
             clone.size_multiple) == (model.content_layer, model.style_layers,
                                      model.style_layer_weights, model.size_multiple)
