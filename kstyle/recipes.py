@@ -28,13 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from kstyle.data.layout import KNOWN_DATASETS, UNPAIRED_SOURCES
 from kstyle.errors import RecipeError
 from kstyle.models import KINDS
 from kstyle.models.options import ModelOptions, OptionError, check_fields, is_path, option
-
-#: Sources that give two unpaired domains (the only ones a model of ``data_kind =
-#: "unpaired"`` trains on).
-UNPAIRED_SOURCES = ("folders", "tfds", "synthetic")
 
 
 @dataclass(frozen=True)
@@ -368,8 +365,6 @@ def _check(recipe: Recipe) -> None:
             f"{src}: data.source = {d.source!r} gives pairs; model.kind = {m.kind!r} trains on "
             "two unpaired domains: use 'folders' (trainA/ trainB/), 'tfds' or 'synthetic'")
     if d.source in ("ab", "folders", "photos"):
-        from kstyle.data.paired import KNOWN_DATASETS
-
         if not d.path:
             raise RecipeError(
                 f"{src}: data.path is empty; source '{d.source}' needs a folder of images")

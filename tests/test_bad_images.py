@@ -21,8 +21,8 @@ from bad_image_corpus import (
 from PIL import Image, ImageOps
 
 from kstyle.data import paired_count, paired_dataset, read_image, scan_image, unpaired_dataset
-from kstyle.data.check import file_slices, scan_images
 from kstyle.data.images import apply_orientation, to_uint8
+from kstyle.data.screen import file_slices, scan_images
 from kstyle.errors import DataError, RecipeError
 from kstyle.recipes import describe_keys, recipe_from_dict
 

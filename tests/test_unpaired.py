@@ -235,3 +235,30 @@ def test_real_horse2zebra():
     assert -1.0 <= float(tf.reduce_min(a)) and float(tf.reduce_max(b)) <= 1.0
     # Different photos, so the two batches differ.
     assert float(tf.reduce_mean(tf.abs(a - b))) > 0.05
+
+
+def test_one_layout_for_the_pipelines_and_the_data_check(cyclegan_folders, tmp_path):
+    from kstyle.data import check_data
+
+    # Without split folders, A/ and B/ serve every split, as for paired folders.
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (cyclegan_folders / "trainA").rename(flat / "A")
+    (cyclegan_folders / "trainB").rename(flat / "B")
+    assert unpaired_count("folders", flat, split="train") == (3, 5)
+    assert unpaired_count("folders", flat, split="test") == (3, 5)
+    report = check_data(flat, layout="unpaired", splits=["train"])
+    assert report.splits == [""] and len(report.rows) == 8
+
+
+def test_recipes_load_without_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys; from kstyle.recipes import load_recipe; "
+              "load_recipe('recipes/pix2pix.toml', ['data.path=" + str(tmp_path) + "']); "
+              "load_recipe('recipes/cyclegan.toml', ['data.path=" + str(tmp_path) + "']); "
+              "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    assert out.stdout.strip() == "[]"

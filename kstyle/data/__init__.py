@@ -2,62 +2,57 @@
 
 Inside models images are float32 in [-1, 1]; at the boundaries they are uint8. The
 conversions (`to_float`, `to_uint8`) live here and in the Python API only.
+
+Where each source's files are is `kstyle.data.layout` (TensorFlow-free); what happens to
+a file that cannot be used, `kstyle.data.screen`; the pipelines, `kstyle.data.paired` and
+`kstyle.data.unpaired`; ``kstyle data check``, `kstyle.data.check`. The names below are
+imported on first use, so that the layout (used by recipe checks) loads without
+TensorFlow.
 """
 
-from kstyle.data.augment import augment_image, paired_augment, paired_resize
-from kstyle.data.check import BAD_IMAGE_CHOICES, ImageReport, check_data, scan_image
-from kstyle.data.derive import DERIVATIONS, derive_edges, derive_gray, luminance
-from kstyle.data.images import (
-    IMAGE_EXTENSIONS,
-    decode,
-    list_images,
-    read_image,
-    to_float,
-    to_uint8,
-)
-from kstyle.data.paired import (
-    DERIVE_CHOICES,
-    DIRECTIONS,
-    KNOWN_DATASETS,
-    PAIRED_SOURCES,
-    describe_pairs,
-    paired_count,
-    paired_dataset,
-    resolve_path,
-)
-from kstyle.data.synthetic import SYNTHETIC_CLASSES, SyntheticClass, synthetic_pairs
-from kstyle.data.unpaired import UNPAIRED_SOURCES, unpaired_count, unpaired_dataset
+import importlib
 
-__all__ = [
-    "BAD_IMAGE_CHOICES",
-    "DERIVATIONS",
-    "DERIVE_CHOICES",
-    "DIRECTIONS",
-    "IMAGE_EXTENSIONS",
-    "ImageReport",
-    "KNOWN_DATASETS",
-    "PAIRED_SOURCES",
-    "SYNTHETIC_CLASSES",
-    "SyntheticClass",
-    "UNPAIRED_SOURCES",
-    "augment_image",
-    "check_data",
-    "decode",
-    "derive_edges",
-    "derive_gray",
-    "list_images",
-    "luminance",
-    "paired_augment",
-    "describe_pairs",
-    "paired_count",
-    "paired_dataset",
-    "paired_resize",
-    "read_image",
-    "resolve_path",
-    "scan_image",
-    "synthetic_pairs",
-    "to_float",
-    "to_uint8",
-    "unpaired_count",
-    "unpaired_dataset",
-]
+_NAMES = {
+    "BAD_IMAGE_CHOICES": "kstyle.data.screen",
+    "DERIVATIONS": "kstyle.data.derive",
+    "DERIVE_CHOICES": "kstyle.data.layout",
+    "DIRECTIONS": "kstyle.data.layout",
+    "IMAGE_EXTENSIONS": "kstyle.data.layout",
+    "ImageReport": "kstyle.data.screen",
+    "KNOWN_DATASETS": "kstyle.data.layout",
+    "PAIRED_SOURCES": "kstyle.data.layout",
+    "SYNTHETIC_CLASSES": "kstyle.data.synthetic",
+    "SyntheticClass": "kstyle.data.synthetic",
+    "UNPAIRED_SOURCES": "kstyle.data.layout",
+    "augment_image": "kstyle.data.augment",
+    "check_data": "kstyle.data.check",
+    "decode": "kstyle.data.images",
+    "derive_edges": "kstyle.data.derive",
+    "derive_gray": "kstyle.data.derive",
+    "describe_pairs": "kstyle.data.paired",
+    "list_images": "kstyle.data.layout",
+    "luminance": "kstyle.data.derive",
+    "paired_augment": "kstyle.data.augment",
+    "paired_count": "kstyle.data.paired",
+    "paired_dataset": "kstyle.data.paired",
+    "paired_resize": "kstyle.data.augment",
+    "read_image": "kstyle.data.images",
+    "resolve_path": "kstyle.data.paired",
+    "scan_image": "kstyle.data.screen",
+    "synthetic_pairs": "kstyle.data.synthetic",
+    "to_float": "kstyle.data.images",
+    "to_uint8": "kstyle.data.images",
+    "unpaired_count": "kstyle.data.unpaired",
+    "unpaired_dataset": "kstyle.data.unpaired",
+}
+
+
+def __getattr__(name):
+    try:
+        module = _NAMES[name]
+    except KeyError:
+        raise AttributeError(f"module 'kstyle.data' has no attribute {name!r}") from None
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = sorted(_NAMES)

@@ -12,9 +12,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from kstyle.data.layout import IMAGE_EXTENSIONS, list_images  # noqa: F401 (re-exported)
 from kstyle.errors import DataError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 # A side under 2 px has no extent to crop, flip or translate: such a file is a stray icon
 # or a tracking pixel, not a picture.
@@ -165,39 +164,6 @@ def pillow_to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode in ("P", "PA"):
         image = image.convert("RGBA")
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
-
-
-def list_images(folder) -> list[str]:
-    """Lists the image files directly inside a folder, sorted by name.
-
-    Args:
-        folder: path of a folder holding image files with one of `IMAGE_EXTENSIONS`
-            (case-insensitive). Sub-folders are not searched.
-
-    Returns:
-        The sorted list of full paths.
-
-    Raises:
-        DataError: the folder does not exist or holds no image.
-
-    Example:
-        >>> files = list_images("datasets/facades/train")  # doctest: +SKIP
-    """
-    folder = os.fspath(folder)
-    expected = ", ".join(IMAGE_EXTENSIONS)
-    if not os.path.isdir(folder):
-        raise DataError(
-            f"image folder {folder!r} does not exist; it should be a folder holding images "
-            f"({expected})"
-        )
-    files = sorted(
-        os.path.join(folder, name)
-        for name in os.listdir(folder)
-        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))
-    )
-    if not files:
-        raise DataError(f"image folder {folder!r} holds no images ({expected})")
-    return files
 
 
 def decode(contents: tf.Tensor) -> tf.Tensor:

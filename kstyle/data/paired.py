@@ -9,7 +9,7 @@ One entry point, `paired_dataset`, reads any of `PAIRED_SOURCES` and yields batc
 - "tfds": a tensorflow-datasets dataset.
 - "synthetic": the built-in label-map -> rendered-photo set (`synthetic_pairs`).
 
-Files are scanned first (`kstyle.data.check`): refused ones stop the build or are
+Files are scanned first (`kstyle.data.screen`): refused ones stop the build or are
 skipped (`bad_images`), and the few that need it are turned upright (EXIF) or decoded by
 Pillow. They are decoded in graph by a parallel `map`; random crops and flips are stateless
 ops seeded from a `tf.data.Dataset.random` stream, so a pipeline seed gives the same
@@ -24,47 +24,28 @@ import keras
 import tensorflow as tf
 
 from kstyle.data.augment import augment_image, paired_augment, paired_resize
-from kstyle.data.check import (
+from kstyle.data.derive import DERIVATIONS
+from kstyle.data.images import to_float
+from kstyle.data.layout import (
+    DERIVE_CHOICES,
+    DIRECTIONS,
+    KNOWN_DATASETS,
+    LAYOUTS,
+    PAIRED_SOURCES,
+    domain_folders,
+    name_pairs,
+    split_images,
+)
+from kstyle.data.screen import (
     BAD_IMAGE_CHOICES,
     ImageReport,
     file_slices,
     screen_files,
     screen_pairs,
 )
-from kstyle.data.derive import DERIVATIONS
-from kstyle.data.images import IMAGE_EXTENSIONS, list_images, to_float
 from kstyle.data.synthetic import synthetic_pairs
 from kstyle.errors import DataError
 
-PAIRED_SOURCES = ("ab", "folders", "photos", "tfds", "synthetic")
-DIRECTIONS = ("a2b", "b2a")
-DERIVE_CHOICES = ("gray", "edges", "none")
-
-# The pix2pix reference datasets (junyanz/pytorch-CycleGAN-and-pix2pix,
-# datasets/download_pix2pix_dataset.sh), all in the "ab" layout with train/val folders.
-KNOWN_DATASETS = {
-    "facades": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz",
-    "maps": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/maps.tar.gz",
-    "edges2shoes": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2shoes.tar.gz",
-    "edges2handbags": ("http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/edges2handbags.tar.gz"),
-    "cityscapes": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/cityscapes.tar.gz",
-    "night2day": "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/night2day.tar.gz",
-}
-
-_EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
-_LAYOUTS = {
-    "ab": (
-        "a folder of side-by-side AB images (A = left half, B = right half), either in "
-        f"<path>/<split>/ or directly in <path> ({_EXTENSIONS})"
-    ),
-    "folders": (
-        "two folders of images paired by file name, <path>/<split>A and <path>/<split>B, "
-        f"or <path>/A and <path>/B ({_EXTENSIONS})"
-    ),
-    "photos": (
-        f"a folder of photos, either in <path>/<split>/ or directly in <path> ({_EXTENSIONS})"
-    ),
-}
 _SHUFFLE_BUFFER = 1000
 
 
@@ -141,49 +122,15 @@ def resolve_path(source: str, path) -> str:
     if source == "ab":
         hint = f", or one of the known dataset names {', '.join(KNOWN_DATASETS)}"
     what = "is empty" if not path else f"{path!r} does not exist or is not a folder"
-    raise DataError(f"data path {what}; source {source!r} expects {_LAYOUTS[source]}{hint}")
-
-
-def _split_images(source: str, root: str, split: str) -> list[str]:
-    """Images of one split: <root>/<split>/ if that folder exists, else <root> itself."""
-    folder = os.path.join(root, split)
-    if os.path.isdir(folder):
-        return list_images(folder)
-    try:
-        return list_images(root)
-    except DataError as error:
-        raise DataError(
-            f"{root!r} has no {split!r} sub-folder and no images of its own; "
-            f"source {source!r} expects {_LAYOUTS[source]}"
-        ) from error
+    raise DataError(f"data path {what}; source {source!r} expects {LAYOUTS[source]}{hint}")
 
 
 def _folder_pairs(root: str, split: str):
-    """Pairs the files of <root>/<split>A and <root>/<split>B (or A/B) by file name.
-
-    Returns:
-        ``(pairs, orphans, where)``: (A path, B path) pairs sorted by name, refused
-        `ImageReport`s of the files without a partner, and the two folders for messages.
-    """
-    candidates = [(f"{split}A", f"{split}B"), ("A", "B")]
-    for name_a, name_b in candidates:
-        folder_a, folder_b = os.path.join(root, name_a), os.path.join(root, name_b)
-        if os.path.isdir(folder_a) and os.path.isdir(folder_b):
-            break
-    else:
-        tried = " or ".join(f"{a}/ + {b}/" for a, b in candidates)
-        raise DataError(
-            f"{root!r} holds neither {tried}; source 'folders' expects {_LAYOUTS['folders']}"
-        )
-    files_a = {os.path.basename(p): p for p in list_images(folder_a)}
-    files_b = {os.path.basename(p): p for p in list_images(folder_b)}
-    orphans = [
-        ImageReport(mine[name], "refused", f"no partner of the same name in {other!r}")
-        for mine, theirs, other in ((files_a, files_b, folder_b), (files_b, files_a, folder_a))
-        for name in sorted(set(mine) - set(theirs))
-    ]
-    names = sorted(set(files_a) & set(files_b))
-    pairs = [(files_a[n], files_b[n]) for n in names]
+    """``(pairs, orphans, where)`` of the "folders" layout: (A path, B path) pairs sorted by
+    name, refused `ImageReport`s of the files without a partner, the folders for messages."""
+    folder_a, folder_b = domain_folders(root, split)
+    pairs, orphans = name_pairs(folder_a, folder_b)
+    orphans = [ImageReport(path, "refused", reason) for path, reason in orphans]
     return pairs, orphans, f"{folder_a!r} and {folder_b!r}"
 
 
@@ -193,7 +140,7 @@ def _screened(source: str, root: str, split: str, bad_images: str):
     if source == "folders":
         pairs, orphans, where = _folder_pairs(root, split)
         return screen_pairs(pairs, orphans, bad_images=bad_images, where=where)
-    files = _split_images(source, root, split)
+    files = split_images(source, root, split)
     return screen_files(files, bad_images=bad_images, where=repr(os.path.dirname(files[0])),
                         ab=source == "ab")
 
@@ -409,7 +356,7 @@ def paired_dataset(
             features (derive "none").
         drop_remainder: drop a last partial batch, so the batch dimension is static.
         data_dir: tfds data folder (None: the tfds default).
-        bad_images: what a file refused by `kstyle.data.check.scan_image` does (source
+        bad_images: what a file refused by `kstyle.data.screen.scan_image` does (source
             "ab", "folders", "photos"), as do "ab" files not twice as wide as high and
             "folders" files without a partner: "stop" raises `DataError` listing them;
             "skip" leaves them out, with their partners, and logs one line. Files that

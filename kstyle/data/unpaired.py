@@ -5,7 +5,7 @@ of `(real_a, real_b)`, float32 in [-1, 1], shape [batch, image_size, image_size,
 where `real_a` and `real_b` have nothing to do with each other:
 
 - "folders": the CycleGAN layout, <path>/<split>A/ and <path>/<split>B/ (trainA, trainB,
-  testA, testB); file names are not matched.
+  testA, testB; or A/ and B/); file names are not matched.
 - "tfds": a CycleGAN-style tensorflow-datasets dataset such as "cycle_gan/horse2zebra",
   whose splits are <split>A and <split>B.
 - "synthetic": the label maps (A) and renderings (B) of `synthetic_pairs`, drawn from
@@ -28,8 +28,8 @@ import os
 import tensorflow as tf
 
 from kstyle.data.augment import augment_image
-from kstyle.data.check import BAD_IMAGE_CHOICES, file_slices, screen_files
-from kstyle.data.images import IMAGE_EXTENSIONS, list_images, to_float
+from kstyle.data.images import to_float
+from kstyle.data.layout import UNPAIRED_SOURCES, domain_folders, list_images
 from kstyle.data.paired import (
     _SHUFFLE_BUFFER,
     _as_rgb,
@@ -38,28 +38,9 @@ from kstyle.data.paired import (
     _count,
     _short_reason,
 )
+from kstyle.data.screen import BAD_IMAGE_CHOICES, file_slices, screen_files
 from kstyle.data.synthetic import synthetic_pairs
 from kstyle.errors import DataError
-
-UNPAIRED_SOURCES = ("folders", "tfds", "synthetic")
-
-_LAYOUT = (
-    "two folders of unpaired images, <path>/<split>A and <path>/<split>B (e.g. trainA and "
-    f"trainB, testA and testB; {', '.join(IMAGE_EXTENSIONS)})"
-)
-
-
-def _domain_folders(path, split: str) -> tuple[str, str]:
-    """Returns <path>/<split>A and <path>/<split>B, or raises naming what is missing."""
-    root = os.fspath(path) if path is not None else ""
-    if not os.path.isdir(root):
-        what = "is empty" if not root else f"{root!r} does not exist or is not a folder"
-        raise DataError(f"data path {what}; source 'folders' expects {_LAYOUT}")
-    folders = (os.path.join(root, f"{split}A"), os.path.join(root, f"{split}B"))
-    for folder in folders:
-        if not os.path.isdir(folder):
-            raise DataError(f"folder {folder!r} does not exist; source 'folders' expects {_LAYOUT}")
-    return folders
 
 
 def _load_tfds_domain(name: str, split: str, data_dir):
@@ -121,7 +102,8 @@ def unpaired_count(
         n_a, n_b = (_count(_load_tfds_domain(name, f"{split}{d}", data_dir)) for d in "AB")
         return n_a, n_b
     _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
-    n_a, n_b = (len(_screened(folder, bad_images)) for folder in _domain_folders(path, split))
+    folders = domain_folders(path, split, "unpaired")
+    n_a, n_b = (len(_screened(folder, bad_images)) for folder in folders)
     return n_a, n_b
 
 
@@ -158,7 +140,7 @@ def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, 
             domains.append((ds, _count(ds), lambda ex: _as_rgb(ex[key])))
         return domains
     domains = []
-    for folder in _domain_folders(path, split):
+    for folder in domain_folders(path, split, "unpaired"):
         kept = _screened(folder, bad_images)
         slices, load = file_slices(kept)
         domains.append((tf.data.Dataset.from_tensor_slices(slices), len(kept), load))
@@ -235,7 +217,7 @@ def unpaired_dataset(
         drop_remainder: drop a last partial batch, so the batch dimension is static.
         data_dir: tfds data folder (None: the tfds default).
         bad_images: for "folders", what a file refused by
-            `kstyle.data.check.scan_image` does: "stop" raises `DataError` listing them;
+            `kstyle.data.screen.scan_image` does: "stop" raises `DataError` listing them;
             "skip" leaves them out and logs one line. Files that need it are made upright
             (EXIF) and brought to 8-bit RGB in the pipeline.
 
