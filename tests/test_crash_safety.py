@@ -27,6 +27,7 @@ import keras
 import numpy as np
 import pytest
 
+import kstyle.nets  # noqa: F401  (registers kstyle's layers, to load saved networks)
 from kstyle import runs
 from kstyle.checkpoints import Checkpointer
 

@@ -23,7 +23,7 @@ import os
 import keras
 import tensorflow as tf
 
-from kstyle.data.augment import augment_image, paired_augment, paired_resize
+from kstyle.data.augment import paired_augment, paired_resize
 from kstyle.data.derive import DERIVATIONS
 from kstyle.data.images import to_float
 from kstyle.data.layout import (
@@ -36,6 +36,18 @@ from kstyle.data.layout import (
     name_pairs,
     split_images,
 )
+from kstyle.data.pipeline import (
+    SHUFFLE_BUFFER,
+    as_rgb,
+    cache_name,
+    check_choice,
+    check_image_feature,
+    count_elements,
+    decoded,
+    finish,
+    shaped,
+    short_reason,
+)
 from kstyle.data.screen import (
     BAD_IMAGE_CHOICES,
     ImageReport,
@@ -45,22 +57,6 @@ from kstyle.data.screen import (
 )
 from kstyle.data.synthetic import synthetic_pairs
 from kstyle.errors import DataError
-
-_SHUFFLE_BUFFER = 1000
-
-
-def _check_choice(what: str, value, allowed) -> None:
-    if value not in allowed:
-        listed = ", ".join(repr(v) for v in allowed)
-        raise DataError(f"unknown {what} {value!r}; expected one of {listed}")
-
-
-def _short_reason(error: BaseException) -> str:
-    """First line of an exception message (tfds errors can run to hundreds of lines)."""
-    text = str(error).strip().splitlines()
-    first = text[0] if text else ""
-    reason = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    return reason if len(reason) <= 300 else reason[:297] + "..."
 
 
 def _keras_cache_dir() -> str:
@@ -80,7 +76,7 @@ def _fetch_known(name: str) -> str:
         extracted = keras.utils.get_file(f"{name}.tar.gz", origin=url, extract=True)
     except Exception as error:  # urllib, socket, tarfile and Keras errors alike
         raise DataError(
-            f"could not download {name} from {url} ({_short_reason(error)}); download it "
+            f"could not download {name} from {url} ({short_reason(error)}); download it "
             "yourself and set data.path to the extracted folder "
             f"(e.g. --set data.path=/path/to/{name})"
         ) from error
@@ -110,7 +106,7 @@ def resolve_path(source: str, path) -> str:
         >>> resolve_path("ab", "facades")  # doctest: +SKIP
         '/home/me/.keras/datasets/facades_extracted/facades'
     """
-    _check_choice("data source", source, PAIRED_SOURCES)
+    check_choice("data source", source, PAIRED_SOURCES)
     path = os.fspath(path) if path is not None else ""
     if source in ("tfds", "synthetic"):
         return path
@@ -153,33 +149,9 @@ def _load_tfds(name: str, split: str, data_dir):
     except Exception as error:  # not found, no network, bad split: all reported alike
         raise DataError(
             f"tfds dataset {name!r} (split {split!r}) could not be loaded "
-            f"({_short_reason(error)}); set data.path to a local folder instead, with "
+            f"({short_reason(error)}); set data.path to a local folder instead, with "
             'data.source = "ab", "folders" or "photos"'
         ) from error
-
-
-def _check_image_feature(spec, key: str, name: str) -> None:
-    """Raises DataError unless a tfds feature spec is a uint8 [H, W, 1|3|4] image."""
-    shape = getattr(spec, "shape", None)
-    if shape is None or shape.rank != 3 or spec.dtype != tf.uint8 or shape[-1] not in (1, 3, 4):
-        raise DataError(
-            f"tfds dataset {name!r}: feature {key!r} is not an image (expected uint8 "
-            f"[H, W, 1|3|4], got {spec})"
-        )
-
-
-def _as_rgb(image: tf.Tensor) -> tf.Tensor:
-    """Brings a uint8 [H, W, 1|3|4] image to [H, W, 3]."""
-    if image.shape[-1] == 1:
-        return tf.concat([image, image, image], axis=-1)
-    return image[..., :3]
-
-
-def _count(ds: tf.data.Dataset) -> int:
-    cardinality = int(ds.cardinality())
-    if cardinality >= 0:
-        return cardinality
-    return int(ds.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
 def paired_count(
@@ -211,12 +183,12 @@ def paired_count(
         >>> paired_count("synthetic", synthetic_count=64)
         64
     """
-    _check_choice("data source", source, PAIRED_SOURCES)
+    check_choice("data source", source, PAIRED_SOURCES)
     if source == "synthetic":
         return int(synthetic_count)
     if source == "tfds":
-        return _count(_load_tfds(os.fspath(path), split, data_dir))
-    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
+        return count_elements(_load_tfds(os.fspath(path), split, data_dir))
+    check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     root = resolve_path(source, path)
     return len(_screened(source, root, split, bad_images))
 
@@ -245,12 +217,12 @@ def _source_dataset(source, path, split, derive, synthetic_count, tfds_keys, dat
                     f"tfds dataset {path!r} has no feature {key!r}; its features are: "
                     f"{', '.join(features) or '(none: elements are not dicts)'}"
                 )
-            _check_image_feature(spec[key], key, path)
+            check_image_feature(spec[key], key, path)
         cardinality = int(ds.cardinality())
-        count = cardinality if cardinality >= 0 else _SHUFFLE_BUFFER
+        count = cardinality if cardinality >= 0 else SHUFFLE_BUFFER
         if wanted == 1:
-            return ds, count, lambda ex: _as_rgb(ex[keys[0]]), True
-        return ds, count, lambda ex: (_as_rgb(ex[keys[0]]), _as_rgb(ex[keys[1]])), False
+            return ds, count, lambda ex: as_rgb(ex[keys[0]]), True
+        return ds, count, lambda ex: (as_rgb(ex[keys[0]]), as_rgb(ex[keys[1]])), False
     root = resolve_path(source, path)
     kept = _screened(source, root, split, bad_images)
     if source == "folders":
@@ -378,10 +350,10 @@ def paired_dataset(
         >>> real_a.shape
         TensorShape([4, 64, 64, 3])
     """
-    _check_choice("data source", source, PAIRED_SOURCES)
-    _check_choice("direction", direction, DIRECTIONS)
-    _check_choice("derive", derive, DERIVE_CHOICES)
-    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
+    check_choice("data source", source, PAIRED_SOURCES)
+    check_choice("direction", direction, DIRECTIONS)
+    check_choice("derive", derive, DERIVE_CHOICES)
+    check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     if source == "photos" and derive == "none":
         raise DataError("source 'photos' needs derive 'gray' or 'edges', got 'none'")
     for name, value in (("image_size", image_size), ("batch_size", batch_size)):
@@ -409,58 +381,25 @@ def paired_dataset(
     )
     if count == 0:
         raise DataError(f"data source {source!r} at {path!r} (split {split!r}) holds no pairs")
-    buffer = max(1, min(count, _SHUFFLE_BUFFER))
-    autotune = tf.data.AUTOTUNE
-
-    # Shuffle cheap elements (file names) before decoding, unless decoded images are
-    # cached, in which case shuffling must follow the cache to differ between epochs.
-    if shuffle and not cache:
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if load is not None:
-        ds = ds.map(load, num_parallel_calls=autotune)
-    if cache:
-        ds = ds.cache(cache if isinstance(cache, str) else "")
-        if shuffle:
-            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+    ds = decoded(ds, count, load, shuffle=shuffle, seed=seed, cache=cache_name(cache),
+                 repeat=repeat)
 
     derivation = DERIVATIONS.get(derive)
     swap = direction == "b2a"
 
     def prepare(element, pair_seed):
         if single:
-            photo = to_float(element)
-            if augment:
-                photo = augment_image(
-                    photo,
-                    image_size=image_size,
-                    load_size=load_size,
-                    flip=flip,
-                    seed=pair_seed,
-                )
-            else:
-                photo = augment_image(photo, image_size=image_size, flip=False)
+            photo = shaped(to_float(element), augment=augment, image_size=image_size,
+                           load_size=load_size, flip=flip, seed=pair_seed)
             a, b = derivation(photo)
+        elif augment:
+            a, b = paired_augment(to_float(element[0]), to_float(element[1]),
+                                  image_size=image_size, load_size=load_size, flip=flip,
+                                  seed=pair_seed)
         else:
-            a, b = to_float(element[0]), to_float(element[1])
-            if augment:
-                a, b = paired_augment(
-                    a,
-                    b,
-                    image_size=image_size,
-                    load_size=load_size,
-                    flip=flip,
-                    seed=pair_seed,
-                )
-            else:
-                a, b = paired_resize(a, b, image_size)
+            a, b = paired_resize(to_float(element[0]), to_float(element[1]), image_size)
         return (b, a) if swap else (a, b)
 
-    # One stateless [2] seed per pair, from a stream that is new each epoch but fixed
-    # by `seed`: crops are reproducible and independent of map parallelism.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip((ds, seeds))
-    ds = ds.map(prepare, num_parallel_calls=autotune)
-    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-    return ds.prefetch(autotune)
+    # One stateless [2] seed per pair (the same crop and flip for A and B).
+    return finish((ds,), 2, prepare, seed=seed, batch_size=batch_size,
+                  drop_remainder=drop_remainder)

@@ -27,16 +27,18 @@ import os
 
 import tensorflow as tf
 
-from kstyle.data.augment import augment_image
 from kstyle.data.images import to_float
 from kstyle.data.layout import UNPAIRED_SOURCES, domain_folders, list_images
-from kstyle.data.paired import (
-    _SHUFFLE_BUFFER,
-    _as_rgb,
-    _check_choice,
-    _check_image_feature,
-    _count,
-    _short_reason,
+from kstyle.data.pipeline import (
+    as_rgb,
+    cache_name,
+    check_choice,
+    check_image_feature,
+    count_elements,
+    decoded,
+    finish,
+    shaped,
+    short_reason,
 )
 from kstyle.data.screen import BAD_IMAGE_CHOICES, file_slices, screen_files
 from kstyle.data.synthetic import synthetic_pairs
@@ -52,7 +54,7 @@ def _load_tfds_domain(name: str, split: str, data_dir):
     except Exception as error:  # not found, no network, bad split: all reported alike
         raise DataError(
             f"tfds dataset {name!r} (split {split!r}) could not be loaded "
-            f"({_short_reason(error)}); an unpaired tfds dataset needs splits <split>A and "
+            f"({short_reason(error)}); an unpaired tfds dataset needs splits <split>A and "
             '<split>B, like "cycle_gan/horse2zebra"; or set data.path to a local folder '
             'with data.source = "folders"'
         ) from error
@@ -94,14 +96,14 @@ def unpaired_count(
         >>> unpaired_count("synthetic", synthetic_count=64)
         (64, 64)
     """
-    _check_choice("data source", source, UNPAIRED_SOURCES)
+    check_choice("data source", source, UNPAIRED_SOURCES)
     if source == "synthetic":
         return int(synthetic_count), int(synthetic_count)
     if source == "tfds":
         name = os.fspath(path)
-        n_a, n_b = (_count(_load_tfds_domain(name, f"{split}{d}", data_dir)) for d in "AB")
+        n_a, n_b = (count_elements(_load_tfds_domain(name, f"{split}{d}", data_dir)) for d in "AB")
         return n_a, n_b
-    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
+    check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     folders = domain_folders(path, split, "unpaired")
     n_a, n_b = (len(_screened(folder, bad_images)) for folder in folders)
     return n_a, n_b
@@ -136,8 +138,8 @@ def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, 
                     f"tfds dataset {name!r} has no feature {key!r}; its features are: "
                     f"{', '.join(features) or '(none: elements are not dicts)'}"
                 )
-            _check_image_feature(spec[key], key, name)
-            domains.append((ds, _count(ds), lambda ex: _as_rgb(ex[key])))
+            check_image_feature(spec[key], key, name)
+            domains.append((ds, count_elements(ds), lambda ex: as_rgb(ex[key])))
         return domains
     domains = []
     for folder in domain_folders(path, split, "unpaired"):
@@ -145,23 +147,6 @@ def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, 
         slices, load = file_slices(kept)
         domains.append((tf.data.Dataset.from_tensor_slices(slices), len(kept), load))
     return domains
-
-
-def _decoded(ds, count, load, *, shuffle, seed, cache):
-    """Shuffles and decodes one domain; `cache` None, or a file name ("" for memory)."""
-    buffer = max(1, min(count, _SHUFFLE_BUFFER))
-    autotune = tf.data.AUTOTUNE
-    # Shuffle cheap elements (file names) before decoding, unless decoded images are
-    # cached, in which case shuffling must follow the cache to differ between epochs.
-    if shuffle and cache is None:
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if load is not None:
-        ds = ds.map(load, num_parallel_calls=autotune)
-    if cache is not None:
-        ds = ds.cache(cache)
-        if shuffle:
-            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    return ds
 
 
 def unpaired_dataset(
@@ -237,8 +222,8 @@ def unpaired_dataset(
         >>> real_a.shape
         TensorShape([4, 64, 64, 3])
     """
-    _check_choice("data source", source, UNPAIRED_SOURCES)
-    _check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
+    check_choice("data source", source, UNPAIRED_SOURCES)
+    check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     for name, value in (("image_size", image_size), ("batch_size", batch_size)):
         if int(value) < 1:
             raise DataError(f"{name} must be a positive integer, got {value!r}")
@@ -269,48 +254,20 @@ def unpaired_dataset(
             raise DataError(
                 f"data source {source!r} at {path!r} holds no images for {split}{domain}"
             )
-        cache_name = None
-        if isinstance(cache, str) and cache:
-            cache_name = f"{cache}.{domain.lower()}"
-        elif cache:
-            cache_name = ""
         # Seeds 2 * seed and 2 * seed + 1: the two shuffles differ, for every seed.
-        ds = _decoded(
-            ds,
-            count,
-            load,
-            shuffle=shuffle,
-            seed=2 * int(seed) + index,
-            cache=cache_name,
-        )
         # The shorter domain cycles so that the longer one sets the epoch; with
         # `repeat` both do. The longer one stays finite without `repeat`, so the
         # epoch ends, and a cache of it is complete, when it is exhausted.
-        if repeat or count < length:
-            ds = ds.repeat()
+        ds = decoded(ds, count, load, shuffle=shuffle, seed=2 * int(seed) + index,
+                     cache=cache_name(cache, f".{domain.lower()}"),
+                     repeat=repeat or count < length)
         prepared.append(ds)
 
     def prepare(real_a, real_b, seeds):
-        images = []
-        for image, image_seed in ((real_a, seeds[:2]), (real_b, seeds[2:])):
-            image = to_float(image)
-            if augment:
-                image = augment_image(
-                    image,
-                    image_size=image_size,
-                    load_size=load_size,
-                    flip=flip,
-                    seed=image_seed,
-                )
-            else:
-                image = augment_image(image, image_size=image_size, flip=False)
-            images.append(image)
-        return tuple(images)
+        return tuple(shaped(to_float(image), augment=augment, image_size=image_size,
+                            load_size=load_size, flip=flip, seed=image_seed)
+                     for image, image_seed in ((real_a, seeds[:2]), (real_b, seeds[2:])))
 
-    # Two stateless [2] seeds per pair (one per domain), from a stream that is new each
-    # epoch but fixed by `seed`: crops are reproducible and independent of parallelism.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
-    ds = tf.data.Dataset.zip((prepared[0], prepared[1], seeds))
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Two stateless [2] seeds per pair: one per domain.
+    return finish(tuple(prepared), 4, prepare, seed=seed, batch_size=batch_size,
+                  drop_remainder=drop_remainder)
