@@ -38,6 +38,7 @@ from kstyle.data.layout import (
 )
 from kstyle.data.pipeline import (
     SHUFFLE_BUFFER,
+    PipelineOptions,
     as_rgb,
     cache_name,
     check_choice,
@@ -279,28 +280,8 @@ def describe_pairs(source: str, path="", *, direction: str = "a2b", derive: str 
     return f"input = {a}, target = {b}{where} (data.direction = {direction})"
 
 
-def paired_dataset(
-    source: str,
-    path="",
-    *,
-    split: str = "train",
-    direction: str = "a2b",
-    derive: str = "gray",
-    image_size: int = 256,
-    load_size: int | None = None,
-    flip: bool = True,
-    augment: bool = True,
-    batch_size: int = 1,
-    shuffle: bool = True,
-    repeat: bool = False,
-    seed: int = 0,
-    cache: bool | str = False,
-    synthetic_count: int = 512,
-    tfds_keys=("image",),
-    drop_remainder: bool = True,
-    data_dir=None,
-    bad_images: str = "stop",
-) -> tf.data.Dataset:
+def paired_dataset(source: str, path="", *, direction: str = "a2b", derive: str = "gray",
+                   **options) -> tf.data.Dataset:
     """Builds the (real_a, real_b) pipeline of a paired image-to-image task.
 
     Args:
@@ -308,31 +289,14 @@ def paired_dataset(
         path: folder for "ab", "folders" and "photos" (for "ab" also a name from
             `KNOWN_DATASETS`, fetched into the Keras cache), a dataset name for "tfds"
             (e.g. "tf_flowers"), unused for "synthetic".
-        split: sub-folder ("train", "val", ...) or tfds split string. For "synthetic",
-            "train" uses `seed` and any other split `seed + 1` (held-back pairs).
         direction: "a2b" yields (A, B); "b2a" swaps them.
         derive: how "photos" and "tfds" make A from a photo: "gray" (colorization) or
             "edges" (sketch); "none" means a "tfds" dataset already has A and B.
-        image_size: side of the square images yielded.
-        load_size: with `augment`, images are resized to load_size and randomly cropped
-            to image_size (pix2pix uses 286 -> 256); None means image_size (flip only).
-        flip: with `augment`, random left-right flips (the same for A and B).
-        augment: True for random resize-crop-flip; False resizes to image_size.
-        batch_size: pairs per batch.
-        shuffle: shuffle the pairs (buffer min(count, 1000), reshuffled each epoch).
-        repeat: repeat forever.
-        seed: seed of the shuffle, the augmentation and the synthetic pairs.
-        cache: cache the decoded uint8 images: True in memory, a string in that file.
-        synthetic_count: number of pairs of the "synthetic" source.
-        tfds_keys: for "tfds", the photo feature (derive set) or the A and B image
-            features (derive "none").
-        drop_remainder: drop a last partial batch, so the batch dimension is static.
-        data_dir: tfds data folder (None: the tfds default).
-        bad_images: what a file refused by `kstyle.data.screen.scan_image` does (source
-            "ab", "folders", "photos"), as do "ab" files not twice as wide as high and
-            "folders" files without a partner: "stop" raises `DataError` listing them;
-            "skip" leaves them out, with their partners, and logs one line. Files that
-            need it are made upright (EXIF) and brought to 8-bit RGB in the pipeline.
+        **options: the keywords of `kstyle.data.pipeline.PipelineOptions` (``split``,
+            ``image_size``, ``load_size``, ``flip``, ``augment``, ``batch_size``,
+            ``shuffle``, ``repeat``, ``seed``, ``cache``, ``synthetic_count``,
+            ``tfds_keys``, ``drop_remainder``, ``data_dir``, ``bad_images``). For
+            "synthetic", "train" uses ``seed`` and any other split ``seed + 1``.
 
     Returns:
         A `tf.data.Dataset` of (real_a, real_b), float32 in [-1, 1], each
@@ -353,53 +317,43 @@ def paired_dataset(
     check_choice("data source", source, PAIRED_SOURCES)
     check_choice("direction", direction, DIRECTIONS)
     check_choice("derive", derive, DERIVE_CHOICES)
-    check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     if source == "photos" and derive == "none":
         raise DataError("source 'photos' needs derive 'gray' or 'edges', got 'none'")
-    for name, value in (("image_size", image_size), ("batch_size", batch_size)):
-        if int(value) < 1:
-            raise DataError(f"{name} must be a positive integer, got {value!r}")
-    image_size = int(image_size)
-    load_size = int(load_size) if load_size else image_size
-    if augment and load_size < image_size:
-        raise DataError(
-            f"load_size ({load_size}) must be at least image_size ({image_size}): images "
-            "are resized to load_size and then cropped to image_size"
-        )
+    o = PipelineOptions(**options).checked()
 
     ds, count, load, single = _source_dataset(
         source,
         path,
-        split,
+        o.split,
         derive,
-        synthetic_count,
-        tfds_keys,
-        data_dir,
-        load_size if augment else image_size,
-        seed,
-        bad_images,
+        o.synthetic_count,
+        o.tfds_keys,
+        o.data_dir,
+        o.load_size if o.augment else o.image_size,
+        o.seed,
+        o.bad_images,
     )
     if count == 0:
-        raise DataError(f"data source {source!r} at {path!r} (split {split!r}) holds no pairs")
-    ds = decoded(ds, count, load, shuffle=shuffle, seed=seed, cache=cache_name(cache),
-                 repeat=repeat)
+        raise DataError(f"data source {source!r} at {path!r} (split {o.split!r}) holds no pairs")
+    ds = decoded(ds, count, load, shuffle=o.shuffle, seed=o.seed, cache=cache_name(o.cache),
+                 repeat=o.repeat)
 
     derivation = DERIVATIONS.get(derive)
     swap = direction == "b2a"
 
     def prepare(element, pair_seed):
         if single:
-            photo = shaped(to_float(element), augment=augment, image_size=image_size,
-                           load_size=load_size, flip=flip, seed=pair_seed)
+            photo = shaped(to_float(element), augment=o.augment, image_size=o.image_size,
+                           load_size=o.load_size, flip=o.flip, seed=pair_seed)
             a, b = derivation(photo)
-        elif augment:
+        elif o.augment:
             a, b = paired_augment(to_float(element[0]), to_float(element[1]),
-                                  image_size=image_size, load_size=load_size, flip=flip,
+                                  image_size=o.image_size, load_size=o.load_size, flip=o.flip,
                                   seed=pair_seed)
         else:
-            a, b = paired_resize(to_float(element[0]), to_float(element[1]), image_size)
+            a, b = paired_resize(to_float(element[0]), to_float(element[1]), o.image_size)
         return (b, a) if swap else (a, b)
 
     # One stateless [2] seed per pair (the same crop and flip for A and B).
-    return finish((ds,), 2, prepare, seed=seed, batch_size=batch_size,
-                  drop_remainder=drop_remainder)
+    return finish((ds,), 2, prepare, seed=o.seed, batch_size=o.batch_size,
+                  drop_remainder=o.drop_remainder)

@@ -7,12 +7,81 @@ each element with stateless seeds from one seeded stream, batch and prefetch (`f
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import tensorflow as tf
 
 from kstyle.data.augment import augment_image
+from kstyle.data.screen import BAD_IMAGE_CHOICES
 from kstyle.errors import DataError
 
 SHUFFLE_BUFFER = 1000
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """The keywords every pipeline (`paired_dataset`, `unpaired_dataset`) takes.
+
+    Attributes:
+        split: sub-folder ("train", "val", ...; <split>A and <split>B for two-folder
+            layouts) or tfds split. For "synthetic", "train" and any other split draw
+            different images (held-back ones).
+        image_size: side of the square images yielded.
+        load_size: with `augment`, images are resized to load_size and randomly cropped
+            to image_size (pix2pix and CycleGAN use 286 -> 256); None: image_size (flip
+            only).
+        flip: with `augment`, random left-right flips (the same for A and B of a pair;
+            drawn for each domain of an unpaired set).
+        augment: True for random resize-crop-flip; False resizes to image_size.
+        batch_size: pairs per batch.
+        shuffle: shuffle (buffer min(count, 1000), reshuffled each epoch; each domain of
+            an unpaired set on its own).
+        repeat: repeat forever.
+        seed: seed of the shuffles, the augmentation and the synthetic images.
+        cache: cache the decoded uint8 images: True in memory, a string in that file
+            (an unpaired set: one file per domain, ".a" and ".b" appended).
+        synthetic_count: images (pairs) of the "synthetic" source.
+        tfds_keys: for "tfds", the image feature(s): the photo to derive from, or A and B.
+        drop_remainder: drop a last partial batch, so the batch dimension is static.
+        data_dir: tfds data folder (None: the tfds default).
+        bad_images: what a file refused by `kstyle.data.screen.scan_image` does (file
+            sources), as do "ab" files not twice as wide as high and "folders" files
+            without a partner: "stop" raises `DataError` listing them; "skip" leaves them
+            out, with their partners, and logs one line. Files that need it are made
+            upright (EXIF) and brought to 8-bit RGB in the pipeline.
+    """
+
+    split: str = "train"
+    image_size: int = 256
+    load_size: int | None = None
+    flip: bool = True
+    augment: bool = True
+    batch_size: int = 1
+    shuffle: bool = True
+    repeat: bool = False
+    seed: int = 0
+    cache: bool | str = False
+    synthetic_count: int = 512
+    tfds_keys: tuple = ("image",)
+    drop_remainder: bool = True
+    data_dir: str | None = None
+    bad_images: str = "stop"
+
+    def checked(self) -> PipelineOptions:
+        """These options with sizes as ints and ``load_size`` set; DataError if unusable."""
+        check_choice("bad_images", self.bad_images, BAD_IMAGE_CHOICES)
+        for name in ("image_size", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise DataError(f"{name} must be a positive integer, got "
+                                f"{getattr(self, name)!r}")
+        image_size = int(self.image_size)
+        load_size = int(self.load_size) if self.load_size else image_size
+        if self.augment and load_size < image_size:
+            raise DataError(
+                f"load_size ({load_size}) must be at least image_size ({image_size}): images "
+                "are resized to load_size and then cropped to image_size")
+        return dataclasses.replace(self, image_size=image_size, load_size=load_size)
 
 
 def check_choice(what: str, value, allowed) -> None:

@@ -30,6 +30,7 @@ import tensorflow as tf
 from kstyle.data.images import to_float
 from kstyle.data.layout import UNPAIRED_SOURCES, domain_folders, list_images
 from kstyle.data.pipeline import (
+    PipelineOptions,
     as_rgb,
     cache_name,
     check_choice,
@@ -149,26 +150,7 @@ def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, 
     return domains
 
 
-def unpaired_dataset(
-    source: str,
-    path="",
-    *,
-    split: str = "train",
-    image_size: int = 256,
-    load_size: int | None = None,
-    flip: bool = True,
-    augment: bool = True,
-    batch_size: int = 1,
-    shuffle: bool = True,
-    repeat: bool = False,
-    seed: int = 0,
-    cache: bool | str = False,
-    synthetic_count: int = 512,
-    tfds_keys=("image",),
-    drop_remainder: bool = True,
-    data_dir=None,
-    bad_images: str = "stop",
-) -> tf.data.Dataset:
+def unpaired_dataset(source: str, path="", **options) -> tf.data.Dataset:
     """Builds the (real_a, real_b) pipeline of an unpaired image-to-image task.
 
     The two domains are shuffled with different seeds and cropped and flipped
@@ -180,31 +162,13 @@ def unpaired_dataset(
         path: for "folders" the folder holding <split>A and <split>B; for "tfds" a
             CycleGAN-style dataset name (e.g. "cycle_gan/horse2zebra"); unused for
             "synthetic".
-        split: "train", "test", ...: the folders <split>A and <split>B, or the tfds
-            splits of those names. For "synthetic", "train" and any other split draw
-            different images.
-        image_size: side of the square images yielded.
-        load_size: with `augment`, images are resized to load_size and randomly cropped
-            to image_size (CycleGAN uses 286 -> 256); None means image_size (flip only).
-        flip: with `augment`, random left-right flips (drawn for A and B separately).
-        augment: True for random resize-crop-flip; False resizes to image_size.
-        batch_size: pairs per batch.
-        shuffle: shuffle each domain (buffer min(count, 1000), reshuffled each epoch).
-        repeat: repeat forever.
-        seed: seed of the shuffles, the augmentation and the synthetic images.
-        cache: cache the decoded uint8 images: True in memory, a string in files named
-            after it with ".a" and ".b" appended (one per domain).
-        synthetic_count: number of images of each domain of the "synthetic" source.
-            Its A images are label maps and its B images renderings, as in
-            `synthetic_pairs`, but the two come from different seeds, so they are not
-            paired: no B is the rendering of any A.
-        tfds_keys: for "tfds", a sequence whose first item is the image feature.
-        drop_remainder: drop a last partial batch, so the batch dimension is static.
-        data_dir: tfds data folder (None: the tfds default).
-        bad_images: for "folders", what a file refused by
-            `kstyle.data.screen.scan_image` does: "stop" raises `DataError` listing them;
-            "skip" leaves them out and logs one line. Files that need it are made upright
-            (EXIF) and brought to 8-bit RGB in the pipeline.
+        **options: the keywords of `kstyle.data.pipeline.PipelineOptions` (``split``:
+            the folders <split>A and <split>B, or the tfds splits of those names;
+            ``image_size``, ``load_size``, ``flip``, ``augment``, ``batch_size``,
+            ``shuffle``, ``repeat``, ``seed``, ``cache``, ``synthetic_count``: images of
+            each domain, its A label maps and B renderings drawn from different seeds so
+            that no B is the rendering of any A; ``tfds_keys``: its first item is the
+            image feature; ``drop_remainder``, ``data_dir``, ``bad_images``).
 
     Returns:
         A `tf.data.Dataset` of (real_a, real_b), float32 in [-1, 1], each
@@ -223,28 +187,18 @@ def unpaired_dataset(
         TensorShape([4, 64, 64, 3])
     """
     check_choice("data source", source, UNPAIRED_SOURCES)
-    check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
-    for name, value in (("image_size", image_size), ("batch_size", batch_size)):
-        if int(value) < 1:
-            raise DataError(f"{name} must be a positive integer, got {value!r}")
-    image_size = int(image_size)
-    load_size = int(load_size) if load_size else image_size
-    if augment and load_size < image_size:
-        raise DataError(
-            f"load_size ({load_size}) must be at least image_size ({image_size}): images "
-            "are resized to load_size and then cropped to image_size"
-        )
+    o = PipelineOptions(**options).checked()
 
     domains = _domain_datasets(
         source,
         path,
-        split,
-        synthetic_count,
-        tfds_keys,
-        data_dir,
-        load_size if augment else image_size,
-        seed,
-        bad_images,
+        o.split,
+        o.synthetic_count,
+        o.tfds_keys,
+        o.data_dir,
+        o.load_size if o.augment else o.image_size,
+        o.seed,
+        o.bad_images,
     )
     length = max(count for _, count, _ in domains)
     prepared = []
@@ -252,22 +206,22 @@ def unpaired_dataset(
         domain = "AB"[index]
         if count == 0:
             raise DataError(
-                f"data source {source!r} at {path!r} holds no images for {split}{domain}"
+                f"data source {source!r} at {path!r} holds no images for {o.split}{domain}"
             )
         # Seeds 2 * seed and 2 * seed + 1: the two shuffles differ, for every seed.
         # The shorter domain cycles so that the longer one sets the epoch; with
         # `repeat` both do. The longer one stays finite without `repeat`, so the
         # epoch ends, and a cache of it is complete, when it is exhausted.
-        ds = decoded(ds, count, load, shuffle=shuffle, seed=2 * int(seed) + index,
-                     cache=cache_name(cache, f".{domain.lower()}"),
-                     repeat=repeat or count < length)
+        ds = decoded(ds, count, load, shuffle=o.shuffle, seed=2 * int(o.seed) + index,
+                     cache=cache_name(o.cache, f".{domain.lower()}"),
+                     repeat=o.repeat or count < length)
         prepared.append(ds)
 
     def prepare(real_a, real_b, seeds):
-        return tuple(shaped(to_float(image), augment=augment, image_size=image_size,
-                            load_size=load_size, flip=flip, seed=image_seed)
+        return tuple(shaped(to_float(image), augment=o.augment, image_size=o.image_size,
+                            load_size=o.load_size, flip=o.flip, seed=image_seed)
                      for image, image_seed in ((real_a, seeds[:2]), (real_b, seeds[2:])))
 
     # Two stateless [2] seeds per pair: one per domain.
-    return finish(tuple(prepared), 4, prepare, seed=seed, batch_size=batch_size,
-                  drop_remainder=drop_remainder)
+    return finish(tuple(prepared), 4, prepare, seed=o.seed, batch_size=o.batch_size,
+                  drop_remainder=o.drop_remainder)
