@@ -27,20 +27,9 @@ import os
 
 import tensorflow as tf
 
+from kstyle.data import pipeline
 from kstyle.data.images import to_float
 from kstyle.data.layout import UNPAIRED_SOURCES, domain_folders, list_images
-from kstyle.data.pipeline import (
-    PipelineOptions,
-    as_rgb,
-    cache_name,
-    check_choice,
-    check_image_feature,
-    count_elements,
-    decoded,
-    finish,
-    shaped,
-    short_reason,
-)
 from kstyle.data.screen import BAD_IMAGE_CHOICES, file_slices, screen_files
 from kstyle.data.synthetic import synthetic_pairs
 from kstyle.errors import DataError
@@ -55,7 +44,8 @@ def _load_tfds_domain(name: str, split: str, data_dir):
     except Exception as error:  # not found, no network, bad split: all reported alike
         raise DataError(
             f"tfds dataset {name!r} (split {split!r}) could not be loaded "
-            f"({short_reason(error)}); an unpaired tfds dataset needs splits <split>A and "
+            f"({pipeline.short_reason(error)}); an unpaired tfds dataset needs splits <split>A "
+            "and "
             '<split>B, like "cycle_gan/horse2zebra"; or set data.path to a local folder '
             'with data.source = "folders"'
         ) from error
@@ -97,14 +87,15 @@ def unpaired_count(
         >>> unpaired_count("synthetic", synthetic_count=64)
         (64, 64)
     """
-    check_choice("data source", source, UNPAIRED_SOURCES)
+    pipeline.check_choice("data source", source, UNPAIRED_SOURCES)
     if source == "synthetic":
         return int(synthetic_count), int(synthetic_count)
     if source == "tfds":
         name = os.fspath(path)
-        n_a, n_b = (count_elements(_load_tfds_domain(name, f"{split}{d}", data_dir)) for d in "AB")
+        n_a, n_b = (pipeline.count_elements(_load_tfds_domain(name, f"{split}{d}", data_dir))
+                    for d in "AB")
         return n_a, n_b
-    check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
+    pipeline.check_choice("bad_images", bad_images, BAD_IMAGE_CHOICES)
     folders = domain_folders(path, split, "unpaired")
     n_a, n_b = (len(_screened(folder, bad_images)) for folder in folders)
     return n_a, n_b
@@ -139,8 +130,9 @@ def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, 
                     f"tfds dataset {name!r} has no feature {key!r}; its features are: "
                     f"{', '.join(features) or '(none: elements are not dicts)'}"
                 )
-            check_image_feature(spec[key], key, name)
-            domains.append((ds, count_elements(ds), lambda ex: as_rgb(ex[key])))
+            pipeline.check_image_feature(spec[key], key, name)
+            domains.append((ds, pipeline.count_elements(ds),
+                            lambda ex: pipeline.as_rgb(ex[key])))
         return domains
     domains = []
     for folder in domain_folders(path, split, "unpaired"):
@@ -186,8 +178,8 @@ def unpaired_dataset(source: str, path="", **options) -> tf.data.Dataset:
         >>> real_a.shape
         TensorShape([4, 64, 64, 3])
     """
-    check_choice("data source", source, UNPAIRED_SOURCES)
-    o = PipelineOptions(**options).checked()
+    pipeline.check_choice("data source", source, UNPAIRED_SOURCES)
+    o = pipeline.PipelineOptions(**options).checked()
 
     domains = _domain_datasets(
         source,
@@ -212,16 +204,17 @@ def unpaired_dataset(source: str, path="", **options) -> tf.data.Dataset:
         # The shorter domain cycles so that the longer one sets the epoch; with
         # `repeat` both do. The longer one stays finite without `repeat`, so the
         # epoch ends, and a cache of it is complete, when it is exhausted.
-        ds = decoded(ds, count, load, shuffle=o.shuffle, seed=2 * int(o.seed) + index,
-                     cache=cache_name(o.cache, f".{domain.lower()}"),
-                     repeat=o.repeat or count < length)
+        ds = pipeline.decoded(ds, count, load, shuffle=o.shuffle, seed=2 * int(o.seed) + index,
+                              cache=pipeline.cache_name(o.cache, f".{domain.lower()}"),
+                              repeat=o.repeat or count < length)
         prepared.append(ds)
 
     def prepare(real_a, real_b, seeds):
-        return tuple(shaped(to_float(image), augment=o.augment, image_size=o.image_size,
-                            load_size=o.load_size, flip=o.flip, seed=image_seed)
+        return tuple(pipeline.shaped(to_float(image), augment=o.augment,
+                                     image_size=o.image_size, load_size=o.load_size,
+                                     flip=o.flip, seed=image_seed)
                      for image, image_seed in ((real_a, seeds[:2]), (real_b, seeds[2:])))
 
     # Two stateless [2] seeds per pair: one per domain.
-    return finish(tuple(prepared), 4, prepare, seed=o.seed, batch_size=o.batch_size,
-                  drop_remainder=o.drop_remainder)
+    return pipeline.finish(tuple(prepared), 4, prepare, seed=o.seed, batch_size=o.batch_size,
+                           drop_remainder=o.drop_remainder)

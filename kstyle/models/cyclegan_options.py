@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from kstyle.models.options import ModelOptions, OptionError, check_vgg_weights, option
+from kstyle.models import options as opt
+from kstyle.models.options import ModelOptions, OptionError, option
 
 
 @dataclass(frozen=True)
@@ -13,16 +13,15 @@ class CycleGANOptions(ModelOptions):
     """``[model]`` for ``kind = "cyclegan"``: two ResNet generators + two PatchGANs
     (Zhu et al. 2017), trained on unpaired domains A and B."""
 
-    kind: str = option("cyclegan", "which model to train (kstyle recipe keys --kind KIND)")
+    kind: str = opt.kind_option("cyclegan")
     base_filters: int = option(64, "filters of the first generator layer", positive=True)
     num_blocks: int = option(9, "residual blocks per generator: 9 for 256 px, 6 for 128 px",
                              low=0)
-    norm: Literal["batch", "instance", "none"] = option("instance", "normalization layers")
-    dropout: float = option(0.0, "dropout inside the residual blocks (0 turns it off)",
-                            low=0, high=1, high_open=True)
-    d_base_filters: int = option(64, "filters of the first discriminator layer", low=1)
-    d_layers: int = option(3, "PatchGAN strided layers: 3 gives 70x70 patches", low=1)
-    gan_mode: Literal["vanilla", "lsgan", "hinge"] = option("lsgan", "adversarial loss")
+    norm: opt.Norm = opt.norm_option("instance")
+    dropout: float = opt.dropout_option(0.0, "inside the residual blocks")
+    d_base_filters: int = opt.d_base_filters_option()
+    d_layers: int = opt.d_layers_option()
+    gan_mode: opt.GanMode = opt.gan_mode_option("lsgan")
     lambda_cycle: float = option(10.0, "weight of the cycle-consistency losses A->B->A, "
                                  "B->A->B", low=0)
     lambda_identity: float = option(0.5, "identity loss weight, relative to lambda_cycle "
@@ -43,4 +42,4 @@ class CycleGANOptions(ModelOptions):
         if data.image_size % 4:
             raise OptionError(f"data.image_size = {data.image_size} must be a multiple of 4")
         if self.lambda_perceptual > 0:
-            check_vgg_weights(self.vgg_weights)
+            opt.check_vgg_weights(self.vgg_weights)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from kstyle.models.options import ModelOptions, OptionError, check_vgg_weights, is_path, option
+from kstyle.models import options as opt
+from kstyle.models.options import ModelOptions, OptionError, option
 
 #: Transformer networks by name: Johnson et al.'s, and a ~20x lighter one for phones.
 NETWORKS = ("johnson", "mobile")
@@ -16,7 +17,7 @@ class FastStyleOptions(ModelOptions):
     """``[model]`` for ``kind = "fast_style"``: a feed-forward stylizer for one style
     (Johnson et al. 2016), trained on content photos with VGG19 perceptual losses."""
 
-    kind: str = option("fast_style", "which model to train (kstyle recipe keys --kind KIND)")
+    kind: str = opt.kind_option("fast_style")
     style: str = option("", "the style image: a file, or an http(s) URL fetched once into "
                         "Keras' cache")
     style_size: int | None = option(None, "resize the style's long side to this (none: as is)",
@@ -26,7 +27,7 @@ class FastStyleOptions(ModelOptions):
         "(separable convs, three downsamplings; upsample does not apply)")
     base_filters: int = option(32, "filters of the transformer's first conv", positive=True)
     num_blocks: int = option(5, "residual blocks of the transformer", low=0)
-    norm: Literal["batch", "instance", "none"] = option("instance", "normalization layers")
+    norm: opt.Norm = opt.norm_option("instance")
     upsample: Literal["resize", "deconv"] = option(
         "resize", "decoder upsampling: resize + conv (no checkerboard) or transposed convs")
     # Johnson et al.'s layers (VGG16 relu2_2 for content; relu1_2, relu2_2, relu3_3, relu4_3
@@ -53,8 +54,8 @@ class FastStyleOptions(ModelOptions):
     def check(self, data) -> None:
         if data.image_size % 4:
             raise OptionError(f"data.image_size = {data.image_size} must be a multiple of 4")
-        check_vgg_weights(self.vgg_weights)
-        if not self.style.startswith(("http://", "https://")) and not is_path(self.style):
+        opt.check_vgg_weights(self.vgg_weights)
+        if not self.style.startswith(("http://", "https://")) and not opt.is_path(self.style):
             what = "is empty" if not self.style else f"= {self.style!r} is not a file"
             raise OptionError(f"model.style {what}; expected the path (or http(s) URL) of the "
                               "style image")

@@ -20,7 +20,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
 class OptionError(ValueError):
@@ -103,6 +103,36 @@ def check_vgg_weights(value: str) -> None:
             "VGG19 weights (.h5)")
 
 
+# Keys several kinds share: one type and one doc each (the default is each kind's).
+Norm = Literal["batch", "instance", "none"]
+GanMode = Literal["vanilla", "lsgan", "hinge"]
+
+
+def kind_option(kind: str):
+    return option(kind, "which model to train (kstyle recipe keys --kind KIND)")
+
+
+def norm_option(default: str):
+    return option(default, "normalization layers")
+
+
+def gan_mode_option(default: str):
+    return option(default, "adversarial loss")
+
+
+def dropout_option(default: float, where: str):
+    return option(default, f"dropout rate {where} (0 turns it off)", low=0, high=1,
+                  high_open=True)
+
+
+def d_base_filters_option():
+    return option(64, "filters of the first discriminator layer", low=1)
+
+
+def d_layers_option():
+    return option(3, "PatchGAN strided layers: 3 gives 70x70 patches", low=1)
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """The ``[model]`` table of one model kind; every kind subclasses it.
@@ -113,7 +143,7 @@ class ModelOptions:
     fields or tables.
     """
 
-    kind: str = option("pix2pix", "which model to train (kstyle recipe keys --kind KIND)")
+    kind: str = kind_option("pix2pix")
 
     #: ``"module:Class"`` of the Keras model built from these options.
     model: ClassVar[str] = ""

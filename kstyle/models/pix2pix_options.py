@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from kstyle.models import options as opt
 from kstyle.models.options import ModelOptions, OptionError, option
 
 
@@ -21,16 +21,15 @@ def check_unet_size(data, num_downs: int) -> None:
 class Pix2PixOptions(ModelOptions):
     """``[model]`` for ``kind = "pix2pix"``: U-Net generator + PatchGAN (Isola et al. 2017)."""
 
-    kind: str = option("pix2pix", "which model to train (kstyle recipe keys --kind KIND)")
+    kind: str = opt.kind_option("pix2pix")
     base_filters: int = option(64, "filters of the first generator layer", positive=True)
     num_downs: int = option(8, "U-Net depth: 8 for 256 px, 7 for 128 px; input side must be "
                             "a multiple of 2**num_downs", low=1, high=16)
-    norm: Literal["batch", "instance", "none"] = option("batch", "normalization layers")
-    dropout: float = option(0.5, "dropout rate in the inner decoder blocks (0 turns it off)",
-                            low=0, high=1, high_open=True)
-    d_base_filters: int = option(64, "filters of the first discriminator layer", low=1)
-    d_layers: int = option(3, "PatchGAN strided layers: 3 gives 70x70 patches", low=1)
-    gan_mode: Literal["vanilla", "lsgan", "hinge"] = option("vanilla", "adversarial loss")
+    norm: opt.Norm = opt.norm_option("batch")
+    dropout: float = opt.dropout_option(0.5, "in the inner decoder blocks")
+    d_base_filters: int = opt.d_base_filters_option()
+    d_layers: int = opt.d_layers_option()
+    gan_mode: opt.GanMode = opt.gan_mode_option("vanilla")
     lambda_l1: float = option(100.0, "weight of the L1 loss against the target", low=0)
 
     model = "kstyle.models.pix2pix:Pix2Pix"
