@@ -90,6 +90,7 @@ def test_networks_and_registry():
     assert trainable_params(unet.discriminator_a) == trainable_params(model.discriminator_a)
 
 
+@pytest.mark.slow
 def test_one_step_logs_the_objective_and_training_reduces_it():
     keras.utils.set_random_seed(1)
     a, b = gray_color_pairs(seed=3)
@@ -118,6 +119,7 @@ def test_one_step_logs_the_objective_and_training_reduces_it():
     assert val["l1_b2a"] == pytest.approx(np.mean(np.abs(fake_a - a)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_train_step_runs_under_xla():
     a, b = gray_color_pairs()
     model = compiled(jit_compile=True, base_filters=4)

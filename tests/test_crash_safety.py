@@ -216,6 +216,7 @@ def crash_and_compare(tmp_path, recipe, networks, triggers, total_steps):
     return outcomes
 
 
+@pytest.mark.slow
 def test_killed_pix2pix_resumes_to_the_same_weights(tmp_path):
     rng = random.Random(0)
     # The triggers on events first: they fire whatever the speed of the machine.
@@ -226,6 +227,7 @@ def test_killed_pix2pix_resumes_to_the_same_weights(tmp_path):
     assert sum("killed" in line for line in outcomes) >= 3
 
 
+@pytest.mark.slow
 def test_killed_cyclegan_resumes_with_its_image_pools(tmp_path):
     rng = random.Random(1)
     triggers = [while_checkpoint_written, after_new_checkpoint,

@@ -273,6 +273,7 @@ def test_vgg_unknown_layer_lists_valid_layers():
 
 # --------------------------------------------------------------------------------- model
 
+@pytest.mark.slow
 def test_training_reduces_the_cycle_loss():
     keras.utils.set_random_seed(1)
     a, b = unpaired(seed=3)
@@ -287,6 +288,7 @@ def test_training_reduces_the_cycle_loss():
     assert int(model.pools.fake_a.count.numpy()) == int(model.pools.fake_b.count.numpy()) == 50
 
 
+@pytest.mark.slow
 def test_train_step_runs_under_xla():
     a, b = unpaired()
     model = compiled(jit_compile=True, lambda_identity=0.0, pool_size=3)
@@ -324,6 +326,7 @@ def test_generators_reload_safely_with_identical_outputs(tmp_path):
                                       np.asarray(net(x, training=False)))
 
 
+@pytest.mark.slow
 def test_checkpoint_of_networks_restores_pools_and_optimizers(tmp_path):
     a, b = unpaired()
     model = compiled(pool_size=5)

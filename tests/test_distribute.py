@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 
 PRELUDE = textwrap.dedent("""
@@ -34,6 +36,7 @@ def run_script(body: str, *args) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_one_step_on_two_replicas_equals_one_device():
     out = run_script("""
         from kstyle.models import Pix2Pix
@@ -71,6 +74,7 @@ def test_one_step_on_two_replicas_equals_one_device():
     assert all(0.95 < r < 1.05 for r in out["ratios"]), out["ratios"]
 
 
+@pytest.mark.slow
 def test_fit_with_distribute_mirrored_matches_one_device(tmp_path):
     out = run_script("""
         from conftest import tiny_recipe
@@ -96,6 +100,7 @@ def test_fit_with_distribute_mirrored_matches_one_device(tmp_path):
         assert abs(mirrored[key] - single[key]) <= 2e-2 * abs(single[key]), (key, out)
 
 
+@pytest.mark.slow
 def test_cyclegan_with_image_pools_trains_mirrored_and_resumes(tmp_path):
     out = run_script("""
         from conftest import tiny_cyclegan_recipe
@@ -147,6 +152,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_multi_worker_on_two_localhost_processes_matches_one_process(tmp_path):
     overrides = ["model.dropout=0.0"]
     ports = [_free_port(), _free_port()]

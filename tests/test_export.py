@@ -102,6 +102,7 @@ def test_a_failed_check_fails_the_export_and_writes_nothing(tiny_run, tmp_path, 
 
 
 @pytest.mark.parametrize("kind", ["cyclegan", "cdae"])
+@pytest.mark.slow
 def test_two_way_models_export_both_directions(kind, tmp_path):
     recipe = (tiny_cyclegan_recipe if kind == "cyclegan" else tiny_cdae_recipe)(
         tmp_path, "train.epochs=1")

@@ -136,6 +136,7 @@ def tiny_recipe(tmp_path, style_file, vgg_file, *overrides):
         *overrides], source="fast.toml")
 
 
+@pytest.mark.slow
 def test_fit_resumes_and_the_run_stylizes_any_size(style_file, vgg_file, tmp_path):
     recipe = tiny_recipe(tmp_path, style_file, vgg_file)
     first = fit(tiny_recipe(tmp_path, style_file, vgg_file, "train.epochs=1"), verbose=0,
