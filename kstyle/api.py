@@ -3,6 +3,9 @@
 Images cross this boundary as the caller gives them: a ``numpy`` array (uint8 ``HxWx3``,
 ``HxW`` gray, ``HxWx4`` RGBA; or float in [0, 1]), a ``PIL.Image``, or a file path. Each
 comes back as the same kind. Inside, models see float32 in [-1, 1].
+
+A little over 400 lines: the two entry points (a trained model, Gatys' optimization) share
+the image conversions and the file-or-folder handling, and are read together.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ def _float32(x):
 
 
 def _sigmoid_cross_entropy(logits, label: float):
-    # max(x, 0) - x * z + log(1 + exp(-|x|)): the form that neither overflows nor loses
-    # precision for large |x|, as in tf.nn.sigmoid_cross_entropy_with_logits.
-    return ops.relu(logits) - logits * label + ops.log1p(ops.exp(-ops.abs(logits)))
+    # Keras' from-logits form, max(x, 0) - x * z + log(1 + exp(-|x|)), which neither
+    # overflows nor loses precision for large |x|.
+    return ops.binary_crossentropy(ops.full_like(logits, label), logits, from_logits=True)
 
 
 def vanilla_generator_loss(fake_logits):

@@ -1,8 +1,13 @@
 """Recipes: TOML files turned into frozen, typed, validated dataclasses.
 
 A recipe has three tables, ``[data]``, ``[model]`` and ``[train]``, each mapped to a frozen
-dataclass whose fields carry a default and a one-line doc (the ``doc`` metadata, shown by
-``kstyle recipe --help-keys``). The fields of ``[model]`` depend on ``model.kind``.
+dataclass whose fields carry a default, a one-line doc and their bounds
+(``kstyle.models.options.option``; ``kstyle recipe keys`` lists them). ``[model]`` is the
+options class of ``model.kind`` (``kstyle.models.KINDS``); nothing here depends on a kind.
+
+The module is a little over 400 lines because it is the one place that reads user TOML:
+the two tables the runner owns, the parser with its error messages (file, key, value, what
+is allowed) and the writer of resolved recipes belong together.
 
 An optional key (``data.load_size``, ``train.steps_per_epoch``, ...) is unset with ``"none"``.
 Precedence is ``--set`` overrides > TOML > defaults. Every problem (unknown key, wrong type,
