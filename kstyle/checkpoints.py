@@ -74,6 +74,48 @@ class Checkpointer:
             shutil.rmtree(doomed, ignore_errors=True)
         return path
 
+    def problem(self, path: Path) -> str | None:
+        """What makes a checkpoint folder unusable (a file missing, truncated or unreadable,
+        by name), or None. Every file is read in full: a truncated HDF5 or ``.npz`` file is
+        only found by reading its data."""
+        import zipfile
+
+        import h5py
+
+        try:
+            state = json.loads((path / "state.json").read_text())
+            if int(state["step"]) != int(path.name.split("_")[-1]):
+                return f"state.json holds step {state['step']}, not the folder's"
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"state.json: {e}"
+        names = [f"{name}.weights.h5" for name in self.model.networks]
+        for name in names:
+            try:
+                with h5py.File(path / name, "r") as f:
+                    f.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset)
+                                 else None)
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                return f"{name}: {e}"
+        for name in ("optimizers.npz", self.RNG_FILE):
+            if name == self.RNG_FILE and not (path / name).exists():
+                continue  # checkpoints written before RNG states were saved lack it
+            try:
+                with np.load(path / name) as arrays:
+                    for key in arrays.files:
+                        arrays[key]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                return f"{name}: {e}"
+        return None
+
+    def set_aside(self, path: Path) -> Path:
+        """Renames a damaged checkpoint out of the ``step_*`` names (kept for a look, never
+        restored, never counted among the ``keep`` newest); returns its new path."""
+        aside = path.with_name(f"damaged_{path.name}")
+        if aside.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        os.replace(path, aside)
+        return aside
+
     def _rng_states(self) -> list:
         """The model's SeedGenerator state variables, in the model's (fixed) order."""
         weights = {id(w) for w in self.model.weights}

@@ -138,14 +138,38 @@ class Run:
     # -- the pieces of fit, in order
 
     def restore(self) -> int:
-        """Loads the last complete checkpoint (if any); logs past it are dropped."""
-        latest = self.checkpointer.latest()
-        if latest is not None:
-            state = self.checkpointer.restore(latest)
+        """Loads the newest usable checkpoint (if any); logs past it are dropped.
+
+        A damaged checkpoint (a file truncated or unreadable) is named, set aside as
+        ``damaged_step_*`` and the next older one is used; when every checkpoint is
+        damaged, nothing is touched and the error names each.
+        """
+        found = self.checkpointer.all()
+        damaged = []
+        for path in reversed(found):
+            problem = self.checkpointer.problem(path)
+            if problem is None:
+                break
+            damaged.append((path, problem))
+        else:
+            if damaged:
+                listed = "; ".join(f"{p}: {why}" for p, why in damaged)
+                raise KstyleError(
+                    f"every checkpoint of {self.dir} is damaged ({listed}); move "
+                    f"{self.dir / runs.CHECKPOINT_DIR} away to train from the start")
+            path = None
+        for bad, why in damaged:
+            aside = self.checkpointer.set_aside(bad)
+            self.log(f"Checkpoint {bad} is damaged ({why}); moved to {aside}.")
+        if path is not None:
+            state = self.checkpointer.restore(path)
             self.step = self.model.step
             if self.step != state["step"]:
-                raise KstyleError(f"{latest}: step {state['step']} but optimizer at {self.step}")
+                raise KstyleError(f"{path}: step {state['step']} but optimizer at {self.step}")
             self.epoch = self.step // self.steps_per_epoch
+            if damaged:
+                lost = int(damaged[0][0].name.split("_")[-1]) - self.step
+                self.log(f"Resuming from {path} instead: {lost} steps are trained again.")
         # A killed run may have logged steps (and an epoch) after its last checkpoint;
         # they are trained again, and logged again.
         self.folder.truncate_log("steps.csv", "step", lambda step: step <= self.step)
