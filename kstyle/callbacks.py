@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+
 import keras
 import numpy as np
 
 from kstyle.errors import TrainingDivergedError
+
+
+class Stopped(KeyboardInterrupt):
+    """Raised at a step's end after a stop signal; ``fit`` saves a checkpoint and returns."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class RunCallback(keras.callbacks.Callback):
@@ -33,6 +43,12 @@ class RunCallback(keras.callbacks.Callback):
                 and not last_of_epoch):
             self.run.save_checkpoint()
             self.last_saved = step
+        self._stop_if_asked()
+
+    def _stop_if_asked(self):
+        """Ends the run here (the step done) when a stop signal came (``train.Stopped``)."""
+        if self.run.stop_signal is not None:
+            raise Stopped(self.run.stop_signal)
 
     def _check_finite(self, step, logs):
         """Stops before a non-finite step reaches a checkpoint or a saved model."""
@@ -53,3 +69,4 @@ class RunCallback(keras.callbacks.Callback):
         self.run.save_translator()
         if (epoch + 1) % self.run.recipe.train.sample_every == 0:
             self.run.write_samples(epoch + 1)
+        self._stop_if_asked()

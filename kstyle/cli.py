@@ -107,7 +107,7 @@ def fit(recipe, overrides, quiet):
     click.echo(f"kstyle fit: {r.name} ({r.model.kind}) -> {r.run_dir}")
     result = fit_recipe(r, verbose=0 if quiet else "auto")
     if result.interrupted:
-        sys.exit(130)
+        sys.exit(result.exit_code)
 
 
 @main.command()

@@ -11,9 +11,12 @@ tests/test_crash_safety.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,7 @@ import keras
 
 from kstyle import builders, runs, visual
 from kstyle import data as kdata
-from kstyle.callbacks import RunCallback
+from kstyle.callbacks import RunCallback, Stopped
 from kstyle.checkpoints import Checkpointer
 from kstyle.distribute import make_strategy, worker_role, worker_scratch
 from kstyle.errors import KstyleError, RecipeError
@@ -43,6 +46,49 @@ class FitResult:
     logs: dict
     resumed_from: int
     interrupted: bool = False
+    #: The signal that stopped the run (``signal.SIGTERM``, ...), or None.
+    signal: int | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """0 when finished; 128 + the signal when stopped by one (130 Ctrl-C, 143 SIGTERM,
+        129 SIGHUP): schedulers read it as a failed try, to retry with the same command."""
+        if not self.interrupted:
+            return 0
+        return 128 + (self.signal or signal.SIGINT)
+
+
+#: The signals ``fit`` stops on, saving a checkpoint first: Ctrl-C, and what container
+#: runtimes and batch schedulers send to preempt a job (SIGTERM), or a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_on_signals(run):
+    """While training: a stop signal sets ``run.stop_signal``, acted on at the end of the
+    current step (the step finishes, a checkpoint is written); a second one stops at once.
+
+    SIGINT is handled too when the process was started ignoring it (a ``&`` job of a
+    script), so Ctrl-C-style stops reach such a run. Outside the main thread (where Python
+    cannot handle signals) nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if run.stop_signal is not None:
+            raise Stopped(signum)
+        run.stop_signal = signum
+        run.log(f"\n{signal.Signals(signum).name}: stopping after this step (send it again "
+                "to stop at once).")
+
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def resume_phases(step: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int, int, int]]:
@@ -83,6 +129,7 @@ class Run:
         self.folder = RunFolder(recipe, self.scratch or recipe.run_dir, log)
         self.dir = self.folder.dir
         self.step = self.epoch = 0
+        self.stop_signal = None
         self.initial_val = runs.read_run_info(self.dir).get("untrained_val_metric")
         self.folder.clean()
         self.folder.prepare()
@@ -115,25 +162,28 @@ class Run:
         self._describe_pairs()
         callbacks = self._callbacks(extra_callbacks)
         val_ds = self._validation_data(score_untrained=not resumed_from)
-        logs, interrupted, start = {}, False, time.time()
+        logs, stopped, start = {}, None, time.time()
         try:
-            for initial_epoch, epochs, steps, skip in resume_phases(
-                    self.step, self.steps_per_epoch, t.epochs):
-                ds, _ = builders.train_dataset(self.recipe, skip=skip)
-                history = self.model.fit(
-                    ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                    validation_data=val_ds, callbacks=callbacks, verbose=verbose,
-                    shuffle=False)
-                logs = {k: v[-1] for k, v in history.history.items() if v}
-        except KeyboardInterrupt:
-            interrupted = True
+            with stop_on_signals(self):
+                for initial_epoch, epochs, steps, skip in resume_phases(
+                        self.step, self.steps_per_epoch, t.epochs):
+                    ds, _ = builders.train_dataset(self.recipe, skip=skip)
+                    history = self.model.fit(
+                        ds, epochs=epochs, initial_epoch=initial_epoch,
+                        steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
+                        verbose=verbose, shuffle=False)
+                    logs = {k: v[-1] for k, v in history.history.items() if v}
+        except KeyboardInterrupt as e:  # Ctrl-C mid-step, or Stopped at a step's end
+            stopped = e.signum if isinstance(e, Stopped) else signal.SIGINT
             self.step = self.model.step
-            path = self.save_checkpoint()
-            self.log(f"\nInterrupted at step {self.step}; saved {path}. "
-                     "Run the same command again to resume.")
+            latest = self.checkpointer.latest()
+            saved = latest is not None and latest.name == f"step_{self.step:08d}"
+            path = latest if saved else self.save_checkpoint()
+            self.log(f"\nStopped by {signal.Signals(stopped).name} at step {self.step}; saved "
+                     f"{path}. Run the same command again to resume.")
         self.finish(time.time() - start, logs)
         return FitResult(self.recipe.run_dir, self.step, self.epoch, logs, resumed_from,
-                         interrupted)
+                         stopped is not None, stopped)
 
     # -- the pieces of fit, in order
 
