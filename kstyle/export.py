@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kstyle import runs
+from kstyle import lock, runs
 from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
 from kstyle.serving import (
@@ -175,6 +175,12 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     source = Path(model)
     run_dir = source if source.is_dir() else source.parent
     out = Path(out) if out else run_dir / "export"
+    busy = lock.holder(run_dir)
+    if busy is not None and out.resolve().is_relative_to(run_dir.resolve()):
+        raise lock.RunLockedError(
+            f"{run_dir} is in use by process {busy.get('pid', '?')} on host "
+            f"{busy.get('host', '?')} (a fit); export when it is done, or give --out a folder "
+            "outside the run")
     out.mkdir(parents=True, exist_ok=True)
     direction = direction or runs.DEFAULT_DIRECTION
     info = {k: translator.info.get(k) for k in ("kind", "name", "image_size", "step")}

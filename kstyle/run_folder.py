@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kstyle import data as kdata
-from kstyle import runs, visual
+from kstyle import lock, runs, visual
 from kstyle.errors import RecipeError
 from kstyle.precision import float32_copy
 from kstyle.recipes import Recipe, saved_model_options
@@ -91,6 +91,8 @@ class RunFolder:
             raise RecipeError(
                 f"{self.source}: train.out_dir = {str(self.dir)!r} is not writable "
                 f"({e.strerror or e})") from None
+        # Before anything is read or written: a second fit of this folder stops here.
+        lock.acquire(self.dir, self.log)
         saved = self.dir / runs.RECIPE_FILE
         if saved.is_file() and any((self.dir / runs.CHECKPOINT_DIR).glob("step_*")):
             previous = saved_model_options(saved)
@@ -207,3 +209,4 @@ class RunFolder:
     def close(self):
         if self.image_writer is not None:
             self.image_writer.close()
+        lock.release(self.dir)

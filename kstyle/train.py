@@ -23,7 +23,7 @@ from pathlib import Path
 
 import keras
 
-from kstyle import builders, runs, visual
+from kstyle import builders, lock, runs, visual
 from kstyle import data as kdata
 from kstyle.callbacks import RunCallback, Stopped
 from kstyle.checkpoints import Checkpointer
@@ -131,8 +131,8 @@ class Run:
         self.step = self.epoch = 0
         self.stop_signal = None
         self.initial_val = runs.read_run_info(self.dir).get("untrained_val_metric")
-        self.folder.clean()
-        self.folder.prepare()
+        self.folder.prepare()  # takes the folder's lock first
+        self.folder.clean()  # what a dead run left half-written: its owner is gone
         keras.utils.set_random_seed(recipe.train.seed)
         self.steps_per_epoch, self.count = builders.steps_per_epoch(
             recipe, self.strategy.num_replicas_in_sync)
@@ -147,6 +147,7 @@ class Run:
         try:
             return self._fit(callbacks, verbose)
         finally:
+            lock.release(self.dir)  # whatever happened: the folder is free for the next fit
             if self.scratch is not None:  # a non-chief worker's folder, whatever happened
                 shutil.rmtree(self.scratch, ignore_errors=True)
 

@@ -4,8 +4,8 @@ run resumes from the newest complete one; nothing complete is lost."""
 import os
 
 import pytest
-
 from conftest import tiny_recipe
+
 from kstyle.errors import KstyleError
 from kstyle.train import fit
 

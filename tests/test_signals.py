@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +46,7 @@ def wait_for_steps(out, proc, steps=3, timeout=120):
 ])
 def test_a_stop_signal_saves_a_checkpoint_and_the_run_resumes(tmp_path, signum, ignored):
     from conftest import tiny_recipe
+
     from kstyle.train import fit
 
     out = tmp_path / "run"
