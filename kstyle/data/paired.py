@@ -194,9 +194,11 @@ def paired_count(
     return len(_screened(source, root, split, bad_images))
 
 
-def _source_dataset(source, path, split, derive, synthetic_count, tfds_keys, data_dir, size, seed,
-                    bad_images="stop"):
+def _source_dataset(source, path, derive, o):
     """Returns (dataset, count, load, single): `load` maps an element to uint8 images."""
+    split, synthetic_count, tfds_keys, data_dir, seed, bad_images = (
+        o.split, o.synthetic_count, o.tfds_keys, o.data_dir, o.seed, o.bad_images)
+    size = o.load_size if o.augment else o.image_size  # what images are decoded at
     if source == "synthetic":
         a, b = synthetic_pairs(synthetic_count, size, seed=seed if split == "train" else seed + 1)
         return tf.data.Dataset.from_tensor_slices((a, b)), len(a), None, False
@@ -321,18 +323,7 @@ def paired_dataset(source: str, path="", *, direction: str = "a2b", derive: str 
         raise DataError("source 'photos' needs derive 'gray' or 'edges', got 'none'")
     o = PipelineOptions(**options).checked()
 
-    ds, count, load, single = _source_dataset(
-        source,
-        path,
-        o.split,
-        derive,
-        o.synthetic_count,
-        o.tfds_keys,
-        o.data_dir,
-        o.load_size if o.augment else o.image_size,
-        o.seed,
-        o.bad_images,
-    )
+    ds, count, load, single = _source_dataset(source, path, derive, o)
     if count == 0:
         raise DataError(f"data source {source!r} at {path!r} (split {o.split!r}) holds no pairs")
     ds = decoded(ds, count, load, shuffle=o.shuffle, seed=o.seed, cache=cache_name(o.cache),

@@ -106,9 +106,11 @@ def _screened(folder: str, bad_images: str):
     return screen_files(list_images(folder), bad_images=bad_images, where=repr(folder))
 
 
-def _domain_datasets(source, path, split, synthetic_count, tfds_keys, data_dir, size, seed,
-                     bad_images="stop"):
+def _domain_datasets(source, path, o):
     """Returns one (dataset, count, load) per domain: `load` maps an element to uint8."""
+    split, synthetic_count, tfds_keys, data_dir, seed, bad_images = (
+        o.split, o.synthetic_count, o.tfds_keys, o.data_dir, o.seed, o.bad_images)
+    size = o.load_size if o.augment else o.image_size  # what images are decoded at
     if source == "synthetic":
         seed_a, seed_b = _synthetic_seeds(seed, split)
         a, _ = synthetic_pairs(synthetic_count, size, seed=seed_a)
@@ -181,17 +183,7 @@ def unpaired_dataset(source: str, path="", **options) -> tf.data.Dataset:
     pipeline.check_choice("data source", source, UNPAIRED_SOURCES)
     o = pipeline.PipelineOptions(**options).checked()
 
-    domains = _domain_datasets(
-        source,
-        path,
-        o.split,
-        o.synthetic_count,
-        o.tfds_keys,
-        o.data_dir,
-        o.load_size if o.augment else o.image_size,
-        o.seed,
-        o.bad_images,
-    )
+    domains = _domain_datasets(source, path, o)
     length = max(count for _, count, _ in domains)
     prepared = []
     for index, (ds, count, load) in enumerate(domains):
