@@ -20,7 +20,6 @@ from kstyle import data as kdata
 from kstyle.builders import eval_dataset
 from kstyle.data import images as kimages
 from kstyle.errors import DataError, ModelLoadError
-from kstyle.models import get_model_class
 from kstyle.nets.inception import inception_features
 from kstyle.recipes import load_recipe
 
@@ -259,11 +258,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
     if not (run_dir / runs.RECIPE_FILE).is_file():
         raise ModelLoadError(f"{run_dir}: no {runs.RECIPE_FILE}; expected a run folder "
                              "written by 'kstyle fit'")
-    kind = _load_run_recipe(run_dir, data_path).model.kind
-    try:
-        data_kind = getattr(get_model_class(kind), "data_kind", "paired")
-    except ValueError as error:
-        raise ModelLoadError(f"{run_dir}: {error}") from None
+    options = _load_run_recipe(run_dir, data_path).model
+    kind, data_kind = options.kind, options.data_kind
     if data_kind == "unpaired":
         scores = evaluate_unpaired(run_dir, data_path, split=split,
                                    direction=direction or "a2b", limit=limit,
