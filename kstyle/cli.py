@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from kstyle import __version__
+from kstyle import __version__, quiet
 from kstyle.errors import KstyleError
 
 
@@ -22,13 +22,16 @@ def _quiet_tf():
 
 
 def handle_errors(func):
-    """Turns the library's typed errors into a one-line message and exit code 2."""
+    """Turns the library's typed errors into a one-line message and exit code 2 (with
+    ``--debug``, the traceback as well)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except KstyleError as e:
+            if quiet.debug():
+                raise
             raise UserError(str(e)) from None
 
     return wrapper
@@ -73,7 +76,9 @@ def gatys_options(command):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kstyle")
-def main():
+@click.option("--debug", is_flag=True, envvar="KSTYLE_DEBUG",
+              help="Show tracebacks and TensorFlow's own log lines (also KSTYLE_DEBUG=1).")
+def main(debug):
     """kstyle: image style transfer and image-to-image translation with Keras.
 
     \b
@@ -84,6 +89,8 @@ def main():
     Or give a painting: neural style transfer by optimization (Gatys et al.):
       kstyle stylize photo.jpg --style starry_night.jpg
     """
+    if debug:
+        os.environ["KSTYLE_DEBUG"] = "1"
 
 
 @main.command()
@@ -378,5 +385,14 @@ def check(target, layout, overrides, show_all):
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def run():
+    """The ``kstyle`` command: :func:`main` with TensorFlow's C++ log lines filtered from
+    the terminal (``kstyle.quiet``; ``--debug`` keeps them)."""
+    if "--debug" in sys.argv[1:]:
+        os.environ["KSTYLE_DEBUG"] = "1"
+    quiet.filter_stderr()
     main()
+
+
+if __name__ == "__main__":
+    run()

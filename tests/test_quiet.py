@@ -1,0 +1,49 @@
+"""TensorFlow's C++ log lines stay off the terminal; everything else reaches it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WRITES = (b"WARNING: All log messages before absl::InitializeLog() is called are written to "
+          b"STDERR\n"
+          b"I0000 00:00:1796134992.529668   24306 cudart_stub.cc:31] Could not find cuda "
+          b"drivers on your machine, GPU will not be used.\n"
+          b"Error: data.path = 'x' does not exist\n"
+          b"E0000 00:00:1796135083.629898   25019 cuda_platform.cc:52] failed call to cuInit\n"
+          b"progress 1/2\rprogress 2/2\r")
+
+
+def stderr_of(debug: bool) -> bytes:
+    script = ("import os; from kstyle import quiet; quiet.filter_stderr(); "
+              f"os.write(2, {WRITES!r})")
+    env = {**os.environ, "KSTYLE_DEBUG": "1" if debug else ""}
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, env=env,
+                          cwd=REPO, check=True).stderr
+
+
+def test_absl_lines_are_dropped_and_the_rest_kept_in_order():
+    assert stderr_of(debug=False) == (b"Error: data.path = 'x' does not exist\n"
+                                      b"progress 1/2\rprogress 2/2\r")
+
+
+def test_debug_keeps_everything():
+    assert stderr_of(debug=True) == WRITES
+
+
+def test_the_kstyle_command_prints_no_tensorflow_noise(tmp_path):
+    from conftest import TINY
+
+    sets = [*TINY, "train.epochs=1", f'train.out_dir="{tmp_path / "run"}"']
+    command = [sys.executable, "-c", "from kstyle.cli import run; run()", "fit", "--quiet",
+               str(REPO / "recipes" / "quickstart.toml"),
+               *[a for item in sets for a in ("--set", item)]]
+    env = {k: v for k, v in os.environ.items() if k not in ("KSTYLE_DEBUG",
+                                                            "TF_CPP_MIN_LOG_LEVEL")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "Done in" in output
+    for noise in ("absl::InitializeLog", "cudart_stub", "cuInit", "oneDNN"):
+        assert noise not in output
