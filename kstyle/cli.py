@@ -130,6 +130,9 @@ def fit(recipe, overrides, quiet):
                    "(.png, .jpg) for a single input.")
 @click.option("--direction", type=click.Choice(["a2b", "b2a"]), default="a2b",
               show_default=True, help="--model: for models that translate both ways.")
+@click.option("--skip-existing", is_flag=True,
+              help="Leave inputs whose result is already in --out (results are written "
+                   "whole or not at all): an interrupted folder goes on where it stopped.")
 @click.option("--tile", type=int, default=None,
               help="--model: translate in overlapping tiles of this side, with instance-norm "
                    "statistics of the whole image (default: 512 px tiles above 4 MP; 0: never).")
@@ -137,7 +140,8 @@ def fit(recipe, overrides, quiet):
               help="--style: weight of each style, in --style order (default equal).")
 @gatys_options
 @handle_errors
-def stylize(inputs, model, styles, out, direction, tile, blend, **style_options):
+def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend,
+            **style_options):
     """Stylize INPUTS (image files or folders of images).
 
     \b
@@ -169,8 +173,16 @@ def stylize(inputs, model, styles, out, direction, tile, blend, **style_options)
                                       frames=frames, **style_options)
     else:
         function = api.load(model, direction, tile)
+    folder = Path(out).parent if to_file else Path(out)
+    from kstyle import runs
+
+    for line in runs.clean_temporaries(folder):  # what an interrupted stylize left
+        click.echo(f"{folder}: {line} (left by an interrupted run)")
     for src in files:
         dest = Path(out) if to_file else Path(out) / f"{Path(src).stem}.png"
+        if skip_existing and dest.is_file():
+            click.echo(f"{src} -> {dest} (already there)")
+            continue
         function(src, out=dest)
         click.echo(f"{src} -> {dest}")
 

@@ -10,6 +10,8 @@ for quantized files, the PSNR) is printed, and a file that misses the bar is not
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -129,6 +131,21 @@ def _converter_options(quantize: str, calibration):
     return options
 
 
+#: Scratch folders of exports in the system temp folder: ``kstyle-export-<pid>-<random>``.
+SCRATCH_PREFIX = "kstyle-export-"
+
+
+def _clean_scratch() -> list[str]:
+    """Removes the scratch folders of exports whose process is gone (killed mid-export)."""
+    done = []
+    for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = path.name.removeprefix(SCRATCH_PREFIX).split("-")[0]
+        if path.is_dir() and pid.isdigit() and not runs.process_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"removed {path}")
+    return done
+
+
 def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True,
                onnx: bool = False, quantize: str = "none", direction: str | None = None,
                images=None, log=print) -> dict:
@@ -182,6 +199,8 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
             f"{busy.get('host', '?')} (a fit); export when it is done, or give --out a folder "
             "outside the run")
     out.mkdir(parents=True, exist_ok=True)
+    for line in [*runs.clean_temporaries(out), *_clean_scratch()]:
+        log(f"{out}: {line} (left by an interrupted export)")
     direction = direction or runs.DEFAULT_DIRECTION
     info = {k: translator.info.get(k) for k in ("kind", "name", "image_size", "step")}
     info.update({"direction": direction, "size_multiple": translator.size_multiple,
@@ -206,8 +225,9 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     if tflite:
         name = stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite"
         dest = out / name
-        # Scratch in the system temp folder: a kill leaves nothing in the export folder.
-        with tempfile.TemporaryDirectory(prefix="kstyle-export-") as scratch:
+        # Scratch in the system temp folder: a kill leaves nothing in the export folder
+        # (and the next export removes a killed one's scratch: its name holds the pid).
+        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
             raw = Path(scratch) / "raw.tflite"
             if quantize == "int8" and user_images is None:
                 def calibration():

@@ -49,7 +49,10 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    # The writer's process id is part of the name: clean_temporaries() leaves alone what a
+    # live process is writing.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.p{os.getpid()}-", suffix=f".tmp{suffix}",
+                               dir=path.parent)
     os.close(fd)
     os.unlink(tmp)
     try:
@@ -71,8 +74,25 @@ def atomic_path(path: str | os.PathLike, suffix: str = ""):
             os.unlink(tmp)
 
 
-#: A temporary of atomic_path: ``.<name>.<8 random chars>.tmp<suffix>[.old]``.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp")
+#: A temporary of atomic_path: ``.<name>.p<pid>-<8 random chars>.tmp<suffix>[.old]``
+#: (written before the process id was part of the name: ``.<name>.<8 random chars>.tmp``).
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:p(?P<pid>\d+)-)?[A-Za-z0-9_]{8}\.tmp")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this host (this process counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def _owner_alive(name: str) -> bool:
+    pid = _TEMPORARY.match(name)["pid"]
+    return pid is not None and process_alive(int(pid))
 OLD_SUFFIX = ".old"
 
 
@@ -82,8 +102,8 @@ def clean_temporaries(folder: str | os.PathLike) -> list[str]:
     A temporary file or folder of :func:`atomic_path` is half-written unless its
     ``.old`` twin exists: the process then died between moving the old folder aside and
     moving the new, complete one into place, so the new one is moved in (or, if it is
-    gone too, the old one back). Everything else with a temporary name is deleted. Call
-    this only when no other process writes to ``folder``.
+    gone too, the old one back). Everything else with a temporary name is deleted. What a
+    live process (named in the temporary) is writing is left alone.
 
     Args:
         folder: a folder that :func:`atomic_path` writes into (not searched recursively).
@@ -95,7 +115,8 @@ def clean_temporaries(folder: str | os.PathLike) -> list[str]:
     if not folder.is_dir():
         return []
     done = []
-    entries = sorted(p for p in folder.iterdir() if _TEMPORARY.match(p.name))
+    entries = sorted(p for p in folder.iterdir()
+                     if _TEMPORARY.match(p.name) and not _owner_alive(p.name))
     for old in [p for p in entries if p.name.endswith(OLD_SUFFIX)]:
         target = folder / _TEMPORARY.match(old.name)["name"]
         if target.exists():
