@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -22,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from kstyle import builders, lock, runs, visual
 from kstyle import data as kdata
 from kstyle.callbacks import RunCallback, Stopped
 from kstyle.checkpoints import Checkpointer
 from kstyle.distribute import make_strategy, worker_role, worker_scratch
-from kstyle.errors import KstyleError, RecipeError
+from kstyle.errors import DataError, KstyleError, RecipeError
 from kstyle.monitor import CollapseMonitor
 from kstyle.recipes import Recipe, load_recipe
 from kstyle.run_folder import RunFolder
@@ -174,12 +176,13 @@ class Run:
                         steps_per_epoch=steps, validation_data=val_ds, callbacks=callbacks,
                         verbose=verbose, shuffle=False)
                     logs = {k: v[-1] for k, v in history.history.items() if v}
+        except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
+                tf.errors.DataLossError) as e:
+            self._data_changed(e)  # raises, naming the file, once the step is saved
         except KeyboardInterrupt as e:  # Ctrl-C mid-step, or Stopped at a step's end
             stopped = e.signum if isinstance(e, Stopped) else signal.SIGINT
             self.step = self.model.step
-            latest = self.checkpointer.latest()
-            saved = latest is not None and latest.name == f"step_{self.step:08d}"
-            path = latest if saved else self.save_checkpoint()
+            path = self._save_now()
             self.log(f"\nStopped by {signal.Signals(stopped).name} at step {self.step}; saved "
                      f"{path}. Run the same command again to resume.")
         self.finish(time.time() - start, logs)
@@ -187,6 +190,38 @@ class Run:
                          stopped is not None, stopped)
 
     # -- the pieces of fit, in order
+
+    def _save_now(self) -> Path:
+        """A checkpoint of the model as it is now (the last one, if it is of this step)."""
+        self.step = self.model.step
+        latest = self.checkpointer.latest()
+        if latest is not None and latest.name == f"step_{self.step:08d}":
+            return latest
+        return self.save_checkpoint()
+
+    def _data_changed(self, error):
+        """An input pipeline error mid-run: the files changed under it (removed, rewritten).
+
+        The failed step never ran (its batch could not be read), so the model is saved as
+        it is; the error names the file (TensorFlow's message has it for a removed file; a
+        rescan of the training files finds a rewritten one). Anything else is raised as it
+        came, after the save.
+        """
+        path = self._save_now()
+        found = re.search(r"(/[^;:\n]+\.(?:png|jpe?g|bmp|gif|webp))", str(error), re.I)
+        reason = str(error).split(";")[-1].strip().splitlines()[0] if found else ""
+        problem = f"{found.group(1)}: {reason}" if found else None
+        if problem is None:
+            try:
+                builders.steps_per_epoch(self.recipe)  # rescans every training file
+            except DataError as e:
+                problem = str(e)
+        if problem is None:
+            raise error
+        raise DataError(
+            f"the training data changed during the run ({problem}); step {self.step} is "
+            f"saved in {path}. Put the data back ('kstyle data check' lists what is wrong), "
+            "then run the same command to resume.") from None
 
     def restore(self) -> int:
         """Loads the newest usable checkpoint (if any); logs past it are dropped.
