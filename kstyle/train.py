@@ -60,6 +60,13 @@ class FitResult:
         return 128 + (self.signal or signal.SIGINT)
 
 
+def disk_full(error: OSError) -> bool:
+    """An OSError of a full disk or quota (h5py's carry it in their text, not ``errno``)."""
+    import errno
+
+    return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(error)
+
+
 #: The signals ``fit`` stops on, saving a checkpoint first: Ctrl-C, and what container
 #: runtimes and batch schedulers send to preempt a job (SIGTERM), or a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -179,6 +186,10 @@ class Run:
         except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError,
                 tf.errors.DataLossError) as e:
             self._data_changed(e)  # raises, naming the file, once the step is saved
+        except OSError as e:
+            if not disk_full(e):
+                raise
+            raise self._disk_full(e) from None
         except KeyboardInterrupt as e:  # Ctrl-C mid-step, or Stopped at a step's end
             stopped = e.signum if isinstance(e, Stopped) else signal.SIGINT
             self.step = self.model.step
@@ -198,6 +209,19 @@ class Run:
         if latest is not None and latest.name == f"step_{self.step:08d}":
             return latest
         return self.save_checkpoint()
+
+    def _disk_full(self, error) -> KstyleError:
+        latest = self.checkpointer.latest()
+        where = (f"the last complete checkpoint is {latest} (step "
+                 f"{latest.name.split('_')[-1].lstrip('0') or 0})" if latest
+                 else "no checkpoint was complete yet")
+        try:
+            free = f"{shutil.disk_usage(self.dir).free / 2**20:,.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        return KstyleError(
+            f"the disk of {self.dir} is full ({free}; {str(error).strip()}); nothing complete "
+            f"was lost: {where}. Free some space, then run the same command to resume.")
 
     def _data_changed(self, error):
         """An input pipeline error mid-run: the files changed under it (removed, rewritten).
