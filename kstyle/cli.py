@@ -33,6 +33,12 @@ def handle_errors(func):
             if quiet.debug():
                 raise
             raise UserError(str(e)) from None
+        except OSError as e:  # a path that cannot be written or read, a full disk
+            if quiet.debug():
+                raise
+            where = f"{e.filename}: " if e.filename else ""
+            raise UserError(f"{where}{e.strerror or e} (run with --debug for the "
+                            "traceback)") from None
 
     return wrapper
 

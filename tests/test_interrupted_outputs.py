@@ -59,3 +59,16 @@ def test_export_removes_what_a_killed_export_left(tiny_run, tmp_path):
     assert not scratch.exists() and not half.exists()
     assert (out / "translator.tflite").is_file()
     assert not [p for p in out.iterdir() if runs._TEMPORARY.match(p.name)]
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line(tiny_run, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    photo = next((tiny_run / "samples" / "inputs").iterdir())
+    for args in (["stylize", str(photo), "--model", str(tiny_run), "--out",
+                  str(blocker / "sub" / "out.png")],
+                 ["export", str(tiny_run), "--tflite", "--out", str(blocker / "export")]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert str(blocker) in result.output and "Not a directory" in result.output
+        assert "Traceback" not in result.output
