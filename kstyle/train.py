@@ -192,8 +192,7 @@ class Run:
             raise self._disk_full(e) from None
         except KeyboardInterrupt as e:  # Ctrl-C mid-step, or Stopped at a step's end
             stopped = e.signum if isinstance(e, Stopped) else signal.SIGINT
-            self.step = self.model.step
-            path = self._save_now()
+            path = self._save_now()  # sets self.step
             self.log(f"\nStopped by {signal.Signals(stopped).name} at step {self.step}; saved "
                      f"{path}. Run the same command again to resume.")
         self.finish(time.time() - start, logs)
