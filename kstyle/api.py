@@ -14,6 +14,7 @@ import dataclasses
 import functools
 import importlib.util
 import os
+import zipfile
 from pathlib import Path
 
 import keras
@@ -23,6 +24,7 @@ from PIL import Image
 
 import kstyle.nets  # noqa: F401  (registers kstyle's layers, needed to load networks)
 from kstyle import runs
+from kstyle.data import derive as kderive
 from kstyle.data import images as kimages
 from kstyle.errors import DataError, ModelLoadError, StyleOptionError
 from kstyle.serving import Uint8Translator
@@ -231,11 +233,19 @@ def load(model: str | os.PathLike, direction: str | None = None,
         info = {**info, "input_transform": transforms[direction]}
     if file.suffix != ".keras":
         raise ModelLoadError(f"{file}: expected a .keras model file or a run folder")
+    transform = info.get("input_transform", "none")
+    if transform != "none" and transform not in kderive.DERIVATIONS:
+        raise runs.damaged(file.parent / runs.RUN_FILE,
+                           f"input_transform = {transform!r} is not one of: none, "
+                           + ", ".join(kderive.DERIVATIONS))
+    if not zipfile.is_zipfile(file):  # cut short, or not a .keras file at all
+        raise runs.damaged(file, f"not a complete .keras file ({file.stat().st_size:,} "
+                                 "bytes)")
     try:
         net = keras.saving.load_model(file, safe_mode=True, compile=False)
     except Exception as e:  # Keras raises many types for a bad file.
-        raise ModelLoadError(f"{file}: could not load the model ({type(e).__name__}: {e})") \
-            from None
+        raise ModelLoadError(f"{file}: could not load the model ({type(e).__name__}: {e}). "
+                             f"{runs.rewrite_hint(file.parent)}") from None
     return Translator(net, info, tile=tile)
 
 

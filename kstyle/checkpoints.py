@@ -12,14 +12,39 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from kstyle import runs
 from kstyle.errors import KstyleError
+
+
+def load_weights(net, path: Path) -> None:
+    """``net.load_weights(path)``; a file of another architecture raises a KstyleError that
+    names the file, the first layer that differs and both shapes."""
+    with warnings.catch_warnings():  # Keras warns per layer it skips, then raises
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            net.load_weights(path)
+        except ValueError as e:
+            raise KstyleError(f"{path} holds another network than {net.name}: "
+                              f"{mismatch(str(e))}") from None
+
+
+def mismatch(keras_message: str) -> str:
+    """The one informative line of Keras' error for weights that do not fit a network."""
+    layer = re.search(r"Example error message for object <\w+ name=([^,>]+)", keras_message)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))",
+                       keras_message)
+    if layer and shapes:
+        return (f"layer {layer[1]} has shape {shapes[1]} here, {shapes[2]} in the file")
+    first = keras_message.strip().splitlines()[0] if keras_message.strip() else "no detail"
+    return first[:300]
 
 
 class Checkpointer:
@@ -122,8 +147,13 @@ class Checkpointer:
         return [v for v in self.model.variables if id(v) not in weights]
 
     def restore(self, path: Path) -> dict:
+        """Loads the checkpoint folder ``path`` into the model; returns its state.json.
+
+        Raises:
+            KstyleError: the checkpoint holds another model (the layer and shapes named).
+        """
         for name, net in self.model.networks.items():
-            net.load_weights(path / f"{name}.weights.h5")
+            load_weights(net, path / f"{name}.weights.h5")
         with np.load(path / "optimizers.npz") as slots:
             for name, opt in self.model.optimizers.items():
                 variables = opt.variables

@@ -95,13 +95,22 @@ class RunFolder:
         lock.acquire(self.dir, self.log)
         saved = self.dir / runs.RECIPE_FILE
         if saved.is_file() and any((self.dir / runs.CHECKPOINT_DIR).glob("step_*")):
-            previous = saved_model_options(saved)
+            try:
+                previous = saved_model_options(saved)
+            except RecipeError as e:  # restoring the checkpoints says if the model fits them
+                self.log(f"The run's saved recipe is damaged ({e}); it is written again "
+                         f"from {self.source} once the checkpoints are read.")
+                return
             if previous != self.recipe.model:
                 raise RecipeError(
                     f"{self.source}: [model] differs from the run in {self.dir} "
                     f"({_diff(previous, self.recipe.model)}); resuming would mix "
                     "two models. Set train.out_dir to a new folder or delete the old run.")
-        runs.write_text(saved, self.recipe.to_toml())
+        self.write_recipe()
+
+    def write_recipe(self):
+        """Writes the resolved recipe as the run's ``recipe.toml``."""
+        runs.write_text(self.dir / runs.RECIPE_FILE, self.recipe.to_toml())
 
     def check_room(self, model, checkpointer):
         """Once the model is built: room for the checkpoints still to be written (while a

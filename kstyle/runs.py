@@ -28,9 +28,13 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import tempfile
+import tomllib
 from pathlib import Path
+
+from kstyle.errors import ModelLoadError
 
 RUN_FILE = "run.json"
 RECIPE_FILE = "recipe.toml"
@@ -153,8 +157,94 @@ def translator_file(direction: str = DEFAULT_DIRECTION) -> str:
 
 
 def read_run_info(run_dir: str | os.PathLike) -> dict:
-    """Reads ``run.json`` of a run folder ({} when it has none)."""
+    """Reads ``run.json`` of a run folder ({} when it has none).
+
+    Raises:
+        ModelLoadError: the file is not JSON, or a value inference reads has the wrong
+            type; the message names the file, the key and how to rewrite it.
+    """
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise damaged(path, "not text") from None
+    except json.JSONDecodeError as e:
+        raise damaged(path, f"not valid JSON ({e.msg}: line {e.lineno}, column {e.colno})") \
+            from None
+    except OSError as e:
+        raise ModelLoadError(f"{path}: cannot be read ({e.strerror or e})") from None
+    problem = _run_info_problem(info)
+    if problem:
+        raise damaged(path, problem)
+    return info
+
+
+def _is_int(value, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_file_name(value) -> bool:
+    return (isinstance(value, str) and value.endswith(".keras")
+            and Path(value).name == value and not value.startswith("."))
+
+
+def _str_map(check):
+    return lambda v: isinstance(v, dict) and all(isinstance(k, str) and check(x)
+                                                  for k, x in v.items())
+
+
+#: What the keys of run.json that inference reads must hold (other keys are not checked).
+_RUN_INFO_KEYS = {
+    "kind": ("a string", lambda v: isinstance(v, str)),
+    "direction": ("a string", lambda v: isinstance(v, str)),
+    "input_transform": ("a string", lambda v: isinstance(v, str)),
+    "input_transforms": ("a table of strings", _str_map(lambda v: isinstance(v, str))),
+    "translator": ("a .keras file name", _is_file_name),
+    "translators": ("a table of .keras file names", _str_map(_is_file_name)),
+    "size_multiple": ("an integer of at least 1", lambda v: _is_int(v, 1)),
+    "image_size": ("an integer of at least 1", lambda v: _is_int(v, 1)),
+    "step": ("an integer of at least 0", lambda v: _is_int(v, 0)),
+    "value_range": ("two numbers", lambda v: isinstance(v, list) and len(v) == 2
+                    and all(map(_is_number, v))),
+}
+
+
+def _run_info_problem(info) -> str | None:
+    if not isinstance(info, dict):
+        return f"holds a {type(info).__name__}, not a JSON object"
+    for key, (expected, ok) in _RUN_INFO_KEYS.items():
+        if key in info and not ok(info[key]):
+            return f"{key} = {json.dumps(info[key])} must be {expected}"
+    return None
+
+
+def damaged(path: Path, problem: str) -> ModelLoadError:
+    """The error for a damaged file of a run folder: what is wrong, and how to rewrite it."""
+    return ModelLoadError(f"{path}: damaged: {problem}. {rewrite_hint(path.parent)}")
+
+
+def rewrite_hint(run_dir: Path) -> str:
+    """How a damaged translator or run.json of ``run_dir`` can be written again."""
+    recipe = run_dir / RECIPE_FILE
+    if not any((run_dir / CHECKPOINT_DIR).glob("step_*")) or not recipe.is_file():
+        return ("This folder has no checkpoint to rebuild it from: copy the run folder "
+                "again, or train it again")
+    command = f"kstyle fit {shlex.quote(str(recipe))}"
+    if _recipe_out_dir(recipe) != run_dir.absolute():  # the folder was moved or renamed
+        command += " --set " + shlex.quote(f"train.out_dir={run_dir}")
+    return ("A fit of the run writes it again from its newest checkpoint (if the run's "
+            f"data are still there): {command}")
+
+
+def _recipe_out_dir(recipe: Path) -> Path | None:
+    try:
+        out_dir = tomllib.loads(recipe.read_text(encoding="utf-8"))["train"]["out_dir"]
+        return Path(out_dir).absolute()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

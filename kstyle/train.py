@@ -30,7 +30,7 @@ from kstyle import data as kdata
 from kstyle.callbacks import RunCallback, Stopped
 from kstyle.checkpoints import Checkpointer
 from kstyle.distribute import make_strategy, worker_role, worker_scratch
-from kstyle.errors import DataError, KstyleError, RecipeError
+from kstyle.errors import DataError, KstyleError, ModelLoadError, RecipeError
 from kstyle.monitor import CollapseMonitor
 from kstyle.recipes import Recipe, load_recipe
 from kstyle.run_folder import RunFolder
@@ -139,7 +139,11 @@ class Run:
         self.dir = self.folder.dir
         self.step = self.epoch = 0
         self.stop_signal = None
-        self.initial_val = runs.read_run_info(self.dir).get("untrained_val_metric")
+        try:
+            self.initial_val = runs.read_run_info(self.dir).get("untrained_val_metric")
+        except ModelLoadError as e:  # written again with the translators
+            self.initial_val = None
+            log(f"{str(e).partition('. ')[0]}; this run writes it again.")
         self.folder.prepare()  # takes the folder's lock first
         self.folder.clean()  # what a dead run left half-written: its owner is gone
         keras.utils.set_random_seed(recipe.train.seed)
@@ -271,7 +275,12 @@ class Run:
             aside = self.checkpointer.set_aside(bad)
             self.log(f"Checkpoint {bad} is damaged ({why}); moved to {aside}.")
         if path is not None:
-            state = self.checkpointer.restore(path)
+            try:
+                state = self.checkpointer.restore(path)
+            except KstyleError as e:  # another model than the recipe's
+                raise KstyleError(f"{e}; {self.recipe.source} describes another model: set "
+                                  "train.out_dir to a new folder to train it") from None
+            self.folder.write_recipe()  # if a damaged one was kept until the model was known
             self.step = self.model.step
             if self.step != state["step"]:
                 raise KstyleError(f"{path}: step {state['step']} but optimizer at {self.step}")
