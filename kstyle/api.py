@@ -205,6 +205,8 @@ def load(model: str | os.PathLike, direction: str | None = None,
     Raises:
         ModelLoadError: the folder holds no translator, or the file cannot be loaded.
     """
+    if tile is not None and tile < 0:
+        raise ValueError(f"tile must be 0 (never tile) or a side in pixels, got {tile}")
     path = Path(model)
     if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
         return _load_exported(path)

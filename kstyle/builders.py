@@ -84,16 +84,18 @@ def eval_dataset(recipe: Recipe, split: str | None = None, batch_size: int | Non
     """
     d = recipe.data
     count, dataset = data_source(recipe)
+    problems = []
     for candidate in dict.fromkeys([split or d.val_split, d.train_split]):
         try:
             count(candidate)
-        except DataError:
+        except DataError as e:
+            problems.append(f"split {candidate!r}: {e}")
             continue
         ds = dataset(candidate, load_size=None, flip=False, augment=False,
                      batch_size=batch_size or d.batch_size, shuffle=False, repeat=False,
                      seed=d.seed, drop_remainder=False)
         return ds, candidate
-    raise DataError(f"no images found for data.path = {d.path!r}")
+    raise DataError(f"no usable images for data.path = {d.path!r} ({'; '.join(problems)})")
 
 
 def steps_per_epoch(recipe: Recipe, replicas: int = 1) -> tuple[int, int]:

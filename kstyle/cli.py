@@ -139,7 +139,7 @@ def fit(recipe, overrides, quiet):
 @click.option("--skip-existing", is_flag=True,
               help="Leave inputs whose result is already in --out (results are written "
                    "whole or not at all): an interrupted folder goes on where it stopped.")
-@click.option("--tile", type=int, default=None,
+@click.option("--tile", type=click.IntRange(min=0), default=None,
               help="--model: translate in overlapping tiles of this side, with instance-norm "
                    "statistics of the whole image (default: 512 px tiles above 4 MP; 0: never).")
 @click.option("--blend", type=float, multiple=True,
@@ -163,7 +163,7 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend,
         raise click.UsageError("give either --model (a trained run) or --style (a style "
                                "image), not both or neither")
     from kstyle import api
-    from kstyle.data.images import IMAGE_EXTENSIONS, list_images
+    from kstyle.data.images import IMAGE_EXTENSIONS, ImageRefused, list_images
 
     files = []
     for item in inputs:
@@ -184,13 +184,24 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend,
 
     for line in runs.clean_temporaries(folder):  # what an interrupted stylize left
         click.echo(f"{folder}: {line} (left by an interrupted run)")
+    refused = []
     for src in files:
         dest = Path(out) if to_file else Path(out) / f"{Path(src).stem}.png"
         if skip_existing and dest.is_file():
             click.echo(f"{src} -> {dest} (already there)")
             continue
-        function(src, out=dest)
+        try:
+            function(src, out=dest)
+        except ImageRefused as e:
+            if len(files) == 1 or Path(e.path) != Path(src):
+                raise  # one input, or another file (a style image): nothing else can work
+            refused.append(e)
+            click.echo(f"{src}: not stylized: {e.reason}", err=True)
+            continue
         click.echo(f"{src} -> {dest}")
+    if refused:
+        raise UserError(f"{len(refused)} of {len(files)} inputs could not be read (listed "
+                        f"above); the other results are in {folder}")
 
 
 @main.command(name="eval")
@@ -212,7 +223,7 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend,
               help="InceptionV3 weights for FID/KID: 'imagenet' (Keras cache ~/.keras/models/ "
                    "or $KSTYLE_INCEPTION_WEIGHTS), a weights file, or 'random' (smoke tests "
                    "only).")
-@click.option("--limit", type=int, default=None,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Score at most this many pairs (paired) or images per domain (unpaired).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="JSON file for the scores (default: RUN_DIR/eval.json).")

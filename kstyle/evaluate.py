@@ -58,8 +58,13 @@ def _weights_name(weights) -> str:
 
 
 def _load_run_recipe(run_dir: Path, data_path):
-    return load_recipe(run_dir / runs.RECIPE_FILE,
-                       [f"data.path={_quote(data_path)}"] if data_path else [])
+    recipe = load_recipe(run_dir / runs.RECIPE_FILE,
+                         [f"data.path={_quote(data_path)}"] if data_path else [])
+    if data_path and recipe.data.source == "synthetic":
+        raise DataError(f"{run_dir}: this run trained on generated pairs (data.source = "
+                        f"\"synthetic\"), which read no data.path: leave out --data "
+                        f"{data_path}, or train on a folder to score on one")
+    return recipe
 
 
 def evaluate(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = None, *,
@@ -255,6 +260,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
         >>> evaluate_run("saved_models/cyclegan", direction="b2a")["fid"]  # doctest: +SKIP
     """
     run_dir = Path(run_dir)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
     if not (run_dir / runs.RECIPE_FILE).is_file():
         raise ModelLoadError(f"{run_dir}: no {runs.RECIPE_FILE}; expected a run folder "
                              "written by 'kstyle fit'")
