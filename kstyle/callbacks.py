@@ -11,11 +11,16 @@ from kstyle.errors import TrainingDivergedError
 
 
 class Stopped(KeyboardInterrupt):
-    """Raised at a step's end after a stop signal; ``fit`` saves a checkpoint and returns."""
+    """Raised at a step's end after a stop signal; ``fit`` saves a checkpoint and returns.
 
-    def __init__(self, signum: int):
+    ``by_peer``: the signal reached another worker of a multi-worker run, not this one
+    (``signum`` is then SIGTERM, what the scheduler sends).
+    """
+
+    def __init__(self, signum: int, by_peer: bool = False):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.by_peer = by_peer
 
 
 class RunCallback(keras.callbacks.Callback):
@@ -46,9 +51,15 @@ class RunCallback(keras.callbacks.Callback):
         self._stop_if_asked()
 
     def _stop_if_asked(self):
-        """Ends the run here (the step done) when a stop signal came (``train.Stopped``)."""
-        if self.run.stop_signal is not None:
-            raise Stopped(self.run.stop_signal)
+        """Ends the run here (the step done) when a stop signal came (``train.Stopped``);
+        in a multi-worker run, when it came to any worker: every worker stops after this
+        step, so the chief's checkpoint is the step the whole cluster reached."""
+        signum = self.run.stop_signal
+        if self.run.any_worker is not None:
+            if self.run.any_worker(signum is not None):
+                raise Stopped(signum or signal.SIGTERM, by_peer=signum is None)
+        elif signum is not None:
+            raise Stopped(signum)
 
     def _check_finite(self, step, logs):
         """Stops before a non-finite step reaches a checkpoint or a saved model."""

@@ -32,7 +32,9 @@ def handle_errors(func):
         except KstyleError as e:
             if quiet.debug():
                 raise
-            raise UserError(str(e)) from None
+            error = UserError(str(e))
+            error.exit_code = getattr(e, "exit_code", UserError.exit_code)
+            raise error from None
         except OSError as e:  # a path that cannot be written or read, a full disk
             if quiet.debug():
                 raise
@@ -44,7 +46,8 @@ def handle_errors(func):
 
 
 class UserError(click.ClickException):
-    """A problem with the user's input: printed as 'Error: ...', exit code 2."""
+    """A problem with the user's input: printed as 'Error: ...', exit code 2 (or the
+    ``exit_code`` of the error it reports: 75 for a lost worker)."""
 
     exit_code = 2
 

@@ -76,3 +76,19 @@ def worker_scratch(worker: int, run_dir: Path, checkpoints: str) -> Path:
     if latest is not None:
         shutil.copytree(latest, scratch / checkpoints / latest.name)
     return scratch
+
+
+def any_worker(strategy: tf.distribute.Strategy):
+    """A function ``flag -> bool``: whether ``flag`` is true on any worker of ``strategy``.
+
+    It is a collective: every worker calls it at the same point of the run (after the same
+    step), and it returns the same answer on each. A multi-worker run asks it after every
+    step whether a worker got a stop signal, so that all stop after the same step.
+    """
+
+    @tf.function
+    def total(flag):
+        return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                               strategy.run(tf.identity, args=(flag,)), axis=None)
+
+    return lambda flag: float(total(tf.constant(1.0 if flag else 0.0))) > 0

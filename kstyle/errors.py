@@ -28,3 +28,11 @@ class ExportError(KstyleError, ValueError):
 class TrainingDivergedError(KstyleError, ArithmeticError):
     """A training loss became NaN or infinite; the message names the step and the last
     good checkpoint."""
+
+
+class WorkerLostError(KstyleError):
+    """A worker of a multi-worker run stopped answering (killed, crashed, its host gone);
+    the others cannot go on without it. The command exits with :attr:`exit_code`
+    (sysexits' EX_TEMPFAIL: try again); every worker resumes from the last checkpoint."""
+
+    exit_code = 75

@@ -29,8 +29,8 @@ from kstyle import builders, lock, runs, visual
 from kstyle import data as kdata
 from kstyle.callbacks import RunCallback, Stopped
 from kstyle.checkpoints import Checkpointer
-from kstyle.distribute import make_strategy, worker_role, worker_scratch
-from kstyle.errors import DataError, KstyleError, ModelLoadError, RecipeError
+from kstyle.distribute import any_worker, make_strategy, worker_role, worker_scratch
+from kstyle.errors import DataError, KstyleError, ModelLoadError, RecipeError, WorkerLostError
 from kstyle.monitor import CollapseMonitor
 from kstyle.recipes import Recipe, load_recipe
 from kstyle.run_folder import RunFolder
@@ -130,9 +130,10 @@ class Run:
             self.strategy = make_strategy(recipe.train.distribute)
         except RecipeError as e:
             raise RecipeError(f"{recipe.source}: {e}") from None
-        self.worker, self.scratch = 0, None
+        self.worker, self.scratch, self.any_worker = 0, None, None
         if recipe.train.distribute == "multi_worker":
             self.worker, chief = worker_role()
+            self.any_worker = any_worker(self.strategy)
             if not chief:
                 self.scratch = worker_scratch(self.worker, recipe.run_dir, runs.CHECKPOINT_DIR)
         self.folder = RunFolder(recipe, self.scratch or recipe.run_dir, log)
@@ -194,11 +195,18 @@ class Run:
             if not disk_full(e):
                 raise
             raise self._disk_full(e) from None
+        except (tf.errors.UnavailableError, tf.errors.CancelledError,
+                tf.errors.DeadlineExceededError) as e:
+            if self.any_worker is None:
+                raise
+            raise self._worker_lost(e) from None
         except KeyboardInterrupt as e:  # Ctrl-C mid-step, or Stopped at a step's end
             stopped = e.signum if isinstance(e, Stopped) else signal.SIGINT
             path = self._save_now()  # sets self.step
-            self.log(f"\nStopped by {signal.Signals(stopped).name} at step {self.step}; saved "
-                     f"{path}. Run the same command again to resume.")
+            by = ("another worker's stop signal" if getattr(e, "by_peer", False)
+                  else signal.Signals(stopped).name)
+            self.log(f"\nStopped by {by} at step {self.step}; saved {path}. Run the same "
+                     "command again to resume.")
         self.finish(time.time() - start, logs)
         return FitResult(self.recipe.run_dir, self.step, self.epoch, logs, resumed_from,
                          stopped is not None, stopped)
@@ -212,6 +220,25 @@ class Run:
         if latest is not None and latest.name == f"step_{self.step:08d}":
             return latest
         return self.save_checkpoint()
+
+    def _worker_lost(self, error) -> WorkerLostError:
+        """A collective failed: a peer is gone. Nothing is saved: the failed step may have
+        updated one network and not the other, so the last checkpoint is the one to use."""
+        latest = self.checkpointer.latest()
+        if self.scratch is not None:  # the chief's folder may be on another host
+            where = f"in {self.recipe.run_dir / runs.CHECKPOINT_DIR} on the chief's host"
+        elif latest is not None:
+            where = f"{latest} (step {int(latest.name.split('_')[-1])})"
+        else:
+            where = "none yet: they start from the beginning"
+        why = re.search(r"(Collective ops is aborted by: [^\n]+|[^\n]*unhealthy[^\n]*)",
+                        str(error))
+        first = why[1] if why else type(error).__name__
+        return WorkerLostError(
+            f"worker {self.worker}: another worker of the cluster stopped answering at step "
+            f"{self.model.step} ({first.strip()[:200]}); this one cannot go on alone. Start "
+            f"every worker again with the same command: they resume from the chief's last "
+            f"checkpoint, {where}.")
 
     def _disk_full(self, error) -> KstyleError:
         latest = self.checkpointer.latest()

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 
 TESTS = Path(__file__).resolve().parent
 
@@ -207,3 +208,74 @@ def test_multi_worker_without_tf_config_says_what_to_set(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}, '
                                     '"task": {"type": "worker", "index": 1}}')
     assert worker_role() == (1, False)
+
+
+def _start_workers(out, *sets):
+    """Two `kstyle fit` workers of one tiny multi-worker run on localhost."""
+    sets = [*TINY_SETS, f'train.out_dir="{out}"', "train.distribute=multi_worker", *sets]
+    ports = [_free_port(), _free_port()]
+    workers = []
+    for index in (0, 1):
+        config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                  "task": {"type": "worker", "index": index}}
+        command = [sys.executable, "-c", "from kstyle.cli import run; run()", "fit", "--quiet",
+                   str(TESTS.parent / "recipes" / "quickstart.toml"),
+                   *[a for item in sets for a in ("--set", item)]]
+        workers.append(subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "TF_CONFIG": json.dumps(config)}))
+    return workers
+
+
+def _wait_past(out, step, workers, timeout=300):
+    """Until the chief has logged a step after ``step``."""
+    import time
+
+    log = out / "steps.csv"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert all(w.poll() is None for w in workers), [w.communicate()[0] for w in workers]
+        rows = log.read_text().splitlines()[1:] if log.is_file() else []
+        if rows and int(rows[-1].split(",")[0]) > step:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the workers logged no step in time")
+
+
+# A tiny run, long enough to be stopped on the way (400 steps of ~50 ms).
+TINY_SETS = [*TINY, "train.epochs=1", "train.steps_per_epoch=400", "train.checkpoint_every=50"]
+
+
+@pytest.mark.slow
+def test_one_preempted_worker_stops_the_cluster_after_the_same_step(tmp_path):
+    import signal
+
+    out = tmp_path / "run"
+    # SIGTERM to the non-chief: both finish the step, the chief saves it, both exit 143.
+    workers = _start_workers(out)
+    _wait_past(out, 20, workers)
+    workers[1].send_signal(signal.SIGTERM)
+    chief, other = (w.communicate(timeout=120)[0] for w in workers)
+    assert [w.returncode for w in workers] == [143, 143], (chief, other)
+    step = int(other.split("Stopped by SIGTERM at step ")[1].split(";")[0])
+    assert f"Stopped by another worker's stop signal at step {step}; saved " \
+           f"{out / 'checkpoints' / f'step_{step:08d}'}." in chief
+    assert (out / "checkpoints" / f"step_{step:08d}" / "state.json").is_file()
+
+    # SIGKILL to the non-chief: the chief cannot go on; it says so and exits 75.
+    workers = _start_workers(out)
+    _wait_past(out, step + 60, workers)
+    workers[1].kill()
+    chief = workers[0].communicate(timeout=180)[0]
+    workers[1].wait()
+    assert workers[0].returncode == 75, chief
+    kept = sorted((out / "checkpoints").glob("step_*"))[-1]
+    assert "Error: worker 0: another worker of the cluster stopped answering at step " in chief
+    assert f"they resume from the chief's last checkpoint, {kept} (step " in chief
+
+    # Both started again: they resume from that checkpoint and finish.
+    workers = _start_workers(out)
+    outputs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert f"Resuming {out} at step {int(kept.name.split('_')[1])}" in outputs[0]
+    assert "Done in" in outputs[0] and "Worker 1 done" in outputs[1]
