@@ -5,6 +5,7 @@ Quick use::
     import kstyle
     out = kstyle.stylize("photo.jpg", model="saved_models/quickstart")  # a trained model
     out = kstyle.stylize("photo.jpg", style="starry_night.jpg")         # Gatys et al.
+    run = kstyle.import_weights(["horse2zebra.pth"])   # a reference model, as a kstyle run
 """
 
 __version__ = "0.1.0"
@@ -17,7 +18,11 @@ def __getattr__(name):
         from kstyle import api
 
         return getattr(api, name)
+    if name == "import_weights":
+        from kstyle import convert
+
+        return convert.import_weights
     raise AttributeError(f"module 'kstyle' has no attribute {name!r}")
 
 
-__all__ = ["stylize", "load", "transfer_style", "Translator", "__version__"]
+__all__ = ["stylize", "load", "transfer_style", "Translator", "import_weights", "__version__"]

@@ -2,7 +2,8 @@
 
 TensorFlow 2.20+ logs through absl from C++ ("WARNING: All log messages before
 absl::InitializeLog() is called...", "Could not find cuda drivers", "failed call to
-cuInit", oneDNN notices, grappler's "remapper failed"), straight to file descriptor 2;
+cuInit", oneDNN notices, grappler's "remapper failed"; LiteRT's "Created TensorFlow Lite
+XNNPACK delegate"), straight to file descriptor 2;
 ``TF_CPP_MIN_LOG_LEVEL`` no longer silences it (tensorflow/tensorflow#100442). So the
 command line routes descriptor 2 through a pipe and drops lines in absl's format
 (``I0000 00:00:1796134992.529668   24306 port.cc:153] ...``) and that one warning; every
@@ -20,7 +21,8 @@ import threading
 
 NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
-    rb"STDERR|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] )")
+    rb"STDERR|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] "
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)")
 
 _LINE = re.compile(rb"[^\r\n]*[\r\n]")
 _installed = False

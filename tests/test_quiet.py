@@ -12,6 +12,7 @@ WRITES = (b"WARNING: All log messages before absl::InitializeLog() is called are
           b"drivers on your machine, GPU will not be used.\n"
           b"Error: data.path = 'x' does not exist\n"
           b"E0000 00:00:1796135083.629898   25019 cuda_platform.cc:52] failed call to cuInit\n"
+          b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
           b"progress 1/2\rprogress 2/2\r")
 
 

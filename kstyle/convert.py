@@ -1,0 +1,357 @@
+"""Networks of the PyTorch reference implementations, rebuilt as kstyle networks from their
+published weights.
+
+junyanz/pytorch-CycleGAN-and-pix2pix saves each network's ``state_dict()`` (its
+``latest_net_G.pth``, ``latest_net_G_A.pth``, ``latest_net_D.pth`` ..., and the published
+``horse2zebra.pth`` & co.). kstyle's U-Net, ResNet and PatchGAN builders are ports of those
+architectures to the pixel (padding, output padding and biases included), so a converted
+network is kstyle's own network with the reference's numbers in it: it computes what the
+reference computes (tests/test_import.py checks it against outputs the reference wrote).
+
+The architecture is read from the state dict's keys and shapes (:func:`detect`); the
+weights are matched module by module in the reference's order, every shape checked.
+PyTorch's convolution kernels ``(out, in, h, w)`` (transposed ones ``(in, out, h, w)``)
+become Keras' ``(h, w, in, out)`` (``(h, w, out, in)``); batch norm's weight, bias,
+running mean and variance become gamma, beta and the moving statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from kstyle.errors import ModelLoadError
+
+#: Architectures :func:`detect` recognizes (the reference's ``--netG`` / ``--netD`` names).
+ARCHS = ("resnet_9blocks", "resnet_6blocks", "resnet", "unet_256", "unet_128", "unet",
+         "basic", "n_layers")
+
+
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """A reference network: its family, the reference's name for it and kstyle's options.
+
+    Attributes:
+        family: ``"resnet"``, ``"unet"`` (generators) or ``"patchgan"`` (discriminator).
+        name: the reference's name (``resnet_9blocks``, ``unet_256``, ``basic`` ...).
+        options: keyword arguments of kstyle's builder for it.
+    """
+
+    family: str
+    name: str
+    options: dict
+
+    @property
+    def is_generator(self) -> bool:
+        return self.family in ("resnet", "unet")
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{self.name} ({shown})"
+
+
+def _modules(state: dict) -> list[tuple[str, dict]]:
+    """The state dict grouped by module, in its order: ``[(prefix, {param: array})]``."""
+    modules: dict[str, dict] = {}
+    for key, value in state.items():
+        prefix, _, param = key.rpartition(".")
+        if param != "num_batches_tracked":
+            modules.setdefault(prefix, {})[param] = value
+    return list(modules.items())
+
+
+def _norm(state: dict, running_key: str, bias_key: str) -> str:
+    if running_key in state:
+        return "batch"
+    if bias_key in state:
+        return "instance"
+    return "none"
+
+
+def detect(state: dict, path="the file") -> Arch:
+    """Which reference network ``state`` (a state dict) holds, from its keys and shapes.
+
+    Raises:
+        ModelLoadError: the keys match no architecture kstyle converts (the message lists
+            them), or a variant kstyle's builders do not have.
+    """
+    keys = list(state)
+    if "model.model.0.weight" in state:  # UnetGenerator: nested UnetSkipConnectionBlocks
+        levels = max(k.count(".model.") for k in keys)  # the innermost block's nesting
+        num_downs = levels  # model.model(.N.model)*: one ".model." per level below the top
+        first = state["model.model.0.weight"]
+        last = [v for k, v in state.items() if k.startswith("model.model.3.")]
+        norm = _norm(state, "model.model.1.model.2.running_mean", "model.model.1.model.1.bias")
+        if norm == "none":
+            raise ModelLoadError(f"{path}: a U-Net without normalization, whose convs have no "
+                                 "biases: kstyle's U-Net keeps them there; not converted")
+        name = {8: "unet_256", 7: "unet_128"}.get(num_downs, "unet")
+        return Arch("unet", name, dict(in_channels=int(first.shape[1]),
+                                       out_channels=int(last[0].shape[1]),
+                                       base_filters=int(first.shape[0]), num_downs=num_downs,
+                                       norm=norm))
+    blocks = sorted({int(m[1]) for k in keys if (m := re.match(r"model\.(\d+)\.conv_block\.",
+                                                                  k))})
+    if blocks and "model.1.weight" in state:  # ResnetGenerator
+        first = state["model.1.weight"]
+        convs = [v for k, v in state.items() if k.endswith(".weight") and v.ndim == 4]
+        num = len(blocks)
+        name = {9: "resnet_9blocks", 6: "resnet_6blocks"}.get(num, "resnet")
+        dropout = any(".conv_block.6." in k for k in keys)
+        return Arch("resnet", name, dict(
+            in_channels=int(first.shape[1]), out_channels=int(convs[-1].shape[0]),
+            base_filters=int(first.shape[0]), num_blocks=num,
+            norm=_norm(state, "model.2.running_mean", "model.1.bias"),
+            dropout=0.5 if dropout else 0.0))
+    if "model.0.weight" in state and state["model.0.weight"].shape[2:] == (4, 4):
+        convs = [k for k, v in state.items() if k.endswith(".weight") and v.ndim == 4]
+        first = state["model.0.weight"]
+        n_layers = len(convs) - 2
+        second = convs[1].rpartition(".")[0]
+        norm = _norm(state, f"model.{int(second.split('.')[1]) + 1}.running_mean",
+                     f"{second}.bias")
+        if norm == "none":
+            raise ModelLoadError(f"{path}: a PatchGAN without normalization, whose convs "
+                                 "have no biases: kstyle's keeps them there; not converted")
+        return Arch("patchgan", "basic" if n_layers == 3 else "n_layers",
+                    dict(in_channels=int(first.shape[1]), base_filters=int(first.shape[0]),
+                         n_layers=n_layers, norm=norm))
+    shown = ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "")
+    hint = ""
+    if "net.0.weight" in state:
+        hint = " (it looks like the reference's 'pixel' discriminator, which kstyle has not)"
+    elif any(k.startswith("conv1.conv2d.") for k in keys):
+        hint = " (it looks like pytorch/examples' TransformerNet, not converted yet)"
+    raise ModelLoadError(
+        f"{path}: not a network kstyle converts{hint}; its keys: {shown}. kstyle converts "
+        "junyanz/pytorch-CycleGAN-and-pix2pix generators (resnet_9blocks, resnet_6blocks, "
+        "unet_256, unet_128) and discriminators (basic, n_layers); with --arch, name one")
+
+
+def _layer_order(arch: Arch) -> list[str]:
+    """kstyle's names of the layers with weights, in the order of the reference's modules."""
+    o = arch.options
+    normed = o["norm"] == "batch"  # instance norm (affine=False) has no weights
+    if arch.family == "resnet":
+        names = ["stem_conv", *(["stem_norm"] if normed else [])]
+        for i in (1, 2):
+            names += [f"down{i}_conv", *([f"down{i}_norm"] if normed else [])]
+        for i in range(o["num_blocks"]):
+            for j in (1, 2):
+                names += [f"block{i}_conv{j}", *([f"block{i}_norm{j}"] if normed else [])]
+        for i in (1, 2):
+            names += [f"up{i}_conv", *([f"up{i}_norm"] if normed else [])]
+        return names + ["head_conv"]
+    if arch.family == "unet":
+        inner = o["num_downs"] - 1
+        names = ["down0_conv"]
+        for d in range(1, inner + 1):
+            names += [f"down{d}_conv", *([f"down{d}_norm"] if normed and d != inner else [])]
+        for d in range(inner, 0, -1):
+            names += [f"up{d}_conv", *([f"up{d}_norm"] if normed else [])]
+        return names + ["up0_conv"]
+    names = ["layer0_conv"]
+    for n in range(1, o["n_layers"] + 1):
+        names += [f"layer{n}_conv", *([f"layer{n}_norm"] if normed else [])]
+    return names + ["logits_conv"]
+
+
+def build(arch: Arch, name: str | None = None):
+    """kstyle's (untrained) network for ``arch``."""
+    from kstyle.nets import patchgan_discriminator, resnet_generator, unet_generator
+
+    builder = {"resnet": resnet_generator, "unet": unet_generator,
+               "patchgan": patchgan_discriminator}[arch.family]
+    return builder(**arch.options, **({"name": name} if name else {}))
+
+
+def _keras_weights(layer, params: dict) -> list[np.ndarray]:
+    if "running_mean" in params:
+        return [params["weight"], params["bias"], params["running_mean"], params["running_var"]]
+    kernel = params["weight"].transpose(2, 3, 1, 0)  # (out|in, in|out, h, w) -> (h, w, ., .)
+    return [kernel, *([params["bias"]] if "bias" in params else [])]
+
+
+def convert(state: dict, arch: Arch | None = None, path="the file", name: str | None = None):
+    """The kstyle network of the reference network whose state dict is ``state``.
+
+    Args:
+        state: the state dict (``kstyle.pth.read_state_dict``).
+        arch: the architecture (default: :func:`detect`).
+        path: the file, for messages.
+        name: the Keras model's name.
+
+    Raises:
+        ModelLoadError: the state dict does not fit the architecture (the first module
+            that differs is named, with both shapes).
+    """
+    arch = arch or detect(state, path)
+    net = build(arch, name)
+    layers = [net.get_layer(n) for n in _layer_order(arch)]
+    modules = _modules(state)
+    if len(modules) != len(layers):
+        raise ModelLoadError(f"{path}: {len(modules)} modules with weights, but "
+                             f"{arch.describe()} has {len(layers)}")
+    for layer, (prefix, params) in zip(layers, modules):
+        weights = _keras_weights(layer, params)
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        got = [tuple(w.shape) for w in weights]
+        if got != expected:
+            raise ModelLoadError(f"{path}: {prefix} holds shapes {got}, but {arch.describe()}'s "
+                                 f"layer {layer.name} has {expected}")
+        layer.set_weights([w.astype(np.float32) for w in weights])
+    return net
+
+
+#: What a file's name says it holds, in the reference's naming (``latest_net_G_A.pth``,
+#: ``horse2zebra.pth``): the reference's network name.
+_ROLE = re.compile(r"(?:^|_)(?:net_)?(G_A|G_B|D_A|D_B|G|D)$")
+
+
+def _role(path) -> str | None:
+    from pathlib import Path
+
+    match = _ROLE.search(Path(path).stem)
+    return match[1] if match else None
+
+
+def _run_name(path) -> str:
+    from pathlib import Path
+
+    path = Path(path)
+    stem = _ROLE.sub("", re.sub(r"^(latest|best|\d+)_net_", "", path.stem))
+    # checkpoints/<experiment>/latest_net_G.pth: the experiment's folder names the run
+    stem = stem or path.absolute().parent.name or "imported"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
+
+
+def import_weights(files, out=None, arch: str | None = None, log=print):
+    """Converts reference ``.pth`` files into a kstyle run folder.
+
+    Args:
+        files: one generator (a one-way translator: ``horse2zebra.pth``,
+            ``latest_net_G.pth``), or a CycleGAN's ``*G_A.pth`` and ``*G_B.pth`` (two-way),
+            each optionally with its discriminators (``*D_A.pth`` / ``*D_B.pth``, or
+            ``*D.pth`` for pix2pix), kept in the run for fine-tuning.
+        out: the run folder to write (default ``saved_models/<name of the file>``); it
+            must not hold a run already.
+        arch: the reference's name of the generators' architecture (one of :data:`ARCHS`),
+            checked against what the files hold.
+        log: where progress lines go.
+
+    Returns:
+        The run folder: ``translator.keras`` (and ``translator_b2a.keras``), ``run.json``
+        and ``recipe.toml`` (model kind pix2pix for a U-Net, cyclegan for a ResNet), which
+        ``kstyle stylize``, ``export``, ``eval`` and ``kstyle.load`` accept.
+
+    Raises:
+        ModelLoadError: a file that is not a reference network, a missing or doubled
+            role, or a folder that already holds a run.
+    """
+    import hashlib
+    from pathlib import Path
+
+    from kstyle import runs
+    from kstyle.pth import read_state_dict
+    from kstyle.recipes import dumps_toml, saved_model_options
+
+    files = [Path(f) for f in files]
+    if not files:
+        raise ModelLoadError("no file to import")
+    if arch is not None and arch not in ARCHS:
+        raise ModelLoadError(f"--arch {arch!r} is not one of: {', '.join(ARCHS)}")
+    nets = {}
+    for path in files:
+        state = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
+        found = detect(state, path)
+        role = _role(path) or ("G" if found.is_generator else "D")
+        if found.is_generator != role.startswith("G"):
+            raise ModelLoadError(f"{path}: its name says {role}, but it holds a "
+                                 f"{'generator' if found.is_generator else 'discriminator'} "
+                                 f"({found.describe()})")
+        if found.is_generator and arch is not None and found.name != arch \
+                and not found.name.startswith(arch):
+            raise ModelLoadError(f"{path}: holds {found.describe()}, not --arch {arch}")
+        if role in nets:
+            raise ModelLoadError(f"{path}: a second {role} (the first is {nets[role][0]})")
+        nets[role] = (path, found, state)
+        log(f"{path}: {role} = {found.describe()}")
+    generators = sorted(r for r in nets if r.startswith("G"))
+    if not generators:
+        raise ModelLoadError(f"{', '.join(map(str, files))}: no generator; a discriminator "
+                             "alone translates nothing (give it with its generator)")
+    two_way = generators == ["G_A", "G_B"]
+    if not two_way and len(generators) > 1:
+        raise ModelLoadError(f"generators {', '.join(generators)}: give one, or a CycleGAN's "
+                             "G_A and G_B")
+    first = nets[generators[0]][1]
+    if two_way and nets["G_B"][1].options != first.options:
+        raise ModelLoadError("G_A and G_B are different architectures: "
+                             f"{first.describe()} and {nets['G_B'][1].describe()}")
+    kind = "pix2pix" if first.family == "unet" else "cyclegan"
+    # The reference's D_A judges domain B (G_A's outputs); kstyle names discriminators after
+    # the domain they judge.
+    network_names = {"G": "generator", "D": "discriminator", "G_A": "generator_ab",
+                     "G_B": "generator_ba", "D_A": "discriminator_b", "D_B": "discriminator_a"}
+    if kind == "pix2pix" and two_way:
+        raise ModelLoadError("two U-Net generators: kstyle's two-way models use ResNets")
+
+    out = Path(out) if out else Path("saved_models") / _run_name(nets[generators[0]][0])
+    if (out / runs.RUN_FILE).exists() or (out / runs.CHECKPOINT_DIR).exists():
+        raise ModelLoadError(f"{out}: already holds a run; give --out a new folder")
+    o = first.options
+    model = {"kind": kind, "base_filters": o["base_filters"], "norm": o["norm"]}
+    if kind == "pix2pix":
+        model |= {"num_downs": o["num_downs"]}
+        size = 2 ** o["num_downs"]
+    else:
+        model |= {"num_blocks": o["num_blocks"], "dropout": o["dropout"]}
+        size = 256 if o["num_blocks"] >= 9 else 128
+    for role in ("D", "D_A", "D_B"):
+        if role in nets:
+            d = nets[role][1].options
+            model |= {"d_base_filters": d["base_filters"], "d_layers": d["n_layers"]}
+    # No data.path yet: `kstyle eval --data` or a fine-tuning recipe gives it.
+    recipe = dumps_toml({"name": out.name,
+                         "data": {"source": "ab" if kind == "pix2pix" else "folders",
+                                  "image_size": size, "load_size": size},
+                         "model": model, "train": {"out_dir": str(out)}})
+
+    out.mkdir(parents=True, exist_ok=True)
+    translators = {"a2b": "G_A" if two_way else generators[0], **({"b2a": "G_B"} if two_way
+                                                                    else {})}
+    from kstyle.nets import RESNET_SIZE_MULTIPLE
+    from kstyle.nets.unet import size_multiple
+
+    for direction, role in translators.items():
+        path, found, state = nets[role]
+        net = convert(state, found, path, name=network_names[role])
+        with runs.atomic_path(out / runs.translator_file(direction), suffix=".keras") as tmp:
+            net.save(tmp)
+    kept = {}
+    for role in sorted(r for r in nets if r.startswith("D")):
+        path, found, state = nets[role]
+        name = network_names[role]
+        net = convert(state, found, path, name=name)
+        with runs.atomic_path(out / "networks" / f"{name}.weights.h5",
+                              suffix=".weights.h5") as tmp:
+            net.save_weights(tmp)
+        kept[name] = f"networks/{name}.weights.h5"
+    runs.write_text(out / runs.RECIPE_FILE, recipe)
+    saved_model_options(out / runs.RECIPE_FILE)  # the [model] reads back as written
+    sources = {role: {"file": str(path), "arch": found.name,
+                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+               for role, (path, found, _) in nets.items()}
+    runs.write_json(out / runs.RUN_FILE, {
+        "kind": kind, "name": out.name, "direction": "a2b", "input_transform": "none",
+        "input_transforms": {d: "none" for d in translators}, "image_size": size,
+        "size_multiple": (size_multiple(o["num_downs"]) if kind == "pix2pix"
+                          else RESNET_SIZE_MULTIPLE),
+        "value_range": [-1.0, 1.0], "translator": runs.TRANSLATOR_FILE,
+        "translators": {d: runs.translator_file(d) for d in translators}, "step": 0,
+        "precision": "float32", "imported": sources, "networks": kept})
+    log(f"wrote {out} ({kind}, {'two-way' if two_way else 'one-way'}"
+        f"{', with discriminators' if kept else ''})")
+    return out

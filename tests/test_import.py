@@ -1,0 +1,180 @@
+"""Reference networks (junyanz/pytorch-CycleGAN-and-pix2pix) converted by kstyle compute
+what the reference computed: outputs the reference wrote for a fixed input
+(tests/pth/make_nets.py), parameter counts, and `kstyle import` run folders that stylize,
+export and load."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kstyle.cli import main
+from kstyle.errors import ModelLoadError
+
+FIXTURES = Path(__file__).resolve().parent / "pth"
+sys.path.insert(0, str(FIXTURES))
+from probe import corners, probe  # noqa: E402
+
+#: fixture -> (reference name, probe side, input channels)
+NETS = {
+    "resnet_6blocks_instance": ("resnet_6blocks", 32, 3),
+    "resnet_9blocks_batch_dropout": ("resnet_9blocks", 36, 3),
+    "unet_128_batch_dropout": ("unet_128", 128, 3),
+    "unet_256_instance": ("unet_256", 256, 3),
+    "basic_batch_6ch": ("basic", 70, 6),
+    "n_layers_2_instance": ("n_layers", 48, 3),
+}
+
+
+@pytest.mark.parametrize("fixture", NETS)
+def test_a_converted_network_computes_what_the_reference_computed(fixture):
+    from kstyle.convert import convert, detect
+    from kstyle.pth import read_state_dict
+
+    name, size, channels = NETS[fixture]
+    state = read_state_dict(FIXTURES / f"{fixture}.pth")
+    arch = detect(state)
+    assert arch.name == name
+    net = convert(state, arch)
+    output = np.asarray(net(probe(size, size, channels), training=False))
+    kept = corners(output) if arch.is_generator and size > 48 else {"all": output[0]}
+    with np.load(FIXTURES / "nets.npz") as expected:
+        trainable = sum(int(np.prod(w.shape)) for w in net.trainable_weights)
+        assert trainable == int(expected[f"{fixture}/parameters"])
+        for key, value in kept.items():
+            np.testing.assert_allclose(value, expected[f"{fixture}/{key}"], atol=1e-5,
+                                       rtol=0, err_msg=key)
+
+
+def copy_as(tmp_path, pairs):
+    for fixture, name in pairs:
+        shutil.copy(FIXTURES / f"{fixture}.pth", tmp_path / name)
+    return [tmp_path / name for _, name in pairs]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_import_a_cyclegan_with_a_discriminator_stylizes_both_ways_and_exports(tmp_path):
+    import kstyle
+
+    files = copy_as(tmp_path, [("resnet_6blocks_instance", "latest_net_G_A.pth"),
+                               ("resnet_6blocks_instance", "latest_net_G_B.pth"),
+                               ("n_layers_2_instance", "latest_net_D_A.pth")])
+    out = tmp_path / "horse2zebra"
+    result = invoke("import", *files, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "G_A = resnet_6blocks (in_channels=3, out_channels=3, base_filters=4" in result.output
+    info = json.loads((out / "run.json").read_text())
+    assert info["kind"] == "cyclegan" and set(info["translators"]) == {"a2b", "b2a"}
+    assert info["imported"]["G_A"]["arch"] == "resnet_6blocks"
+    assert len(info["imported"]["D_A"]["sha256"]) == 64
+    # The reference's D_A judges domain B: kstyle's discriminator_b.
+    assert info["networks"] == {"discriminator_b": "networks/discriminator_b.weights.h5"}
+    assert (out / "networks" / "discriminator_b.weights.h5").is_file()
+    recipe = (out / "recipe.toml").read_text()
+    assert 'kind = "cyclegan"' in recipe and "num_blocks = 6" in recipe
+
+    image = (probe(36, 44) * 127.5 + 127.5).round().astype(np.uint8)[0]
+    for direction in ("a2b", "b2a"):
+        translated = kstyle.load(out, direction=direction)(image)
+        assert translated.shape == image.shape and translated.std() > 0
+
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    result = invoke("export", out, "--tflite", "--check-images", tmp_path / "photo.png")
+    assert result.exit_code == 0, result.output
+    assert "translator.tflite" in result.output and " - ok" in result.output
+
+
+def test_import_a_pix2pix_generator(tmp_path):
+    import kstyle
+
+    (file,) = copy_as(tmp_path, [("unet_128_batch_dropout", "latest_net_G.pth")])
+    (tmp_path / "facades").mkdir()
+    shutil.move(file, tmp_path / "facades" / file.name)
+    result = invoke("import", tmp_path / "facades" / file.name, "--out",
+                    tmp_path / "saved" / "facades")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "saved" / "facades"
+    info = json.loads((run / "run.json").read_text())
+    assert info["kind"] == "pix2pix" and info["size_multiple"] == 128
+    assert list(info["translators"]) == ["a2b"]
+    # Any size: padded to a multiple of 128 and cropped back.
+    out = kstyle.load(run)(np.full((100, 150, 3), 90, np.uint8))
+    assert out.shape == (100, 150, 3)
+
+
+def test_the_default_run_folder_is_named_after_the_experiment(tmp_path, monkeypatch):
+    from kstyle.convert import import_weights
+
+    folder = tmp_path / "checkpoints" / "maps_cyclegan"
+    folder.mkdir(parents=True)
+    copy_as(folder, [("resnet_6blocks_instance", "latest_net_G_A.pth")])
+    monkeypatch.chdir(tmp_path)
+    run = import_weights([folder / "latest_net_G_A.pth"], log=lambda *_: None)
+    assert run == Path("saved_models") / "maps_cyclegan"
+    (file,) = copy_as(tmp_path, [("resnet_6blocks_instance", "horse2zebra.pth")])
+    assert import_weights([file], log=lambda *_: None) == Path("saved_models") / "horse2zebra"
+
+
+@pytest.mark.parametrize("pairs, extra, message", [
+    ([("state_zip", "weights.pth")], [],
+     "not a network kstyle converts; its keys: conv.weight, transposed"),
+    ([("n_layers_2_instance", "latest_net_G.pth")], [],
+     "its name says G, but it holds a discriminator"),
+    ([("n_layers_2_instance", "latest_net_D.pth")], [], "no generator; a discriminator alone"),
+    ([("resnet_6blocks_instance", "a_G_A.pth"), ("resnet_9blocks_batch_dropout", "a_G_B.pth")],
+     [], "G_A and G_B are different architectures"),
+    ([("resnet_6blocks_instance", "x.pth")], ["--arch", "unet_256"],
+     "holds resnet_6blocks (in_channels=3"),
+    ([("resnet_6blocks_instance", "x.pth")], ["--arch", "vgg"], "--arch 'vgg' is not one of"),
+])
+def test_import_errors_name_the_file_and_the_problem(tmp_path, pairs, extra, message):
+    files = copy_as(tmp_path, pairs)
+    result = invoke("import", *files, *extra, "--out", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_import_refuses_a_folder_that_holds_a_run(tmp_path):
+    from kstyle.convert import import_weights
+
+    files = copy_as(tmp_path, [("resnet_6blocks_instance", "g.pth")])
+    import_weights(files, tmp_path / "run", log=lambda *_: None)
+    with pytest.raises(ModelLoadError, match="already holds a run; give --out a new folder"):
+        import_weights(files, tmp_path / "run", log=lambda *_: None)
+
+
+def test_import_refuses_a_file_that_would_run_code(tmp_path):
+    import pickle
+    import zipfile
+
+    marker = tmp_path / "it_ran"
+    hostile = tmp_path / "latest_net_G.pth"
+    with zipfile.ZipFile(hostile, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(
+            {"w": _RunsCode(str(marker))}, protocol=2))
+    result = invoke("import", hostile, "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert f"Error: {hostile}: refused: its pickle asks for " in result.output
+    assert not marker.exists()
+
+
+def _leave_marker(path):
+    Path(path).touch()
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_leave_marker, (self.marker,))
