@@ -121,12 +121,17 @@ def resolve_jit(setting) -> bool:
     return bool(setting)
 
 
-def build_model(recipe: Recipe, strategy: tf.distribute.Strategy,
-                steps_per_epoch: int) -> TranslationModel:
+def build_model(recipe: Recipe, strategy: tf.distribute.Strategy, steps_per_epoch: int,
+                precision: str = "float32") -> TranslationModel:
     """The recipe's model under ``strategy``, compiled with one Adam per optimizer slot
-    (the learning rate a function of the step), slots and per-replica state built."""
+    (the learning rate a function of the step), slots and per-replica state built.
+
+    Args:
+        precision: the dtype policy (``train.precision`` as ``kstyle.precision.choose``
+            resolves it on this machine).
+    """
     t = recipe.train
-    with dtype_policy(t.precision), strategy.scope():
+    with dtype_policy(precision), strategy.scope():
         model = get_model_class(recipe.model.kind).from_options(recipe.model)
 
     def adam():
@@ -136,7 +141,7 @@ def build_model(recipe: Recipe, strategy: tf.distribute.Strategy,
             step_gamma=t.step_gamma)
         adam = FusedAdam(schedule, beta_1=t.beta_1, beta_2=t.beta_2)
         # float16 gradients underflow without loss scaling; bfloat16 has float32's range.
-        return CountingLossScaleOptimizer(adam) if t.precision == "mixed_float16" else adam
+        return CountingLossScaleOptimizer(adam) if precision == "mixed_float16" else adam
 
     with strategy.scope():
         model.compile(**{name: adam() for name in model.optimizer_slots},

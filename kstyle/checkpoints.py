@@ -27,13 +27,20 @@ from kstyle.errors import KstyleError
 def load_weights(net, path: Path) -> None:
     """``net.load_weights(path)``; a file of another architecture raises a KstyleError that
     names the file, the first layer that differs and both shapes."""
-    with warnings.catch_warnings():  # Keras warns per layer it skips, then raises
-        warnings.simplefilter("ignore", UserWarning)
+    with warnings.catch_warnings(record=True) as caught:  # Keras warns per layer it skips
+        warnings.simplefilter("always", UserWarning)
         try:
             net.load_weights(path)
         except ValueError as e:
             raise KstyleError(f"{path} holds another network than {net.name}: "
                               f"{mismatch(str(e))}") from None
+    skipped = [str(w.message) for w in caught if "Skipping" in str(w.message)]
+    if skipped:  # layers the file has no weights for would keep their random ones
+        raise KstyleError(f"{path} holds another network than {net.name}: "
+                          f"{skipped[0].split(':')[0]}")
+    for w in caught:
+        if "Skipping" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def mismatch(keras_message: str) -> str:
@@ -175,3 +182,38 @@ class Checkpointer:
                 for i, var in enumerate(states):
                     var.assign(saved[f"{i:04d}"])
         return json.loads((path / "state.json").read_text())
+
+
+def initial_weights(model, run_dir: str | os.PathLike) -> list[str]:
+    """Loads into ``model``'s networks what the run folder ``run_dir`` has of them
+    (``train.init_from``): its newest checkpoint's, else the networks a ``kstyle import``
+    kept (``networks/``), else its translators. Returns one line per network, saying where
+    its weights came from (or that it starts fresh).
+
+    Raises:
+        KstyleError: a file holds another architecture (the layer and shapes named).
+    """
+    import keras
+
+    run_dir = Path(run_dir)
+    latest = Checkpointer(None, run_dir / runs.CHECKPOINT_DIR).latest()
+    info = runs.read_run_info(run_dir)
+    by_net = {id(net): direction for direction, net in model.translators.items()}
+    done = []
+    for name, net in model.networks.items():
+        if not isinstance(net, keras.Model):
+            continue  # state such as CycleGAN's image pools: a new run starts its own
+        candidates = []
+        if latest is not None:
+            candidates.append(latest / f"{name}.weights.h5")
+        candidates.append(run_dir / info.get("networks", {}).get(name, f"networks/{name}.weights.h5"))
+        direction = by_net.get(id(net))
+        if direction is not None and direction in info.get("translators", {}):
+            candidates.append(run_dir / info["translators"][direction])
+        source = next((c for c in candidates if c.is_file()), None)
+        if source is None:
+            done.append(f"{name}: starts fresh ({run_dir} has no weights for it)")
+            continue
+        load_weights(net, source)
+        done.append(f"{name}: from {source}")
+    return done

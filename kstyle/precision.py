@@ -1,8 +1,13 @@
-"""Compute precision: building layers under a Keras dtype policy, float32 copies for inference."""
+"""Compute precision: which policy this machine runs fast (``train.precision = "auto"``),
+building layers under a Keras dtype policy, float32 copies for inference."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
+import platform
+from pathlib import Path
 
 import keras
 
@@ -32,3 +37,102 @@ def float32_copy(network: keras.Model) -> keras.Model:
     copy = keras.models.clone_model(network, clone_function=clone)
     copy.set_weights(network.get_weights())
     return copy
+
+
+#: CPU features with which TensorFlow (oneDNN) computes bfloat16 natively; without them it
+#: converts to float32 and back around every op, and a mixed_bfloat16 step takes several
+#: times (about 8x on an AVX2 CPU) as long as a float32 one.
+BF16_CPU_FEATURES = ("avx512_bf16", "amx_bf16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """What chooses a precision: the GPUs' compute capabilities, the CPU's name and flags."""
+
+    gpus: tuple[tuple[int, int], ...]
+    cpu: str
+    cpu_flags: frozenset[str]
+    arm: bool = False
+
+    @classmethod
+    def detect(cls) -> Hardware:
+        """This machine (Linux' /proc/cpuinfo for the CPU; TensorFlow for the GPUs)."""
+        import tensorflow as tf
+
+        gpus = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            capability = tf.config.experimental.get_device_details(gpu).get(
+                "compute_capability")
+            gpus.append(tuple(capability) if capability else (0, 0))
+        name, flags = cpu_info()
+        return cls(tuple(gpus), name, flags, platform.machine().lower() in ("aarch64", "arm64"))
+
+    def native_bf16_cpu(self) -> bool:
+        if self.arm:  # oneDNN's ARM kernels use bf16 where the CPU has it (Graviton 3+)
+            return "bf16" in self.cpu_flags and _onednn_on()
+        return any(f in self.cpu_flags for f in BF16_CPU_FEATURES)
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, frozenset[str]]:
+    """``(model name, flags)`` of the first CPU in ``path`` (empty where it is absent)."""
+    name, flags = platform.processor() or platform.machine(), frozenset()
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return name, flags
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and name in ("", platform.processor(), platform.machine()):
+            name = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = frozenset(value.split())
+    return name, flags
+
+
+def _onednn_on() -> bool:
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
+
+
+def choose(setting: str, hardware: Hardware | None = None) -> tuple[str, str]:
+    """The dtype policy for ``train.precision`` on this machine, and why.
+
+    ``"auto"``: ``mixed_bfloat16`` where the hardware computes bfloat16 natively (a GPU of
+    compute capability 8.0 or more; a CPU with AVX-512 BF16 or AMX when training on the
+    CPU; an ARM CPU with bf16 under oneDNN), ``mixed_float16`` on older GPUs with tensor
+    cores (7.x, loss-scaled), else ``float32``. Any other setting is used as it is, the
+    reason then warning when it runs emulated (bfloat16 on a CPU without it, float16 on a
+    CPU).
+
+    Returns:
+        ``(policy, reason)``: the reason is one line; it starts with "warning:" when the
+        setting will run slower than float32.
+    """
+    hardware = hardware or Hardware.detect()
+    cpu = hardware.cpu or "this CPU"
+    if hardware.gpus:
+        lowest = min(hardware.gpus)
+        capability = f"compute capability {lowest[0]}.{lowest[1]}"
+        if setting != "auto":
+            return setting, f"as set (GPU {capability})"
+        if lowest >= (8, 0):
+            return "mixed_bfloat16", f"auto: the GPU has {capability} (bfloat16 natively)"
+        if lowest >= (7, 0):
+            return "mixed_float16", f"auto: the GPU has {capability} (float16 tensor cores)"
+        return "float32", f"auto: the GPU has {capability} (no fast 16-bit math)"
+    native = hardware.native_bf16_cpu()
+    feature = "bf16" if hardware.arm else " or ".join(BF16_CPU_FEATURES)
+    if setting == "auto":
+        if native:
+            found = sorted(hardware.cpu_flags & {*BF16_CPU_FEATURES, "bf16"})
+            return "mixed_bfloat16", f"auto: {cpu} has {', '.join(found)}"
+        return "float32", f"auto: {cpu} has no {feature} (bfloat16 would be emulated)"
+    if setting == "mixed_bfloat16" and not native:
+        return setting, (f"warning: {cpu} has no {feature}: TensorFlow emulates bfloat16 "
+                         "on it, and each step takes several times (about 8x) as long as in "
+                         "float32; train.precision = \"auto\" picks float32 here")
+    if setting == "mixed_float16":
+        return setting, (f"warning: {cpu} computes float16 by converting to float32: "
+                         "steps are slower than in float32 without a GPU; "
+                         "train.precision = \"auto\" picks the fastest")
+    return setting, "as set"

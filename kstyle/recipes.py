@@ -83,6 +83,9 @@ class TrainConfig:
     steps_per_epoch: int | None = option(None, "steps per epoch (none: one full pass)",
                                          positive=True)
     out_dir: str = option("", "run folder (empty: saved_models/<recipe name>)")
+    init_from: str = option("", "a run folder (trained, or written by kstyle import) whose "
+                            "networks a new run starts from: fine-tuning. Networks it lacks "
+                            "start fresh; a resumed run ignores it")
     lr: float = option(2e-4, "initial learning rate of every optimizer", low=0)
     beta_1: float = option(0.5, "Adam beta_1", low=0, high=1, high_open=True)
     beta_2: float = option(0.999, "Adam beta_2", low=0, high=1, high_open=True)
@@ -107,10 +110,11 @@ class TrainConfig:
         "shows), the batch split across them; multi_worker: the same across the processes "
         "(hosts) of $TF_CONFIG, each running the same kstyle fit, the first (chief) writing "
         "the run folder")
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = option(
-        "float32", "compute dtype: mixed_bfloat16 (fast on CPUs with AVX-512 BF16, and "
-        "TPUs/recent GPUs) or mixed_float16 (GPUs, with loss scaling); variables, norms, "
-        "losses and outputs stay float32")
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = option(
+        "auto", "compute dtype: auto picks mixed_bfloat16 where the hardware has bfloat16 "
+        "math (GPUs of compute capability 8.0+, CPUs with AVX-512 BF16 or AMX), "
+        "mixed_float16 on GPUs of 7.x (loss-scaled), else float32; variables, norms, "
+        "losses and outputs stay float32. fit prints the choice; run.json records it")
     seed: int = option(0, "seed of weight init and dropout", low=0, high=2**32 - 1)
 
 
@@ -380,6 +384,11 @@ def _check(recipe: Recipe) -> None:
                 f"{src}: data.path = {d.path!r} does not exist; expected a folder{known}")
     if d.source == "tfds" and not d.path:
         raise RecipeError(f"{src}: data.path must name a tensorflow-datasets dataset")
+    init = recipe.train.init_from
+    if init and not (Path(init) / "run.json").is_file():
+        what = "does not exist" if not Path(init).exists() else "holds no run.json"
+        raise RecipeError(f"{src}: train.init_from = {init!r} {what}; expected a run folder "
+                          "written by 'kstyle fit' or 'kstyle import'")
 
 
 def _did_you_mean(word: Any, choices) -> str:

@@ -179,7 +179,7 @@ class RunFolder:
     def save_translators(self, model, info: dict):
         """Writes each translator (float32, whatever the training used) and ``run.json``."""
         for direction, net in model.translators.items():
-            if self.recipe.train.precision != "float32":
+            if info["precision"] != "float32":
                 net = float32_copy(net)
             with runs.atomic_path(self.dir / runs.translator_file(direction),
                                   suffix=".keras") as tmp:

@@ -28,10 +28,11 @@ import tensorflow as tf
 from kstyle import builders, lock, runs, visual
 from kstyle import data as kdata
 from kstyle.callbacks import RunCallback, Stopped
-from kstyle.checkpoints import Checkpointer
+from kstyle.checkpoints import Checkpointer, initial_weights
 from kstyle.distribute import any_worker, make_strategy, worker_role, worker_scratch
 from kstyle.errors import DataError, KstyleError, ModelLoadError, RecipeError, WorkerLostError
 from kstyle.monitor import CollapseMonitor
+from kstyle.precision import choose as choose_precision
 from kstyle.recipes import Recipe, load_recipe
 from kstyle.run_folder import RunFolder
 
@@ -151,7 +152,11 @@ class Run:
         self.steps_per_epoch, self.count = builders.steps_per_epoch(
             recipe, self.strategy.num_replicas_in_sync)
         self.log_every = max(1, min(STEP_LOG_EVERY, self.steps_per_epoch // 4))
-        self.model = builders.build_model(recipe, self.strategy, self.steps_per_epoch)
+        self.precision, why = choose_precision(recipe.train.precision)
+        self.log(f"Precision: {self.precision} ({why})" if not why.startswith("warning: ")
+                 else f"Precision: {self.precision}. Warning: {why.removeprefix('warning: ')}")
+        self.model = builders.build_model(recipe, self.strategy, self.steps_per_epoch,
+                                          self.precision)
         self.checkpointer = Checkpointer(self.model, self.dir / runs.CHECKPOINT_DIR)
         self.folder.check_room(self.model, self.checkpointer)
         self.samples = self._sample_pairs()
@@ -315,6 +320,14 @@ class Run:
             if damaged:
                 lost = int(damaged[0][0].name.split("_")[-1]) - self.step
                 self.log(f"Resuming from {path} instead: {lost} steps are trained again.")
+        elif self.recipe.train.init_from:  # a new run: fine-tuning starts from these
+            source = self.recipe.train.init_from
+            try:
+                loaded = initial_weights(self.model, source)
+            except KstyleError as e:
+                raise KstyleError(f"{self.recipe.source}: train.init_from = {source!r}: {e}") \
+                    from None
+            self.log(f"Starting from the networks of {source}:\n  " + "\n  ".join(loaded))
         # A killed run may have logged steps (and an epoch) after its last checkpoint;
         # they are trained again, and logged again.
         self.folder.truncate_log("steps.csv", "step", lambda step: step <= self.step)
@@ -350,7 +363,8 @@ class Run:
             metric = self.model.val_metric
             initial = self.model.evaluate(val_ds, verbose=0, return_dict=True)[metric]
             self.initial_val = float(initial)
-            self.log(f"Untrained val_{metric}: {self.initial_val:.4f} (on {val_steps} "
+            what = "Initial" if self.recipe.train.init_from else "Untrained"
+            self.log(f"{what} val_{metric}: {self.initial_val:.4f} (on {val_steps} "
                      "held-back batches; watch it fall)")
         return val_ds
 
@@ -384,6 +398,7 @@ class Run:
             "epoch": self.epoch,
             "epochs": r.train.epochs,
             "steps_per_epoch": self.steps_per_epoch,
+            "precision": self.precision,
             "untrained_val_metric": self.initial_val,
         }
 
@@ -416,7 +431,8 @@ class Run:
         scores = ""
         key = f"val_{self.model.val_metric}"
         if key in logs:
-            before = (f"untrained {self.initial_val:.4f} -> "
+            what = "initial" if self.recipe.train.init_from else "untrained"
+            before = (f"{what} {self.initial_val:.4f} -> "
                       if self.initial_val is not None else "")
             scores = f" {key}: {before}{logs[key]:.4f}."
         self.log(

@@ -18,6 +18,7 @@ TINY = [
     "model.d_base_filters=8", "model.d_layers=2", "model.norm=instance",
     "train.epochs=2", "train.steps_per_epoch=4", "train.checkpoint_every=3",
     "train.num_samples=2", "train.val_steps=1", "train.lr_policy=constant",
+    "train.precision=float32",  # the same numbers on every CPU ("auto" depends on it)
 ]
 
 
@@ -66,7 +67,7 @@ TINY_CYCLEGAN = [
     "model.base_filters=4", "model.num_blocks=1", "model.d_base_filters=4",
     "model.d_layers=2", "model.pool_size=3", "train.epochs=2", "train.steps_per_epoch=3",
     "train.checkpoint_every=2", "train.num_samples=2", "train.val_steps=1",
-    "train.lr_policy=constant",
+    "train.lr_policy=constant", "train.precision=float32",
 ]
 
 
@@ -83,7 +84,7 @@ TINY_CDAE = [
     "data.load_size=36", "data.batch_size=2", "model.base_filters=8", "model.num_downs=5",
     "model.d_base_filters=8", "model.d_layers=2", "train.epochs=2",
     "train.steps_per_epoch=3", "train.checkpoint_every=2", "train.num_samples=2",
-    "train.val_steps=1", "train.lr_policy=constant",
+    "train.val_steps=1", "train.lr_policy=constant", "train.precision=float32",
 ]
 
 

@@ -178,3 +178,68 @@ class _RunsCode:
 
     def __reduce__(self):
         return (_leave_marker, (self.marker,))
+
+
+def test_a_run_fine_tunes_from_an_imported_cyclegan(tmp_path):
+    from conftest import tiny_cyclegan_recipe
+
+    import kstyle
+    from kstyle.convert import import_weights
+    from kstyle.train import fit
+
+    files = copy_as(tmp_path, [("resnet_6blocks_instance", "x_G_A.pth"),
+                               ("resnet_6blocks_instance", "x_G_B.pth"),
+                               ("n_layers_2_instance", "x_D_A.pth")])
+    imported = import_weights(files, tmp_path / "imported", log=lambda *_: None)
+    lines = []
+    # lr 0: the networks keep the imported weights, so the outputs must stay the same.
+    recipe = tiny_cyclegan_recipe(tmp_path, "model.num_blocks=6", "train.lr=0.0",
+                                  "train.epochs=1", f'train.init_from="{imported}"')
+    fit(recipe, verbose=0, log=lines.append)
+    started = next(line for line in lines if line.startswith("Starting from"))
+    assert f"generator_ab: from {imported / 'translator.keras'}" in started
+    assert f"generator_ba: from {imported / 'translator_b2a.keras'}" in started
+    assert f"discriminator_b: from {imported / 'networks' / 'discriminator_b.weights.h5'}" \
+        in started
+    assert "discriminator_a: starts fresh" in started
+    assert any(line.startswith("Initial val_") for line in lines)
+    image = (probe(32, 32) * 127.5 + 127.5).round().astype(np.uint8)[0]
+    for direction in ("a2b", "b2a"):
+        np.testing.assert_array_equal(kstyle.load(recipe.run_dir, direction=direction)(image),
+                                      kstyle.load(imported, direction=direction)(image))
+
+
+def test_init_from_a_trained_run_starts_from_its_checkpoint(tmp_path):
+    from conftest import tiny_recipe
+
+    import kstyle
+    from kstyle.recipes import load_recipe
+    from kstyle.train import fit
+
+    old = tmp_path / "old"
+    shutil.copytree(Path(__file__).resolve().parent / "old_runs" / "pix2pix", old)
+    recipe = load_recipe(old / "recipe.toml", [f'train.out_dir="{tmp_path / "new"}"',
+                                               "train.lr=0.0", f'train.init_from="{old}"'])
+    lines = []
+    fit(recipe, verbose=0, log=lines.append)
+    assert any(f"generator: from {old / 'checkpoints' / 'step_00000004'}" in line
+               for line in lines)
+    with np.load(old / "probe.npz") as probe_file:
+        out = kstyle.load(tmp_path / "new")(probe_file["input"])
+        assert np.abs(out.astype(int) - probe_file["a2b"].astype(int)).max() <= 1
+    # Another architecture: the layer and both shapes are named.
+    wider = tiny_recipe(tmp_path, "model.base_filters=4", f'train.init_from="{old}"',
+                        name="wider")
+    with pytest.raises(Exception, match="layer down0_conv has shape \\(4, 4, 3, 4\\) here, "
+                                        "\\(4, 4, 3, 2\\) in the file"):
+        fit(wider, verbose=0, log=lambda *_: None)
+
+
+def test_init_from_must_be_a_run_folder(tmp_path):
+    from conftest import tiny_recipe
+
+    from kstyle.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=f"train.init_from = '{tmp_path / 'nope'}' does not "
+                                          "exist; expected a run folder"):
+        tiny_recipe(tmp_path, f'train.init_from="{tmp_path / "nope"}"')
