@@ -206,7 +206,8 @@ def initial_weights(model, run_dir: str | os.PathLike) -> list[str]:
         candidates = []
         if latest is not None:
             candidates.append(latest / f"{name}.weights.h5")
-        candidates.append(run_dir / info.get("networks", {}).get(name, f"networks/{name}.weights.h5"))
+        kept = info.get("networks", {}).get(name, f"networks/{name}.weights.h5")
+        candidates.append(run_dir / kept)
         direction = by_net.get(id(net))
         if direction is not None and direction in info.get("translators", {}):
             candidates.append(run_dir / info["translators"][direction])
