@@ -55,14 +55,14 @@ def measure(recipe: Path, folder: Path, extra: dict, steps: int) -> dict:
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     log = out / "steps.csv"
-    seen, times = 0, []
+    seen, times = 0, []  # (when a row appeared, its step): steps.csv logs every few steps
     while seen < steps:
         if proc.poll() is not None:
             raise SystemExit(f"{recipe.name}: fit ended early:\n{proc.stdout.read()}")
-        rows = len(log.read_text().splitlines()) - 1 if log.is_file() else 0
-        if rows > seen:
-            times.append(time.perf_counter())
-            seen = rows
+        rows = log.read_text().splitlines()[1:] if log.is_file() else []
+        if len(rows) > seen:
+            times.append((time.perf_counter(), int(rows[-1].split(",")[0])))
+            seen = len(rows)
         time.sleep(0.05)
     sent = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
@@ -70,7 +70,7 @@ def measure(recipe: Path, folder: Path, extra: dict, steps: int) -> dict:
     exit_seconds = time.perf_counter() - sent
     checkpoints = sorted((out / "checkpoints").glob("step_*"))
     size = sum(f.stat().st_size for f in checkpoints[-1].iterdir()) if checkpoints else 0
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [(t2 - t1) / (s2 - s1) for (t1, s1), (t2, s2) in zip(times, times[1:]) if s2 > s1]
     return {"recipe": recipe.stem, "exit_code": proc.returncode, "exit_s": exit_seconds,
             "step_s": statistics.median(gaps) if gaps else float("nan"),
             "checkpoint_mib": size / 2**20,
@@ -81,7 +81,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipes", nargs="+", default=None,
                         help="recipe names (default: every file of recipes/)")
-    parser.add_argument("--steps", type=int, default=3, help="steps logged before SIGTERM")
+    parser.add_argument("--steps", type=int, default=3,
+                        help="rows of steps.csv (logged every few steps) before SIGTERM")
     args = parser.parse_args(argv)
     names = args.recipes or sorted(p.stem for p in (REPO / "recipes").glob("*.toml"))
     with tempfile.TemporaryDirectory(prefix="kstyle-preemption-") as tmp:
@@ -91,7 +92,11 @@ def main(argv=None):
                 for name in names]
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "unknown CPU")
-    print(f"\nSIGTERM to exit, {os.cpu_count()} cores of {cpu}, float32")
+    from kstyle.precision import choose
+
+    precision, why = choose("auto")
+    print(f"\nSIGTERM to exit, {os.cpu_count()} cores of {cpu}; train.precision as shipped: "
+          f"{precision} ({why})")
     print(f"{'recipe':20} {'exit s':>7} {'step s':>7} {'ckpt MiB':>9} {'code':>5} saved")
     for r in rows:
         print(f"{r['recipe']:20} {r['exit_s']:7.1f} {r['step_s']:7.2f} "
