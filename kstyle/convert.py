@@ -26,7 +26,7 @@ from kstyle.errors import ModelLoadError
 
 #: Architectures :func:`detect` recognizes (the reference's ``--netG`` / ``--netD`` names).
 ARCHS = ("resnet_9blocks", "resnet_6blocks", "resnet", "unet_256", "unet_128", "unet",
-         "basic", "n_layers")
+         "basic", "n_layers", "transformer_net")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Arch:
 
     @property
     def is_generator(self) -> bool:
-        return self.family in ("resnet", "unet")
+        return self.family in ("resnet", "unet", "transformer_net")
 
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.options.items())
@@ -118,21 +118,30 @@ def detect(state: dict, path="the file") -> Arch:
         return Arch("patchgan", "basic" if n_layers == 3 else "n_layers",
                     dict(in_channels=int(first.shape[1]), base_filters=int(first.shape[0]),
                          n_layers=n_layers, norm=norm))
+    if "conv1.conv2d.weight" in state and "deconv3.conv2d.weight" in state:
+        blocks = {k.split(".")[0] for k in keys if re.match(r"res\d+\.conv1\.conv2d\.weight$", k)}
+        return Arch("transformer_net", "transformer_net",
+                    dict(base_filters=int(state["conv1.conv2d.weight"].shape[0]),
+                         num_blocks=len(blocks)))
     shown = ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "")
     hint = ""
     if "net.0.weight" in state:
         hint = " (it looks like the reference's 'pixel' discriminator, which kstyle has not)"
-    elif any(k.startswith("conv1.conv2d.") for k in keys):
-        hint = " (it looks like pytorch/examples' TransformerNet, not converted yet)"
     raise ModelLoadError(
         f"{path}: not a network kstyle converts{hint}; its keys: {shown}. kstyle converts "
         "junyanz/pytorch-CycleGAN-and-pix2pix generators (resnet_9blocks, resnet_6blocks, "
-        "unet_256, unet_128) and discriminators (basic, n_layers); with --arch, name one")
+        "unet_256, unet_128) and discriminators (basic, n_layers), and pytorch/examples' "
+        "fast neural style TransformerNet")
 
 
 def _layer_order(arch: Arch) -> list[str]:
     """kstyle's names of the layers with weights, in the order of the reference's modules."""
     o = arch.options
+    if arch.family == "transformer_net":
+        names = ["conv1", "in1", "conv2", "in2", "conv3", "in3"]
+        for i in range(1, o["num_blocks"] + 1):
+            names += [f"res{i}_conv1", f"res{i}_in1", f"res{i}_conv2", f"res{i}_in2"]
+        return names + ["deconv1", "in4", "deconv2", "in5", "deconv3"]
     normed = o["norm"] == "batch"  # instance norm (affine=False) has no weights
     if arch.family == "resnet":
         names = ["stem_conv", *(["stem_norm"] if normed else [])]
@@ -162,14 +171,19 @@ def build(arch: Arch, name: str | None = None):
     """kstyle's (untrained) network for ``arch``."""
     from kstyle.nets import patchgan_discriminator, resnet_generator, unet_generator
 
+    from kstyle.nets.transformer_net import transformer_net
+
     builder = {"resnet": resnet_generator, "unet": unet_generator,
-               "patchgan": patchgan_discriminator}[arch.family]
+               "patchgan": patchgan_discriminator, "transformer_net": transformer_net}[
+        arch.family]
     return builder(**arch.options, **({"name": name} if name else {}))
 
 
 def _keras_weights(layer, params: dict) -> list[np.ndarray]:
     if "running_mean" in params:
         return [params["weight"], params["bias"], params["running_mean"], params["running_var"]]
+    if params["weight"].ndim == 1:  # an affine instance norm: scale and offset
+        return [params["weight"], params["bias"]]
     kernel = params["weight"].transpose(2, 3, 1, 0)  # (out|in, in|out, h, w) -> (h, w, ., .)
     return [kernel, *([params["bias"]] if "bias" in params else [])]
 
@@ -191,6 +205,9 @@ def convert(state: dict, arch: Arch | None = None, path="the file", name: str | 
     net = build(arch, name)
     layers = [net.get_layer(n) for n in _layer_order(arch)]
     modules = _modules(state)
+    if arch.family == "transformer_net":  # an old torch's instance-norm statistics: unused
+        modules = [(prefix, {k: v for k, v in params.items() if not k.startswith("running_")})
+                   for prefix, params in modules]
     if len(modules) != len(layers):
         raise ModelLoadError(f"{path}: {len(modules)} modules with weights, but "
                              f"{arch.describe()} has {len(layers)}")
@@ -290,22 +307,27 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
     if two_way and nets["G_B"][1].options != first.options:
         raise ModelLoadError("G_A and G_B are different architectures: "
                              f"{first.describe()} and {nets['G_B'][1].describe()}")
-    kind = "pix2pix" if first.family == "unet" else "cyclegan"
+    kind = {"unet": "pix2pix", "resnet": "cyclegan", "transformer_net": "fast_style"}[
+        first.family]
     # The reference's D_A judges domain B (G_A's outputs); kstyle names discriminators after
     # the domain they judge.
     network_names = {"G": "generator", "D": "discriminator", "G_A": "generator_ab",
                      "G_B": "generator_ba", "D_A": "discriminator_b", "D_B": "discriminator_a"}
-    if kind == "pix2pix" and two_way:
-        raise ModelLoadError("two U-Net generators: kstyle's two-way models use ResNets")
+    if kind != "cyclegan" and two_way:
+        raise ModelLoadError(f"two {first.name} generators: kstyle's two-way models use "
+                             "ResNets")
 
     out = Path(out) if out else Path("saved_models") / _run_name(nets[generators[0]][0])
     if (out / runs.RUN_FILE).exists() or (out / runs.CHECKPOINT_DIR).exists():
         raise ModelLoadError(f"{out}: already holds a run; give --out a new folder")
     o = first.options
-    model = {"kind": kind, "base_filters": o["base_filters"], "norm": o["norm"]}
+    model = {"kind": kind, "base_filters": o["base_filters"], "norm": o.get("norm", "instance")}
     if kind == "pix2pix":
         model |= {"num_downs": o["num_downs"]}
         size = 2 ** o["num_downs"]
+    elif kind == "fast_style":  # model.style is for the user to give, to fine-tune
+        model |= {"network": "examples", "num_blocks": o["num_blocks"]}
+        size = 256
     else:
         model |= {"num_blocks": o["num_blocks"], "dropout": o["dropout"]}
         size = 256 if o["num_blocks"] >= 9 else 128
@@ -315,7 +337,8 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
             model |= {"d_base_filters": d["base_filters"], "d_layers": d["n_layers"]}
     # No data.path yet: `kstyle eval --data` or a fine-tuning recipe gives it.
     recipe = dumps_toml({"name": out.name,
-                         "data": {"source": "ab" if kind == "pix2pix" else "folders",
+                         "data": {"source": {"pix2pix": "ab", "cyclegan": "folders"}.get(
+                                      kind, "photos"),
                                   "image_size": size, "load_size": size},
                          "model": model, "train": {"out_dir": str(out)}})
 
@@ -348,7 +371,7 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
         "kind": kind, "name": out.name, "direction": "a2b", "input_transform": "none",
         "input_transforms": {d: "none" for d in translators}, "image_size": size,
         "size_multiple": (size_multiple(o["num_downs"]) if kind == "pix2pix"
-                          else RESNET_SIZE_MULTIPLE),
+                          else RESNET_SIZE_MULTIPLE),  # TransformerNet's multiple is 4 too
         "value_range": [-1.0, 1.0], "translator": runs.TRANSLATOR_FILE,
         "translators": {d: runs.translator_file(d) for d in translators}, "step": 0,
         "precision": "float32", "imported": sources, "networks": kept})

@@ -232,9 +232,11 @@ def damaged(path: Path, problem: str) -> ModelLoadError:
 def rewrite_hint(run_dir: Path) -> str:
     """How a damaged translator or run.json of ``run_dir`` can be written again."""
     recipe = run_dir / RECIPE_FILE
+    if not recipe.is_file() and not (run_dir / RUN_FILE).is_file():  # not in a run folder
+        return "Copy it again from where it came from"
     if not any((run_dir / CHECKPOINT_DIR).glob("step_*")) or not recipe.is_file():
-        return ("This folder has no checkpoint to rebuild it from: copy the run folder "
-                "again, or train it again")
+        return ("This run has no checkpoint to rebuild it from: copy the run folder "
+                "again, or train (or import) it again")
     command = f"kstyle fit {shlex.quote(str(recipe))}"
     if _recipe_out_dir(recipe) != run_dir.absolute():  # the folder was moved or renamed
         command += " --set " + shlex.quote(f"train.out_dir={run_dir}")

@@ -27,6 +27,9 @@ NETS = {
     "unet_256_instance": ("unet_256", 256, 3),
     "basic_batch_6ch": ("basic", 70, 6),
     "n_layers_2_instance": ("n_layers", 48, 3),
+    # pytorch/examples' fast neural style network, at base width 2, with the instance-norm
+    # statistics the published files carry (unused, dropped)
+    "transformer_net": ("transformer_net", 40, 3),
 }
 
 
@@ -88,9 +91,39 @@ def test_import_a_cyclegan_with_a_discriminator_stylizes_both_ways_and_exports(t
     from PIL import Image
 
     Image.fromarray(image).save(tmp_path / "photo.png")
-    result = invoke("export", out, "--tflite", "--check-images", tmp_path / "photo.png")
+    result = invoke("export", out, "--tflite", "--onnx", "--check-images",
+                    tmp_path / "photo.png")
     assert result.exit_code == 0, result.output
-    assert "translator.tflite" in result.output and " - ok" in result.output
+    assert "translator.tflite" in result.output and "translator.onnx" in result.output
+    assert result.output.count(" - ok") == 2, result.output
+
+
+def test_import_a_fast_neural_style_model_stylizes_and_exports_to_litert_and_onnx(
+        tmp_path, monkeypatch):
+    import kstyle
+
+    (file,) = copy_as(tmp_path, [("transformer_net", "mosaic.pth")])
+    monkeypatch.chdir(tmp_path)
+    result = invoke("import", file)
+    assert result.exit_code == 0, result.output
+    run = Path("saved_models") / "mosaic"
+    info = json.loads((run / "run.json").read_text())
+    assert info["kind"] == "fast_style" and info["size_multiple"] == 4
+    recipe = (run / "recipe.toml").read_text()
+    assert 'network = "examples"' in recipe and "num_blocks = 5" in recipe
+    translator = kstyle.load(run)
+    with np.load(FIXTURES / "nets.npz") as expected:
+        np.testing.assert_allclose(np.asarray(translator.model(probe(40, 40)))[0],
+                                   expected["transformer_net/all"], atol=1e-5, rtol=0)
+
+    from PIL import Image
+
+    image = (probe(40, 40) * 127.5 + 127.5).round().astype(np.uint8)[0]
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    result = invoke("export", run, "--tflite", "--onnx", "--check-images",
+                    tmp_path / "photo.png")
+    assert result.exit_code == 0, result.output
+    assert result.output.count(" - ok") == 2, result.output
 
 
 def test_import_a_pix2pix_generator(tmp_path):

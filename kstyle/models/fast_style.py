@@ -12,6 +12,7 @@ from kstyle.models.fast_style_options import NETWORKS, FastStyleOptions
 from kstyle.models.perceptual import PerceptualStyleObjective
 from kstyle.nets.mobile import MOBILE_SIZE_MULTIPLE, mobile_stylizer
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
+from kstyle.nets.transformer_net import TRANSFORMER_NET_SIZE_MULTIPLE, transformer_net
 from kstyle.nets.vgg import vgg19_features
 from kstyle.optimizers import apply_gradients
 
@@ -108,7 +109,11 @@ class FastStyle(PerceptualStyleObjective, TranslationModel):
         if o.network not in NETWORKS:
             raise ValueError(f"Unknown network {o.network!r}; valid ones are: "
                              f"{', '.join(NETWORKS)}.")
-        if o.network == "mobile":
+        if o.network == "examples":
+            transformer = transformer_net(base_filters=o.base_filters, num_blocks=o.num_blocks,
+                                          name="transformer")
+            multiple = TRANSFORMER_NET_SIZE_MULTIPLE
+        elif o.network == "mobile":
             transformer = mobile_stylizer(base_filters=o.base_filters, num_blocks=o.num_blocks,
                                           norm=o.norm, name="transformer")
             multiple = MOBILE_SIZE_MULTIPLE

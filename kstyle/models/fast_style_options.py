@@ -9,7 +9,7 @@ from kstyle.models import options as opt
 from kstyle.models.options import ModelOptions, OptionError, option
 
 #: Transformer networks by name: Johnson et al.'s, and a ~20x lighter one for phones.
-NETWORKS = ("johnson", "mobile")
+NETWORKS = ("johnson", "mobile", "examples")
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,11 @@ class FastStyleOptions(ModelOptions):
                         "Keras' cache")
     style_size: int | None = option(None, "resize the style's long side to this (none: as is)",
                                     positive=True)
-    network: Literal["johnson", "mobile"] = option(
-        "johnson", "the transformer: Johnson et al.'s, or a ~20x lighter one for phones "
-        "(separable convs, three downsamplings; upsample does not apply)")
+    network: Literal["johnson", "mobile", "examples"] = option(
+        "johnson", "the transformer: Johnson et al.'s; mobile, ~20x lighter, for phones "
+        "(separable convs, three downsamplings); or examples, pytorch/examples' TransformerNet "
+        "(reflection-padded downsampling, affine instance norm: what kstyle import makes of "
+        "candy.pth & co.). upsample and norm apply to johnson only")
     base_filters: int = option(32, "filters of the transformer's first conv", positive=True)
     num_blocks: int = option(5, "residual blocks of the transformer", low=0)
     norm: opt.Norm = opt.norm_option("instance")

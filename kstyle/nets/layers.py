@@ -66,8 +66,13 @@ class InstanceNormalization(keras.layers.Layer):
     stylizer the .tflite file ran about 4x faster with this layer. In training it runs
     TensorFlow's fused batch-norm kernels instead (the same values; see `_fused`).
 
+    With ``affine=True`` a learned per-channel scale and offset follow (PyTorch's
+    ``InstanceNorm2d(affine=True)``, as in pytorch/examples' fast neural style network).
+
     Args:
         epsilon: added to the variance.
+        affine: learn a scale (``gamma``, from 1) and an offset (``beta``, from 0) per
+            channel.
         **kwargs: those of `keras.layers.Layer`.
 
     Example:
@@ -82,18 +87,29 @@ class InstanceNormalization(keras.layers.Layer):
         Stylization", 2016, https://arxiv.org/abs/1607.08022.
     """
 
-    def __init__(self, epsilon=1e-5, **kwargs):
+    def __init__(self, epsilon=1e-5, affine=False, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
+        self.affine = bool(affine)
+
+    def build(self, input_shape):
+        if self.affine:
+            channels = input_shape[-1]
+            self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+            self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
 
     def call(self, inputs, training=False):
         if training:
-            return self._fused(inputs)
-        x = keras.ops.cast(inputs, "float32")
-        centered = x - keras.ops.mean(x, axis=(1, 2), keepdims=True)
-        variance = keras.ops.mean(keras.ops.square(centered), axis=(1, 2), keepdims=True)
-        return keras.ops.cast(centered * keras.ops.rsqrt(variance + self.epsilon),
-                              inputs.dtype)
+            y = self._fused(inputs)
+        else:
+            x = keras.ops.cast(inputs, "float32")
+            centered = x - keras.ops.mean(x, axis=(1, 2), keepdims=True)
+            variance = keras.ops.mean(keras.ops.square(centered), axis=(1, 2), keepdims=True)
+            y = keras.ops.cast(centered * keras.ops.rsqrt(variance + self.epsilon),
+                               inputs.dtype)
+        if self.affine:
+            y = y * keras.ops.cast(self.gamma, y.dtype) + keras.ops.cast(self.beta, y.dtype)
+        return y
 
     def _fused(self, inputs):
         # Training: TensorFlow's fused batch norm over a batch of one image whose channels
@@ -117,6 +133,8 @@ class InstanceNormalization(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["epsilon"] = self.epsilon
+        if self.affine:  # left out otherwise: files saved before the option load as they were
+            config["affine"] = True
         return config
 
 

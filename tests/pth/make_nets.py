@@ -1,13 +1,17 @@
-"""Writes the network fixtures of tests/test_import.py; needs torch and a checkout of
-junyanz/pytorch-CycleGAN-and-pix2pix (commit e19f22f), only to regenerate them:
+"""Writes the network fixtures of tests/test_import.py; needs torch, a checkout of
+junyanz/pytorch-CycleGAN-and-pix2pix (commit e19f22f) and one of pytorch/examples, only to
+regenerate them:
 
-    python tests/pth/make_nets.py --reference /path/to/pytorch-CycleGAN-and-pix2pix
+    python tests/pth/make_nets.py --reference /path/to/pytorch-CycleGAN-and-pix2pix \
+        --examples /path/to/pytorch/examples
 
 Each network is built by the reference's own define_G / define_D at a small width, with
 random weights and random batch-norm statistics (seed 0), saved as the reference saves
 its models (a state dict; half of them in the legacy format its published files use),
 and run in eval mode on the probe image; nets.npz keeps the outputs (both corners and the
-mean for images, the whole map for discriminators).
+mean for images, the whole map for discriminators). pytorch/examples' TransformerNet has
+its widths written in; a narrower one (base 2) is made by giving its own
+__init__ smaller layers of its own classes, its forward unchanged; it runs on 0..255.
 """
 
 import argparse
@@ -25,7 +29,7 @@ from probe import corners, probe  # noqa: E402
 NETS = {
     "resnet_6blocks_instance": ("G", dict(netG="resnet_6blocks", ngf=4, norm="instance"), 32,
                                 True),
-    "resnet_9blocks_batch_dropout": ("G", dict(netG="resnet_9blocks", ngf=4, norm="batch",
+    "resnet_9blocks_batch_dropout": ("G", dict(netG="resnet_9blocks", ngf=3, norm="batch",
                                                use_dropout=True), 36, False),
     "unet_128_batch_dropout": ("G", dict(netG="unet_128", ngf=2, norm="batch",
                                          use_dropout=True), 128, True),
@@ -44,10 +48,62 @@ def build(networks, kind, args):
                              **args)
 
 
+def narrow_transformer_net(module, base=4):
+    """pytorch/examples' TransformerNet with widths base, 2 base, 4 base and 2 blocks."""
+    net = module.TransformerNet.__new__(module.TransformerNet)
+    torch.nn.Module.__init__(net)
+    f = base
+    net.conv1, net.in1 = module.ConvLayer(3, f, 9, 1), torch.nn.InstanceNorm2d(f, affine=True)
+    net.conv2 = module.ConvLayer(f, 2 * f, 3, 2)
+    net.in2 = torch.nn.InstanceNorm2d(2 * f, affine=True)
+    net.conv3 = module.ConvLayer(2 * f, 4 * f, 3, 2)
+    net.in3 = torch.nn.InstanceNorm2d(4 * f, affine=True)
+    for i in range(1, 6):  # forward() calls five blocks
+        setattr(net, f"res{i}", module.ResidualBlock(4 * f))
+    net.deconv1 = module.UpsampleConvLayer(4 * f, 2 * f, 3, 1, upsample=2)
+    net.in4 = torch.nn.InstanceNorm2d(2 * f, affine=True)
+    net.deconv2 = module.UpsampleConvLayer(2 * f, f, 3, 1, upsample=2)
+    net.in5 = torch.nn.InstanceNorm2d(f, affine=True)
+    net.deconv3 = module.ConvLayer(f, 3, 9, 1)
+    net.relu = torch.nn.ReLU()
+    return net
+
+
+def transformer_net_fixture(examples: Path, outputs: dict):
+    import importlib.util
+
+    path = examples / "fast_neural_style" / "neural_style" / "transformer_net.py"
+    spec = importlib.util.spec_from_file_location("transformer_net", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    net = narrow_transformer_net(module, base=2)
+    for p in net.parameters():
+        p.data.normal_(0.0, 0.5)
+    net.eval()
+    state = net.state_dict()
+    # The published files were saved by an older torch whose InstanceNorm kept running
+    # statistics; pytorch/examples deletes them on load, and so must the converter.
+    for key in [k for k in state if k.endswith(".in1.weight") or k == "in1.weight"]:
+        prefix = key[: -len("weight")]
+        state[prefix + "running_mean"] = torch.zeros_like(state[key])
+        state[prefix + "running_var"] = torch.ones_like(state[key])
+    name = "transformer_net"
+    torch.save(state, HERE / f"{name}.pth", _use_new_zipfile_serialization=False)
+    x = (torch.from_numpy(probe(40, 40)).permute(0, 3, 1, 2) + 1) * 127.5  # 0..255
+    with torch.no_grad():
+        y = net(x).permute(0, 2, 3, 1).numpy()
+    outputs[f"{name}/all"] = y[0] / 127.5 - 1  # kstyle's scale: [-1, 1], unclipped
+    outputs[f"{name}/parameters"] = np.array(sum(p.numel() for p in net.parameters()))
+    print(name, int(outputs[f"{name}/parameters"]), y.shape, float(y.min()), float(y.max()))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reference", required=True)
-    reference = Path(parser.parse_args().reference).resolve()
+    parser.add_argument("--examples", required=True)
+    given = parser.parse_args()
+    reference = Path(given.reference).resolve()
     sys.path.insert(0, str(reference))
     from models import networks
 
@@ -72,6 +128,7 @@ def main():
         outputs.update({f"{name}/{k}": v for k, v in kept.items()})
         outputs[f"{name}/parameters"] = np.array(sum(p.numel() for p in net.parameters()))
         print(name, sum(p.numel() for p in net.parameters()), y.shape)
+    transformer_net_fixture(Path(given.examples).resolve(), outputs)
     np.savez_compressed(HERE / "nets.npz", **outputs)
 
 
