@@ -170,7 +170,6 @@ def _layer_order(arch: Arch) -> list[str]:
 def build(arch: Arch, name: str | None = None):
     """kstyle's (untrained) network for ``arch``."""
     from kstyle.nets import patchgan_discriminator, resnet_generator, unet_generator
-
     from kstyle.nets.transformer_net import transformer_net
 
     builder = {"resnet": resnet_generator, "unet": unet_generator,
