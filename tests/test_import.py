@@ -188,29 +188,16 @@ def test_import_refuses_a_folder_that_holds_a_run(tmp_path):
 
 def test_import_refuses_a_file_that_would_run_code(tmp_path):
     import pickle
-    import zipfile
+
+    from test_pth import RunsCode, zip_pth
 
     marker = tmp_path / "it_ran"
-    hostile = tmp_path / "latest_net_G.pth"
-    with zipfile.ZipFile(hostile, "w") as archive:
-        archive.writestr("archive/data.pkl", pickle.dumps(
-            {"w": _RunsCode(str(marker))}, protocol=2))
+    hostile = zip_pth(tmp_path / "latest_net_G.pth",
+                      pickle.dumps({"w": RunsCode(marker)}, protocol=2))
     result = invoke("import", hostile, "--out", tmp_path / "run")
     assert result.exit_code == 2
     assert f"Error: {hostile}: refused: its pickle asks for " in result.output
     assert not marker.exists()
-
-
-def _leave_marker(path):
-    Path(path).touch()
-
-
-class _RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (_leave_marker, (self.marker,))
 
 
 def test_a_run_fine_tunes_from_an_imported_cyclegan(tmp_path):
