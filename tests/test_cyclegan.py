@@ -132,15 +132,18 @@ def test_strided_convs_pad_exactly_like_pytorch():
             layer.bias.assign(np.linspace(-0.5, 0.5, layer.filters).astype("float32"))
     probe = keras.Model(model.input, [
         model.get_layer("down1_pad").input, model.get_layer("down1_conv").output,
-        model.get_layer("up2_conv").input, model.get_layer("up2_crop").output])
-    down_in, down_out, up_in, up_out = (np.asarray(t)[0] for t in probe(images((1, 36, 44, 3))))
-    down, up = model.get_layer("down1_conv"), model.get_layer("up2_conv")
-    np.testing.assert_allclose(
-        down_out, torch_conv(down_in, np.asarray(down.kernel), np.asarray(down.bias), 2, 1),
-        atol=1e-4)
-    expected = torch_conv_transpose(up_in, np.asarray(up.kernel), np.asarray(up.bias), 2, 1, 1)
-    assert expected.shape == up_out.shape == (36, 44, 4)
-    np.testing.assert_allclose(up_out, expected, atol=1e-4)
+        model.get_layer("up2_conv").input, model.get_layer("up2_conv").output])
+    for training in (False, True):  # the transposed conv computes its crop another way
+        down_in, down_out, up_in, up_out = (
+            np.asarray(t)[0] for t in probe(images((1, 36, 44, 3)), training=training))
+        down, up = model.get_layer("down1_conv"), model.get_layer("up2_conv")
+        np.testing.assert_allclose(
+            down_out, torch_conv(down_in, np.asarray(down.kernel), np.asarray(down.bias), 2, 1),
+            atol=1e-4)
+        expected = torch_conv_transpose(up_in, np.asarray(up.kernel), np.asarray(up.bias), 2,
+                                        1, 1)
+        assert expected.shape == up_out.shape == (36, 44, 4)
+        np.testing.assert_allclose(up_out, expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("padding", [1, 3, ((2, 1), (0, 3))])

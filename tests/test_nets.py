@@ -328,3 +328,37 @@ def test_depth_to_space_unfolds_channels_into_blocks():
     np.testing.assert_array_equal(y[0, 0, 0], x[0, 0, 0, 0:3])
     np.testing.assert_array_equal(y[0, 0, 1], x[0, 0, 0, 3:6])
     np.testing.assert_array_equal(y[0, 1, 0], x[0, 0, 0, 6:9])
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_cropped_transposed_conv_is_the_valid_conv_and_crop_in_training_and_inference(policy):
+    from kstyle.nets.layers import Conv2DTranspose
+    from kstyle.precision import dtype_policy
+
+    x = tf.constant(images((2, 9, 7, 6)))
+    with dtype_policy(policy):
+        layer = Conv2DTranspose(5, 3, strides=2, crop=1, name="up")
+        layer.build(x.shape)
+        plain = keras.layers.Conv2DTranspose(5, 3, strides=2, padding="valid")
+        plain.build(x.shape)
+    plain.set_weights(layer.get_weights())
+    crop = keras.layers.Cropping2D(((1, 0), (1, 0)))
+    tolerance = 1e-5 if policy == "float32" else 3e-2
+    expected = crop(plain(x))
+    for training in (False, True):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            z = crop(plain(x))
+            ly, lz = tf.reduce_sum(tf.cast(y, "float32") ** 2), tf.reduce_sum(
+                tf.cast(z, "float32") ** 2)
+        assert y.shape == (2, 18, 14, 5) == expected.shape
+        np.testing.assert_allclose(np.float32(y), np.float32(expected), atol=tolerance)
+        for a, b in zip(tape.gradient(ly, [x, *layer.trainable_weights]),
+                        tape.gradient(lz, [x, *plain.trainable_weights])):
+            np.testing.assert_allclose(np.float32(a), np.float32(b), atol=tolerance * 10,
+                                       rtol=tolerance)
+    config = layer.get_config()
+    assert config["crop"] == 1 and "padding" not in config
+    assert Conv2DTranspose.from_config(config).compute_output_shape(
+        (None, 9, 7, 6)) == (None, 18, 14, 5)

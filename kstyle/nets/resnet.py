@@ -2,7 +2,13 @@
 
 import keras
 
-from kstyle.nets.layers import Dropout, NearestUpsampling2D, ReflectionPadding2D, normalization
+from kstyle.nets.layers import (
+    Conv2DTranspose,
+    Dropout,
+    NearestUpsampling2D,
+    ReflectionPadding2D,
+    normalization,
+)
 
 # Height and width of the input must be multiples of this: two stride-2 downsamplings.
 RESNET_SIZE_MULTIPLE = 4
@@ -54,8 +60,9 @@ def resnet_generator(
     Every padding is PyTorch's to the pixel, so the reference's weights would port as
     they are (kernels transposed to HWIO): the stride-2 convs pad one zero on every side
     and convolve 'valid' (Keras' 'same' would pad only after), and each transposed conv
-    runs 'valid' and drops its first row and column, which is PyTorch's `padding=1,
-    output_padding=1` (Keras' 'same' gives the same size but drops the last ones).
+    is 'valid' without its first row and column, which is PyTorch's `padding=1,
+    output_padding=1` (Keras' 'same' gives the same size but drops the last ones;
+    `kstyle.nets.layers.Conv2DTranspose` computes it without the copy in training).
     Conv biases are kept only with instance norm, as the reference's `use_bias =
     norm_layer == nn.InstanceNorm2d` does (so "none" has no biases either); the last
     conv always has one. Kernels are drawn from N(0, 0.02), as in the reference
@@ -150,18 +157,17 @@ def resnet_generator(
             x = ReflectionPadding2D(1, name=f"up{i}_pad")(x)
             x = _conv(filters, 3, use_bias, f"up{i}_conv")(x)
         else:
-            x = keras.layers.Conv2DTranspose(
+            # 'valid' gives 2n + 1; PyTorch's padding=1 crops the first row and column and
+            # output_padding=1 gives back the last, leaving 2n.
+            x = Conv2DTranspose(
                 filters,
                 3,
                 strides=2,
-                padding="valid",
+                crop=1,
                 use_bias=use_bias,
                 kernel_initializer=_weights(),
                 name=f"up{i}_conv",
             )(x)
-            # 'valid' gives 2n + 1; PyTorch's padding=1 crops the first row and column and
-            # output_padding=1 gives back the last, leaving 2n.
-            x = keras.layers.Cropping2D(((1, 0), (1, 0)), name=f"up{i}_crop")(x)
         x = normalization(norm, name=f"up{i}_norm")(x)
         x = keras.layers.ReLU(name=f"up{i}_relu")(x)
 
