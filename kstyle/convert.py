@@ -62,6 +62,20 @@ def _modules(state: dict) -> list[tuple[str, dict]]:
     return list(modules.items())
 
 
+def _without_stale_statistics(state: dict) -> dict:
+    """``state`` without the running statistics of instance norms that have no weights.
+
+    PyTorch before 0.4 kept ``running_mean`` / ``running_var`` in ``InstanceNorm2d``
+    (affine=False) although it never used them; files saved then (some of the published
+    models) carry them, and the reference drops them when it loads one. A batch norm
+    always has its weight beside them, so nothing of one is dropped.
+    """
+    stale = {key for key in state
+             if (m := re.match(r"(.*)\.(running_mean|running_var|num_batches_tracked)$", key))
+             and f"{m[1]}.weight" not in state}
+    return {k: v for k, v in state.items() if k not in stale}
+
+
 def _norm(state: dict, running_key: str, bias_key: str) -> str:
     if running_key in state:
         return "batch"
@@ -77,6 +91,7 @@ def detect(state: dict, path="the file") -> Arch:
         ModelLoadError: the keys match no architecture kstyle converts (the message lists
             them), or a variant kstyle's builders do not have.
     """
+    state = _without_stale_statistics(state)
     keys = list(state)
     if "model.model.0.weight" in state:  # UnetGenerator: nested UnetSkipConnectionBlocks
         levels = max(k.count(".model.") for k in keys)  # the innermost block's nesting
@@ -200,6 +215,7 @@ def convert(state: dict, arch: Arch | None = None, path="the file", name: str | 
         ModelLoadError: the state dict does not fit the architecture (the first module
             that differs is named, with both shapes).
     """
+    state = _without_stale_statistics(state)
     arch = arch or detect(state, path)
     net = build(arch, name)
     layers = [net.get_layer(n) for n in _layer_order(arch)]

@@ -263,3 +263,27 @@ def test_init_from_must_be_a_run_folder(tmp_path):
     with pytest.raises(RecipeError, match=f"train.init_from = '{tmp_path / 'nope'}' does not "
                                           "exist; expected a run folder"):
         tiny_recipe(tmp_path, f'train.init_from="{tmp_path / "nope"}"')
+
+
+def test_instance_norm_statistics_of_old_files_are_dropped():
+    # PyTorch before 0.4 saved running statistics with InstanceNorm2d (affine=False);
+    # some published CycleGAN models carry them. They are not a batch norm.
+    from kstyle.convert import convert, detect
+    from kstyle.pth import read_state_dict
+
+    state = read_state_dict(FIXTURES / "resnet_6blocks_instance.pth")
+    old = {}
+    for key, value in state.items():
+        old[key] = value
+        if key.endswith(".bias") and value.shape[0] in (4, 8, 16):  # not the 3-channel head
+            prefix = key.rpartition(".")[0].rsplit(".", 1)
+            norm = f"{prefix[0]}.{int(prefix[1]) + 1}"  # the norm right after each conv
+            old[f"{norm}.running_mean"] = np.zeros_like(value)
+            old[f"{norm}.running_var"] = np.ones_like(value)
+    assert any(k.endswith("running_mean") for k in old)
+    arch = detect(old)
+    assert arch.options["norm"] == "instance"
+    output = np.asarray(convert(old, arch)(probe(32, 32), training=False))
+    with np.load(FIXTURES / "nets.npz") as expected:
+        np.testing.assert_allclose(output[0], expected["resnet_6blocks_instance/all"],
+                                   atol=1e-5, rtol=0)
