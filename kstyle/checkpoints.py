@@ -54,6 +54,11 @@ def mismatch(keras_message: str) -> str:
     return first[:300]
 
 
+def step_of(path: Path) -> int:
+    """The step a checkpoint folder (``step_00000420``, or a ``damaged_`` one) holds."""
+    return int(path.name.rsplit("_", 1)[-1])
+
+
 class Checkpointer:
     """Saves and restores network weights, optimizer slots, RNG states and the step, atomically.
 
@@ -116,7 +121,7 @@ class Checkpointer:
 
         try:
             state = json.loads((path / "state.json").read_text())
-            if int(state["step"]) != int(path.name.split("_")[-1]):
+            if int(state["step"]) != step_of(path):
                 return f"state.json holds step {state['step']}, not the folder's"
         except (OSError, ValueError, KeyError, TypeError) as e:
             return f"state.json: {e}"

@@ -18,7 +18,9 @@ running mean and variance become gamma, beta and the moving statistics.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -243,15 +245,11 @@ _ROLE = re.compile(r"(?:^|_)(?:net_)?(G_A|G_B|D_A|D_B|G|D)$")
 
 
 def _role(path) -> str | None:
-    from pathlib import Path
-
     match = _ROLE.search(Path(path).stem)
     return match[1] if match else None
 
 
 def _run_name(path) -> str:
-    from pathlib import Path
-
     path = Path(path)
     stem = _ROLE.sub("", re.sub(r"^(latest|best|\d+)_net_", "", path.stem))
     # checkpoints/<experiment>/latest_net_G.pth: the experiment's folder names the run
@@ -282,9 +280,6 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
         ModelLoadError: a file that is not a reference network, a missing or doubled
             role, or a folder that already holds a run.
     """
-    import hashlib
-    from pathlib import Path
-
     from kstyle import runs
     from kstyle.pth import read_state_dict
     from kstyle.recipes import dumps_toml, saved_model_options

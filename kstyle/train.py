@@ -28,7 +28,7 @@ import tensorflow as tf
 from kstyle import builders, lock, runs, visual
 from kstyle import data as kdata
 from kstyle.callbacks import RunCallback, Stopped
-from kstyle.checkpoints import Checkpointer, initial_weights
+from kstyle.checkpoints import Checkpointer, initial_weights, step_of
 from kstyle.distribute import any_worker, make_strategy, worker_role, worker_scratch
 from kstyle.errors import DataError, KstyleError, ModelLoadError, RecipeError, WorkerLostError
 from kstyle.monitor import CollapseMonitor
@@ -233,7 +233,7 @@ class Run:
         if self.scratch is not None:  # the chief's folder may be on another host
             where = f"in {self.recipe.run_dir / runs.CHECKPOINT_DIR} on the chief's host"
         elif latest is not None:
-            where = f"{latest} (step {int(latest.name.split('_')[-1])})"
+            where = f"{latest} (step {step_of(latest)})"
         else:
             where = "none yet: they start from the beginning"
         why = re.search(r"(Collective ops is aborted by: [^\n]+|[^\n]*unhealthy[^\n]*)",
@@ -248,7 +248,7 @@ class Run:
     def _disk_full(self, error) -> KstyleError:
         latest = self.checkpointer.latest()
         where = (f"the last complete checkpoint is {latest} (step "
-                 f"{latest.name.split('_')[-1].lstrip('0') or 0})" if latest
+                 f"{step_of(latest)})" if latest
                  else "no checkpoint was complete yet")
         try:
             free = f"{shutil.disk_usage(self.dir).free / 2**20:,.1f} MiB free"
@@ -318,7 +318,7 @@ class Run:
                 raise KstyleError(f"{path}: step {state['step']} but optimizer at {self.step}")
             self.epoch = self.step // self.steps_per_epoch
             if damaged:
-                lost = int(damaged[0][0].name.split("_")[-1]) - self.step
+                lost = step_of(damaged[0][0]) - self.step
                 self.log(f"Resuming from {path} instead: {lost} steps are trained again.")
         elif self.recipe.train.init_from:  # a new run: fine-tuning starts from these
             source = self.recipe.train.init_from
