@@ -22,7 +22,7 @@ import runpy
 import sys
 
 
-def _tolerate_missing_torchvision_ops():
+def tolerate_missing_torchvision_ops():
     import torch
     import torch.library
 
@@ -49,7 +49,7 @@ def main():
     import numpy as np
     import torch
 
-    _tolerate_missing_torchvision_ops()
+    tolerate_missing_torchvision_ops()
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
