@@ -25,21 +25,33 @@ def data_source(recipe: Recipe):
     (CycleGAN) :func:`kstyle.data.unpaired_dataset`, whose epoch is the larger domain;
     models that learn from images alone (the fast stylizer) the B side (the photo) of a
     paired source, so any paired layout, photo folder, tfds set or the synthetic
-    renderings serve.
+    renderings serve; models of any style (AdaIN) those photos, each with a style image
+    from ``data.style_path`` (:func:`kstyle.data.style_dataset`, endless).
     """
     d = recipe.data
     where = dict(synthetic_count=d.synthetic_count, data_dir=d.data_dir or None,
                  bad_images=d.bad_images)
     common = dict(image_size=d.image_size, tfds_keys=tuple(d.tfds_keys), **where)
     data_kind = recipe.model.data_kind
-    if data_kind == "images":
+    if data_kind in ("images", "styled"):
         def count(split):
             return kdata.paired_count(d.source, d.path, split=split, **where)
 
-        def dataset(split, **options):
+        def photos(split, **options):
             pairs = kdata.paired_dataset(d.source, d.path, split=split, direction="a2b",
                                          derive=d.derive, **common, **options)
             return pairs.map(lambda a, b: b)
+
+        def styled(split, **options):
+            styles = kdata.style_dataset(
+                d.style_path, image_size=d.image_size, bad_images=d.bad_images,
+                **{k: v for k, v in options.items()
+                   if k not in ("repeat", "drop_remainder")})
+            # A last, smaller content batch takes as many styles.
+            return tf.data.Dataset.zip((photos(split, **options), styles)).map(
+                lambda content, style: (content, style[:tf.shape(content)[0]]))
+
+        dataset = photos if data_kind == "images" else styled
     elif data_kind == "unpaired":
         def count(split):
             return max(kdata.unpaired_count(d.source, d.path, split=split, **where))
@@ -161,6 +173,6 @@ def input_transforms(recipe: Recipe, model: TranslationModel) -> dict:
     otherwise (that of a two-way model, or none), whose input is the plain photo.
     """
     d = recipe.data
-    derived = d.source in ("photos", "tfds") and model.data_kind != "images"
+    derived = d.source in ("photos", "tfds") and model.data_kind not in ("images", "styled")
     derive = d.derive if derived else "none"
     return {k: derive if k == d.direction else "none" for k in model.translators}

@@ -142,13 +142,8 @@ class CollapseMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.samples is None:
             return
-        a, b = self.samples
-        inputs = {"a2b": a, "b2a": b}
-        for direction, net in self.model.translators.items():
-            x = inputs.get(direction)
-            if x is None:
-                continue
-            out = np.asarray(net(x, training=False), dtype=np.float32)
+        for direction, out in self.model.sample_outputs(*self.samples).items():
+            out = np.asarray(out, dtype=np.float32)
             std = float(out.reshape(len(out), -1).std(axis=1).mean())
             if std >= self.flat_std:
                 self.flat.discard(direction)

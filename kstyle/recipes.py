@@ -71,6 +71,8 @@ class DataConfig:
     tfds_keys: list[str] = option(["image"], "tfds image feature(s): one to derive, or A and B",
                                  name=True)
     data_dir: str = option("", "tensorflow-datasets data_dir (empty: tfds default)")
+    style_path: str = option("", "model.kind adain: a folder of style images (paintings), "
+                             "each resized to load_size and cropped like the content")
     seed: int = option(0, "seed for shuffling, crops and the synthetic source",
                        low=0, high=2**32 - 1)
 

@@ -10,12 +10,16 @@ import pytest
 from conftest import tiny_recipe
 
 from kstyle import monitor, train
+from kstyle.models.base import TranslationModel
 from kstyle.monitor import CollapseMonitor, CollapseWarning, step_values
 
 
 def fake_model(translators=None):
-    """What the monitor reads from a model: the step counter and the translators."""
-    return types.SimpleNamespace(step=0, translators=translators or {})
+    """What the monitor reads from a model: the step counter and the translators' outputs
+    (as ``TranslationModel.sample_outputs`` gives them)."""
+    model = types.SimpleNamespace(step=0, translators=translators or {})
+    model.sample_outputs = functools.partial(TranslationModel.sample_outputs, model)
+    return model
 
 
 def feed(callback, per_step, steps_per_epoch=100):

@@ -5,7 +5,8 @@ conversions (`to_float`, `to_uint8`) live here and in the Python API only.
 
 Where each source's files are is `kstyle.data.layout` (TensorFlow-free); what happens to
 a file that cannot be used, `kstyle.data.screen`; the pipelines, `kstyle.data.paired` and
-`kstyle.data.unpaired`; ``kstyle data check``, `kstyle.data.check`. The names below are
+`kstyle.data.unpaired`, and the style images of arbitrary-style training,
+`kstyle.data.styles`; ``kstyle data check``, `kstyle.data.check`. The names below are
 imported on first use, so that the layout (used by recipe checks) loads without
 TensorFlow.
 """
@@ -39,6 +40,8 @@ _NAMES = {
     "read_image": "kstyle.data.images",
     "resolve_path": "kstyle.data.paired",
     "scan_image": "kstyle.data.screen",
+    "style_count": "kstyle.data.styles",
+    "style_dataset": "kstyle.data.styles",
     "synthetic_pairs": "kstyle.data.synthetic",
     "to_float": "kstyle.data.images",
     "to_uint8": "kstyle.data.images",

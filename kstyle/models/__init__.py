@@ -13,6 +13,7 @@ Adding a model kind (README, "Adding a model kind"):
     4. a recipe in ``recipes/`` and a test file in ``tests/``.
 """
 
+from kstyle.models.adain_options import AdaINOptions
 from kstyle.models.cdae_options import CDAEOptions
 from kstyle.models.cyclegan_options import CycleGANOptions
 from kstyle.models.fast_style_options import FastStyleOptions
@@ -21,10 +22,10 @@ from kstyle.models.pix2pix_options import Pix2PixOptions
 #: Model kinds trained by ``kstyle fit``, by the name ``model.kind`` gives them.
 #: (``Gatys`` optimizes one image, through ``kstyle stylize --style``, and has no recipe.)
 KINDS = {"pix2pix": Pix2PixOptions, "cyclegan": CycleGANOptions, "cdae": CDAEOptions,
-         "fast_style": FastStyleOptions}
+         "fast_style": FastStyleOptions, "adain": AdaINOptions}
 
 _CLASSES = {"Pix2Pix": "pix2pix", "CycleGAN": "cyclegan", "CDAE": "cdae",
-            "FastStyle": "fast_style"}
+            "FastStyle": "fast_style", "AdaIN": "adain"}
 
 
 def get_model_class(kind: str):
@@ -53,5 +54,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'kstyle.models' has no attribute {name!r}")
 
 
-__all__ = ["CDAE", "KINDS", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix",
+__all__ = ["AdaIN", "CDAE", "KINDS", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix",
            "get_model_class"]

@@ -38,6 +38,8 @@ class TranslationModel(keras.Model):
             two-way model); ``translator`` is the ``"a2b"`` one.
         ``optimized_variables()``: the variables of each optimizer, by ``compile`` argument.
         ``sample_columns(a, b)``: named image batches for a sample grid.
+        ``sample_outputs(a, b)``: given here for translators of one input; a model whose
+            translator takes more (AdaIN's content and style) writes its own.
         ``train_step`` / ``test_step`` / ``metrics``: the objective, as in any Keras model.
 
     and may override :meth:`build_state`, the hook that creates per-replica state before
@@ -55,8 +57,8 @@ class TranslationModel(keras.Model):
                                                  "d_optimizer": "discriminator"}
     size_multiple = 1
 
-    #: ``"paired"``, ``"unpaired"`` or ``"images"``: what the model trains on, as its
-    #: options class says.
+    #: ``"paired"``, ``"unpaired"``, ``"images"`` or ``"styled"``: what the model trains
+    #: on, as its options class says.
     data_kind: ClassVar[str] = ModelOptions.data_kind
 
     def __init_subclass__(cls, **kwargs):
@@ -101,6 +103,14 @@ class TranslationModel(keras.Model):
 
     def sample_columns(self, real_a, real_b) -> dict:
         raise NotImplementedError
+
+    def sample_outputs(self, real_a, real_b) -> dict:
+        """Each translator's output on held-back inputs, by direction (the collapse
+        monitor's check): ``a2b`` of ``real_a``, ``b2a`` of ``real_b`` (when given)."""
+        inputs = {"a2b": real_a, "b2a": real_b}
+        return {direction: net(inputs[direction], training=False)
+                for direction, net in self.translators.items()
+                if inputs.get(direction) is not None}
 
     # -- optimizers
 

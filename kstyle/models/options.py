@@ -148,7 +148,8 @@ class ModelOptions:
     #: ``"module:Class"`` of the Keras model built from these options.
     model: ClassVar[str] = ""
     #: What the model trains on: ``"paired"`` (input, target) pairs, ``"unpaired"`` (a, b)
-    #: batches of two domains, or ``"images"`` (batches of single images).
+    #: batches of two domains, ``"images"`` (batches of single images) or ``"styled"``
+    #: (content photos, each with a style image from ``data.style_path``).
     data_kind: ClassVar[str] = "paired"
 
     def check(self, data) -> None:

@@ -45,7 +45,10 @@ class VGGPreprocessing(keras.layers.Layer):
         return input_shape
 
 
-def _vgg19(weights) -> keras.Model:
+def vgg19_network(weights) -> keras.Model:
+    """``keras.applications.VGG19`` without its top, with the weights a user asked for
+    (``None``/"random", "imagenet" or a file: see :func:`vgg19_features`)."""
+
     def build(weights):
         return keras.applications.VGG19(
             include_top=False, weights=weights, input_shape=(None, None, 3))
@@ -105,7 +108,7 @@ def vgg19_features(
     layers = tuple(dict.fromkeys(layers))  # Drops repeats, keeps the order.
     if not layers:
         raise ValueError("layers must name at least one VGG19 layer.")
-    vgg = _vgg19(weights)
+    vgg = vgg19_network(weights)
     known = [layer.name for layer in vgg.layers[1:]]
     unknown = [n for n in layers if n not in known]
     if unknown:

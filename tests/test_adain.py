@@ -1,0 +1,187 @@
+"""Arbitrary style transfer (AdaIN): its layers, networks, objective, data and fit.
+
+VGG19 has random weights read from a local file (no ImageNet weights offline).
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, needs_shared_data, write_tiny_photos
+from PIL import Image
+
+from kstyle.errors import RecipeError
+from kstyle.models import AdaIN
+from kstyle.nets.adain import (
+    AdaptiveInstanceNormalization,
+    ChannelStatistics,
+    adain_decoder,
+    adain_encoder,
+    adain_stylizer,
+)
+from kstyle.nets.vgg import VGGPreprocessing, vgg19_features
+from kstyle.recipes import recipe_from_dict
+from kstyle.train import fit
+
+TINY_ADAIN = [
+    "model.kind=adain", "data.source=photos", "data.image_size=32", "data.load_size=40",
+    "data.batch_size=2", "model.decoder_width=0.125", "train.epochs=2",
+    "train.steps_per_epoch=3", "train.checkpoint_every=2", "train.num_samples=2",
+    "train.val_steps=1", "train.lr_policy=constant", "train.lr=1e-3",
+    "train.precision=float32",
+]
+
+
+@pytest.fixture(scope="module")
+def vgg_file(random_vgg):
+    return str(random_vgg[0] / "vgg19.weights.h5")
+
+
+def write_styles(folder, count=3, size=48):
+    """Stripes and checks in a few colour schemes: images with distinct statistics."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x = np.arange(size)
+    for i in range(count):
+        period = 3 + 2 * i
+        pattern = ((x[:, None] // period + x[None, :] // (period + i)) % 2).astype(np.float32)
+        colors = np.array([[230, 40, 60], [20, 200, 120], [250, 240, 30]][i % 3], np.float32)
+        image = pattern[..., None] * colors + (1 - pattern[..., None]) * (255 - colors)
+        Image.fromarray(image.astype(np.uint8)).save(folder / f"style_{i}.png")
+    return folder
+
+
+def tiny_adain_recipe(tmp_path, vgg_file, *overrides, name="tiny_adain"):
+    photos, styles = tmp_path / "photos", tmp_path / "styles"
+    if not photos.is_dir():
+        write_tiny_photos(photos / "train", count=6, seed=0)
+        write_tiny_photos(photos / "val", count=2, seed=1)
+        write_styles(styles)
+    return recipe_from_dict({"name": name}, [
+        *TINY_ADAIN, f'data.path="{photos}"', f'data.style_path="{styles}"',
+        f'model.vgg_weights="{vgg_file}"', f'train.out_dir="{tmp_path / name}"', *overrides],
+        source="tiny_adain.toml")
+
+
+def test_channel_statistics_are_the_references_unbiased_ones():
+    x = np.random.default_rng(0).normal(2.0, 3.0, (2, 5, 7, 4)).astype(np.float32)
+    mean, std = (np.asarray(v) for v in ChannelStatistics()(x))
+    flat = x.reshape(2, 35, 4)
+    np.testing.assert_allclose(mean[:, 0, 0], flat.mean(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(std[:, 0, 0], np.sqrt(flat.var(axis=1, ddof=1) + 1e-5),
+                               rtol=1e-5)
+
+
+def test_adain_gives_the_content_the_style_statistics():
+    rng = np.random.default_rng(1)
+    content = rng.normal(0.0, 1.0, (2, 6, 6, 8)).astype(np.float32)
+    style_mean = rng.normal(0.0, 2.0, (2, 1, 1, 8)).astype(np.float32)
+    style_std = rng.uniform(0.5, 3.0, (2, 1, 1, 8)).astype(np.float32)
+    out = AdaptiveInstanceNormalization()([content, style_mean, style_std])
+    mean, std = (np.asarray(v) for v in ChannelStatistics()(out))
+    np.testing.assert_allclose(mean, style_mean, atol=1e-5)
+    np.testing.assert_allclose(std, style_std, rtol=1e-3)
+    # The content's spatial pattern survives: each channel is an affine map of its input.
+    for n, c in ((0, 0), (1, 5)):
+        assert abs(np.corrcoef(content[n, ..., c].ravel(), out[n, ..., c].numpy().ravel())[0, 1]
+                   - 1) < 1e-5
+
+
+def test_encoder_holds_keras_vgg19_with_reflection_padding(random_vgg):
+    folder, _ = random_vgg
+    encoder = adain_encoder(str(folder / "vgg19.weights.h5"))
+    assert not encoder.trainable_weights
+    # The reference's counts: a 1x1 conv and VGG19's convs to relu4_1.
+    assert encoder.count_params() == 12 + 3_505_728
+    image = np.random.default_rng(2).uniform(-1, 1, (1, 40, 40, 3)).astype(np.float32)
+    # The 1x1 conv is VGG's "caffe" preprocessing, on [0, 1] input.
+    pre = keras.Model(encoder.input, encoder.get_layer("preprocess").output)
+    np.testing.assert_allclose(pre(image), VGGPreprocessing()(image), atol=1e-3)
+    # Inside the border, where reflection and zero padding agree, Keras' VGG19 features.
+    ours = encoder(image)
+    theirs = vgg19_features(("block1_conv1", "block2_conv1"),
+                            weights=folder / "vgg19.weights.h5")(image)
+    inner1, inner2 = (slice(None), slice(1, -1), slice(1, -1)), (slice(None), slice(3, -3),
+                                                                 slice(3, -3))
+    np.testing.assert_allclose(ours["relu1_1"][inner1], theirs["block1_conv1"][inner1],
+                               rtol=1e-4, atol=1e-2)
+    np.testing.assert_allclose(ours["relu2_1"][inner2], theirs["block2_conv1"][inner2],
+                               rtol=1e-4, atol=1e-1)
+    # Odd sides are pooled as PyTorch's ceil_mode does: sides rounded up.
+    odd = encoder(np.zeros((1, 37, 50, 3), np.float32))
+    assert odd["relu4_1"].shape == (1, 5, 7, 512)
+
+
+def test_decoder_and_stylizer_shapes_and_the_reference_parameter_count():
+    decoder = adain_decoder()
+    assert decoder.count_params() == 3_505_219  # naoto0804/pytorch-AdaIN's decoder
+    light = adain_decoder(width=0.5)
+    assert light.get_layer("dec4_1").kernel.shape == (3, 3, 512, 128)
+    assert light.get_layer("dec1_1").kernel.shape == (3, 3, 32, 3)
+    assert light(np.zeros((1, 3, 5, 512), np.float32)).shape == (1, 24, 40, 3)
+    stylizer = adain_stylizer(adain_encoder(), light)
+    content = np.zeros((2, 48, 64, 3), np.float32)
+    assert stylizer([content, np.zeros((1, 40, 32, 3), np.float32)]).shape == (2, 48, 64, 3)
+    with pytest.raises(ValueError, match="width"):
+        adain_decoder(width=0)
+
+
+def test_recipe_names_the_style_folder(tmp_path, vgg_file):
+    with pytest.raises(RecipeError, match=r"data\.style_path = .*nowhere.* is not a folder"):
+        tiny_adain_recipe(tmp_path, vgg_file, f'data.style_path="{tmp_path / "nowhere"}"')
+    with pytest.raises(RecipeError, match=r"data\.style_path is empty"):
+        tiny_adain_recipe(tmp_path, vgg_file, 'data.style_path=""')
+    with pytest.raises(RecipeError, match=r"data\.image_size = 36 must be a multiple of 8"):
+        tiny_adain_recipe(tmp_path, vgg_file, "data.image_size=36")
+
+
+def test_fit_trains_the_decoder_and_saves_a_stylizer(tmp_path, vgg_file):
+    recipe = tiny_adain_recipe(tmp_path, vgg_file)
+    lines = []
+    result = fit(recipe, verbose=0, log=lines.append)
+    run = result.run_dir
+    info = json.loads((run / "run.json").read_text())
+    assert info["kind"] == "adain"
+    assert (run / "samples" / "epoch_0002.png").is_file()
+    epochs = (run / "epochs.csv").read_text().splitlines()
+    assert epochs[0].split(",")[:1] == ["epoch"] and len(epochs) == 3
+    assert "style_loss" in epochs[0] and "val_loss" in epochs[0]
+    # The saved stylizer: the encoder is the VGG19 it started with (only the decoder
+    # trains), and the decoder is no longer the untrained one.
+    stylizer = keras.models.load_model(run / "translator.keras")
+    encoder = adain_encoder(vgg_file)
+    saved = stylizer.get_layer("adain_encoder")
+    for ours, theirs in zip(saved.weights, encoder.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    keras.utils.set_random_seed(recipe.train.seed)
+    fresh = AdaIN.from_options(recipe.model)
+    assert not np.allclose(stylizer.get_layer("decoder").weights[0].numpy(),
+                           fresh.decoder.weights[0].numpy())
+    # It stylizes any two images: a content of any size (multiple of 8), a style of another.
+    rng = np.random.default_rng(3)
+    content = rng.uniform(-1, 1, (1, 40, 24, 3)).astype(np.float32)
+    style = rng.uniform(-1, 1, (1, 32, 56, 3)).astype(np.float32)
+    out = np.asarray(stylizer([content, style]))
+    assert out.shape == content.shape and np.isfinite(out).all()
+    # Resuming the finished run one epoch further goes on from its checkpoint.
+    longer = fit(tiny_adain_recipe(tmp_path, vgg_file, "train.epochs=3"), verbose=0,
+                 log=lines.append)
+    assert longer.step == 9 and longer.resumed_from == 6
+
+
+@needs_shared_data
+def test_loss_goes_down_on_real_photos_and_paintings(tmp_path, vgg_file):
+    # horse photos for content, the shared public-domain paintings for style.
+    recipe = recipe_from_dict({"name": "real_adain"}, [
+        *TINY_ADAIN, "data.source=photos", f'data.path="{SHARED_DATA / "horse2zebra" / "trainA"}"',
+        f'data.style_path="{SHARED_DATA / "styles"}"', "data.image_size=64",
+        "data.load_size=80", "data.batch_size=4", "model.decoder_width=0.25",
+        f'model.vgg_weights="{vgg_file}"', "train.epochs=1", "train.steps_per_epoch=60",
+        "train.val_steps=4", "train.num_samples=0", f'train.out_dir="{tmp_path / "run"}"'],
+        source="real_adain.toml")
+    result = fit(recipe, verbose=0, log=lambda *_: None)
+    info = json.loads((result.run_dir / "run.json").read_text())
+    first = info["untrained_val_metric"]
+    last = float((result.run_dir / "epochs.csv").read_text().splitlines()[-1].split(",")[
+        (result.run_dir / "epochs.csv").read_text().splitlines()[0].split(",").index("val_loss")])
+    assert last < 0.8 * first, (first, last)
