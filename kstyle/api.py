@@ -24,6 +24,7 @@ from PIL import Image
 
 import kstyle.nets  # noqa: F401  (registers kstyle's layers, needed to load networks)
 from kstyle import runs
+from kstyle.arbitrary import ArbitraryStylizer, style_problems
 from kstyle.data import derive as kderive
 from kstyle.data import images as kimages
 from kstyle.errors import DataError, ModelLoadError, StyleOptionError
@@ -186,7 +187,7 @@ def _pil_format(path: Path) -> str:
 
 
 def load(model: str | os.PathLike, direction: str | None = None,
-         tile: int | None = None) -> Translator:
+         tile: int | None = None) -> Translator | ArbitraryStylizer:
     """Loads a trained translator from a run folder, a ``.keras`` file or an export.
 
     Args:
@@ -200,7 +201,8 @@ def load(model: str | os.PathLike, direction: str | None = None,
             ``Translator.TILE_ABOVE`` pixels at 512, 0 never tiles (see ``kstyle.tiling``).
 
     Returns:
-        A :class:`Translator`.
+        A :class:`Translator`; for a run of model kind ``adain``, a
+        :class:`kstyle.arbitrary.ArbitraryStylizer` (called with ``style=``).
 
     Raises:
         ModelLoadError: the folder holds no translator, or the file cannot be loaded.
@@ -248,6 +250,8 @@ def load(model: str | os.PathLike, direction: str | None = None,
     except Exception as e:  # Keras raises many types for a bad file.
         raise ModelLoadError(f"{file}: could not load the model ({type(e).__name__}: {e}). "
                              f"{runs.rewrite_hint(file.parent)}") from None
+    if len(net.inputs) == 2:  # content and style: an arbitrary-style (AdaIN) stylizer
+        return ArbitraryStylizer(net, info)
     return Translator(net, info, tile=tile)
 
 
@@ -268,13 +272,17 @@ def _load_exported(path: Path) -> Translator:
     return Translator.from_function(run, info)
 
 
-def stylize(image, model: str | os.PathLike | Translator | None = None, out=None,
+def stylize(image, model: str | os.PathLike | Translator | ArbitraryStylizer | None = None,
+            out=None,
             direction=None, *, style=None, tile: int | None = None, **style_options):
-    """Stylizes an image: with a trained model, or with a style image (Gatys et al.).
+    """Stylizes an image: with a trained model, a style image (Gatys et al.), or both.
 
-    Give either ``model`` (a run folder, ``.keras`` file or :class:`Translator`: one
-    forward pass) or ``style`` (one or more style images: the content image is optimized
-    to match their style, see :func:`transfer_style` for the options).
+    Give ``model`` (a run folder, ``.keras`` file or :class:`Translator`: one forward
+    pass), or ``style`` (one or more style images: the content image is optimized to
+    match their style, see :func:`transfer_style` for the options), or both for an
+    arbitrary-style (``adain``) run: one forward pass in the style of any image, with the
+    options ``strength`` (0..1), ``blend``, ``preserve_color`` and ``style_size`` of
+    :meth:`kstyle.arbitrary.ArbitraryStylizer.stylize_array`.
 
     Args:
         image: ``numpy`` array, ``PIL.Image`` or path (or a list of them).
@@ -283,32 +291,48 @@ def stylize(image, model: str | os.PathLike | Translator | None = None, out=None
         direction: ``"a2b"`` or ``"b2a"`` for two-way models (see :func:`load`).
         tile: with ``model``, tile side for large images (see :func:`load`).
         style: a style image (array, PIL image, path) or a list of them.
-        **style_options: with ``style``, the options of :func:`transfer_style`
-            (``steps``, ``size``, ``blend``, ``preserve_color``, ...).
+        **style_options: with ``style`` alone, the options of :func:`transfer_style`
+            (``steps``, ``size``, ``blend``, ``preserve_color``, ...); with an adain
+            ``model``, those above.
 
     Returns:
         The stylized image(s), as the same kind as the input(s); for a path, the path
         of the written file.
 
     Raises:
-        ValueError: neither or both of ``model`` and ``style``, or style options with a
-            model.
+        ValueError: neither ``model`` nor ``style``; both, for a model that takes no style;
+            options the model does not take.
 
     Example:
         >>> out = kstyle.stylize(np.asarray(photo), model="saved_models/quickstart")
+        >>> out = kstyle.stylize("photo.jpg", model="saved_models/adain",
+        ...                      style="the_scream.jpg", strength=0.8)
         >>> pil = kstyle.stylize(PIL.Image.open("photo.jpg"), style="starry_night.jpg",
         ...                      steps=200, size=512)
     """
-    if (model is None) == (style is None):
-        raise ValueError("give either model= (a trained run or .keras file) or style= "
-                         "(a style image), not both or neither")
-    if style is not None:
+    if model is None and style is None:
+        raise ValueError("give model= (a trained run or .keras file), style= (a style "
+                         "image), or both (an adain run and a style image)")
+    if model is None:
         function = functools.partial(transfer_style, style=style, **style_options)
     else:
-        if style_options:
+        function = model if isinstance(model, Translator | ArbitraryStylizer) else load(
+            model, direction, tile)
+        if isinstance(function, ArbitraryStylizer):
+            if style is None:
+                raise ValueError(f"{model} stylizes in the style of an image: give style=")
+            unknown = sorted(set(style_options) - ARBITRARY_OPTIONS)
+            if unknown:
+                raise ValueError(f"options {', '.join(unknown)} are for optimization (style= "
+                                 "without model=); an adain model takes "
+                                 f"{', '.join(sorted(ARBITRARY_OPTIONS))}")
+            function = functools.partial(function, style=style, **style_options)
+        elif style is not None:
+            raise ValueError(f"{model} is not an arbitrary-style (adain) model: give model= "
+                             "or style=, not both")
+        elif style_options:
             raise ValueError(f"options {', '.join(sorted(style_options))} need style=, "
                              "not model=")
-        function = model if isinstance(model, Translator) else load(model, direction, tile)
     if isinstance(image, list | tuple):
         results = []
         for item in image:
@@ -318,6 +342,10 @@ def stylize(image, model: str | os.PathLike | Translator | None = None, out=None
             results.append(function(item, out=dest))
         return results
     return function(image, out=out)
+
+
+#: The options ``stylize(..., model=<adain run>, style=...)`` takes.
+ARBITRARY_OPTIONS = frozenset({"blend", "strength", "preserve_color", "style_size"})
 
 
 @functools.lru_cache(maxsize=2)
@@ -415,11 +443,6 @@ def transfer_style(image, style, out=None, *, blend=None, frames=None, verbose: 
 
 
 def _check_style_options(options, styles, blend):
-    problems = [] if styles else ["style: give at least one style image"]
-    if blend is not None and (len(blend) != len(styles) or any(b < 0 for b in blend)
-                              or not sum(blend) > 0):
-        problems.append(f"blend = {list(blend)}: expected {len(styles)} non-negative "
-                        "weight(s), one per style, not all zero")
-    problems += options.problems()
+    problems = style_problems(styles, blend) + options.problems()
     if problems:
         raise StyleOptionError("; ".join(problems))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from kstyle import __version__, quiet
 from kstyle.errors import KstyleError
@@ -133,7 +134,8 @@ def fit(recipe, overrides, quiet):
                    "(.tflite or .onnx file, or SavedModel folder): one forward pass.")
 @click.option("--style", "-s", "styles", multiple=True, type=click.Path(dir_okay=False),
               help="Style image (repeatable): optimize each input to take on its style "
-                   "(Gatys et al.) instead of using a trained model.")
+                   "(Gatys et al.) instead of using a trained model; with --model of an "
+                   "adain run, one forward pass in this style.")
 @click.option("--out", "-o", type=click.Path(), default="stylized", show_default=True,
               help="Folder for the results (PNG, named after the inputs), or a file name "
                    "(.png, .jpg) for a single input.")
@@ -147,9 +149,12 @@ def fit(recipe, overrides, quiet):
                    "statistics of the whole image (default: 512 px tiles above 4 MP; 0: never).")
 @click.option("--blend", type=float, multiple=True,
               help="--style: weight of each style, in --style order (default equal).")
+@click.option("--strength", type=click.FloatRange(0, 1), default=None,
+              help="--model of an adain run with --style: how much style, from 0 (the "
+                   "content) to 1 (full style, the default).")
 @gatys_options
 @handle_errors
-def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend,
+def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, strength,
             **style_options):
     """Stylize INPUTS (image files or folders of images).
 
@@ -160,11 +165,18 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend,
     With a style image, neural style transfer by optimization (Gatys et al.):
       kstyle stylize photo.jpg --style starry_night.jpg --steps 300 --size 512
       kstyle stylize photo.jpg -s wave.jpg -s udnie.jpg --blend 0.7 --blend 0.3
+    With both, an arbitrary-style (adain) run in one pass, for any style image:
+      kstyle stylize photos/ --model saved_models/adain --style scream.jpg --strength 0.8
     """
     _quiet_tf()
-    if bool(model) == bool(styles):
-        raise click.UsageError("give either --model (a trained run) or --style (a style "
-                               "image), not both or neither")
+    if not model and not styles:
+        raise click.UsageError("give --model (a trained run), --style (a style image), or "
+                               "both (an adain run and a style image)")
+    ctx = click.get_current_context()
+    given = sorted(name for name in style_options
+                   if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT))
+    if strength is not None and not (model and styles):
+        raise click.UsageError("--strength needs --model (an adain run) and --style")
     from kstyle import api
     from kstyle.data.images import IMAGE_EXTENSIONS, ImageRefused, list_images
 
@@ -175,13 +187,32 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend,
     if to_file and len(files) > 1:
         raise click.UsageError(f"--out {out} names one file, but there are {len(files)} "
                                "inputs: give a folder")
-    if styles:
+    if not model:
         def function(src, out):
             frames = out.parent / f"{out.stem}_frames" if style_options["save_every"] else None
             return api.transfer_style(src, style=list(styles), out=out, blend=list(blend) or None,
                                       frames=frames, **style_options)
     else:
         function = api.load(model, direction, tile)
+        arbitrary = isinstance(function, api.ArbitraryStylizer)
+        if styles and not arbitrary:
+            raise click.UsageError(f"--model {model} takes no style image: --style with "
+                                   "--model needs an adain run (without --model, --style "
+                                   "optimizes each input)")
+        if arbitrary and not styles:
+            raise click.UsageError(f"--model {model} is an adain run: give the style image "
+                                   "with --style")
+        only_optimization = [n for n in given if not (arbitrary and n == "preserve_color")]
+        if blend and not arbitrary:
+            only_optimization.append("blend")
+        if only_optimization:
+            flags = ", ".join("--" + n.replace("_", "-") for n in only_optimization)
+            raise click.UsageError(f"{flags}: for --style without --model (optimization)")
+        if arbitrary:
+            function = functools.partial(
+                function, style=list(styles), blend=list(blend) or None,
+                strength=1.0 if strength is None else strength,
+                preserve_color=style_options["preserve_color"])
     folder = Path(out).parent if to_file else Path(out)
     from kstyle import runs
 

@@ -189,6 +189,11 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     translator = load(model, direction)
     if translator.model is None:
         raise ModelLoadError(f"{model}: already an exported file; export a run folder")
+    if len(translator.model.inputs) != 1:
+        raise ExportError(f"{model} is an arbitrary-style (adain) run, which takes a content "
+                          "and a style image: kstyle export writes one-input translators "
+                          "only so far; stylize with: kstyle stylize IMAGE --model "
+                          f"{model} --style STYLE")
     source = Path(model)
     run_dir = source if source.is_dir() else source.parent
     out = Path(out) if out else run_dir / "export"

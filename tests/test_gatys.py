@@ -188,7 +188,7 @@ def test_style_option_errors_name_the_option(vgg_file, style_file):
     with pytest.raises(StyleOptionError, match="style_layer_weights has 2 values"):
         kstyle.stylize(image, style=style_file, style_layer_weights=[1.0, 2.0],
                        **options(vgg_file))
-    with pytest.raises(ValueError, match="either model= .* or style="):
+    with pytest.raises(ValueError, match="give model= .*style= .*or both"):
         kstyle.stylize(image)
     with pytest.raises(ModelLoadError, match="/nowhere/vgg.h5"):
         kstyle.stylize(image, style=style_file, **{**options(vgg_file),
@@ -196,7 +196,7 @@ def test_style_option_errors_name_the_option(vgg_file, style_file):
 
 
 def test_cli_style_transfer_writes_the_file_and_frames(vgg_file, style_file, tmp_path,
-                                                       monkeypatch):
+                                                       monkeypatch, tiny_run):
     src = tmp_path / "photo.png"
     Image.fromarray(np.full((30, 40, 3), 100, np.uint8)).save(src)
     # The weights come from the environment variable, as a user without a Keras cache
@@ -210,8 +210,11 @@ def test_cli_style_transfer_writes_the_file_and_frames(vgg_file, style_file, tmp
     assert Image.open(out).size == (32, 24)
     assert len(list((tmp_path / "result_frames").glob("frame_*.png"))) == 2
     both = CliRunner().invoke(main, ["stylize", str(src), "--style", str(style_file),
-                                     "--model", str(tmp_path)])
-    assert both.exit_code == 2 and "either --model" in both.output
+                                     "--model", str(tiny_run)])
+    assert both.exit_code == 2 and "takes no style image" in both.output
+    steps = CliRunner().invoke(main, ["stylize", str(src), "--steps", "3", "--model",
+                                      str(tiny_run)])
+    assert steps.exit_code == 2 and "--steps: for --style without --model" in steps.output
     missing = CliRunner().invoke(main, ["stylize", str(src), "--style", str(style_file),
                                         "--steps", "1", "--vgg-weights", "/nowhere/v.h5"])
     assert missing.exit_code == 2 and "/nowhere/v.h5" in missing.output

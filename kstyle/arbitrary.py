@@ -1,0 +1,193 @@
+"""Arbitrary style transfer at inference: an AdaIN run, a content image and style images.
+
+:class:`ArbitraryStylizer` is what ``kstyle.load`` returns for a run of model kind
+``adain``. It runs two graphs: one encodes a style image to its ``relu4_1`` channel
+statistics (:class:`StyleCode`), the other stylizes a uint8 content image with given
+statistics (mirror-padded to a multiple of 8 and cropped back). A style is encoded once
+and reused for every content image; several styles mix by weighting their statistics;
+``strength`` blends the AdaIN target with the content's own features.
+
+Reference:
+    Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance
+    Normalization", ICCV 2017, https://arxiv.org/abs/1703.06868 (sections 7.1-7.3: the
+    content-style trade-off, style interpolation, colour control).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from kstyle.data import images as kimages
+from kstyle.errors import StyleOptionError
+from kstyle.nets.adain import ADAIN_SIZE_MULTIPLE, channel_statistics
+from kstyle.serving import prepare_input
+
+#: A style image's shorter side is resized to this before encoding (as the reference's
+#: test script does; 0 keeps its size).
+STYLE_SIZE = 512
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleCode:
+    """A style as the stylizer uses it: channel means and standard deviations of its
+    ``relu4_1`` features, float32 ``[1, 1, 1, 512]`` each."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @staticmethod
+    def mix(codes: list[StyleCode], weights) -> StyleCode:
+        """The weighted mean of several styles' statistics (weights normalized to sum 1)."""
+        w = np.asarray(weights, np.float32) / float(np.sum(weights))
+        return StyleCode(sum(wi * c.mean for wi, c in zip(w, codes)),
+                         sum(wi * c.std for wi, c in zip(w, codes)))
+
+
+def match_colors(style: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The style image recoloured to the content's colour mean and covariance (uint8).
+
+    Colour control as the AdaIN paper does it: a linear map of the style's RGB pixels
+    that gives them the content's mean and 3x3 covariance (whitening by the style's
+    covariance, colouring by the content's).
+    """
+    s = style.reshape(-1, 3).astype(np.float64) / 255.0
+    c = content.reshape(-1, 3).astype(np.float64) / 255.0
+
+    def sqrt_and_inverse(cov):
+        values, vectors = np.linalg.eigh(cov + 1e-5 * np.eye(3))
+        values = np.maximum(values, 1e-8)
+        return ((vectors * np.sqrt(values)) @ vectors.T,
+                (vectors / np.sqrt(values)) @ vectors.T)
+
+    _, style_inverse = sqrt_and_inverse(np.cov(s, rowvar=False))
+    content_sqrt, _ = sqrt_and_inverse(np.cov(c, rowvar=False))
+    mapped = (s - s.mean(axis=0)) @ style_inverse.T @ content_sqrt.T + c.mean(axis=0)
+    return np.clip(np.round(mapped * 255.0), 0, 255).astype(np.uint8).reshape(style.shape)
+
+
+class ArbitraryStylizer:
+    """An AdaIN run ready to stylize images of any size in the style of any image.
+
+    Args:
+        model: the run's stylizer (``translator.keras``: ``[content, style]`` -> image),
+            whose ``adain_encoder`` and ``decoder`` layers are used.
+        info: the run's ``run.json``.
+
+    Example:
+        >>> stylizer = kstyle.load("saved_models/adain")
+        >>> out = stylizer(photo, style="the_scream.jpg", strength=0.8)
+        >>> code = stylizer.encode_style("the_scream.jpg")    # encode once ...
+        >>> outs = [stylizer(p, style=code) for p in photos]  # ... reuse for many
+    """
+
+    def __init__(self, model, info: dict | None = None):
+        self.model = model
+        self.info = dict(info or {})
+        self.size_multiple = int(self.info.get("size_multiple") or ADAIN_SIZE_MULTIPLE)
+        self.encoder = model.get_layer("adain_encoder")
+        self.decoder = model.get_layer("decoder")
+        self._encode = tf.function(self._encode_graph, reduce_retracing=True)
+        self._stylize = tf.function(self._stylize_graph, reduce_retracing=True)
+        self._codes: dict = {}
+
+    def _encode_graph(self, images):
+        return channel_statistics(self.encoder(kimages.to_float(images))["relu4_1"])
+
+    def _stylize_graph(self, images, mean, std, strength):
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        features = self.encoder(prepare_input(images, self.size_multiple, "none"))["relu4_1"]
+        content_mean, content_std = channel_statistics(features)
+        target = (features - content_mean) / content_std * std + mean
+        target = strength * target + (1.0 - strength) * features
+        return kimages.to_uint8(self.decoder(target, training=False)[:, :height, :width, :])
+
+    def encode_style(self, style, *, style_size: int = STYLE_SIZE, like=None) -> StyleCode:
+        """Encodes one style image (array, PIL image or path) to its :class:`StyleCode`.
+
+        Args:
+            style: the style image.
+            style_size: resize its shorter side to this first (0: as it is).
+            like: a uint8 content image whose colours the style takes first
+                (:func:`match_colors`; ``preserve_color``).
+        """
+        from kstyle.api import unpack_image
+
+        rgb = unpack_image(style)[0]
+        if like is not None:
+            rgb = match_colors(rgb, like)
+        x = tf.convert_to_tensor(rgb[None])
+        if style_size and min(rgb.shape[:2]) != style_size:
+            scale = style_size / min(rgb.shape[:2])
+            size = (max(1, round(rgb.shape[0] * scale)), max(1, round(rgb.shape[1] * scale)))
+            x = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+                tf.cast(x, tf.float32), size, antialias=True)), 0, 255), tf.uint8)
+        mean, std = self._encode(x)
+        return StyleCode(mean.numpy(), std.numpy())
+
+    def _code(self, style, style_size: int, like) -> StyleCode:
+        if isinstance(style, StyleCode):
+            return style
+        if like is not None or not isinstance(style, str | os.PathLike):
+            return self.encode_style(style, style_size=style_size, like=like)
+        key = (os.fspath(style), style_size)  # a file is encoded once
+        if key not in self._codes:
+            self._codes[key] = self.encode_style(style, style_size=style_size)
+        return self._codes[key]
+
+    def stylize_array(self, content: np.ndarray, style, *, blend=None, strength: float = 1.0,
+                      preserve_color: bool = False, style_size: int = STYLE_SIZE) -> np.ndarray:
+        """Stylizes one uint8 ``HxWx3`` array; returns uint8 of the same shape.
+
+        Args:
+            content: the content image.
+            style: a style image (array, PIL image, path) or :class:`StyleCode`, or a list.
+            blend: with several styles, the weight of each (default equal).
+            strength: 1 is the full style, 0 the content as the decoder renders it.
+            preserve_color: give each style the content's colours first (a style code
+                cannot be recoloured: pass images).
+            style_size: see :meth:`encode_style`.
+        """
+        styles = list(style) if isinstance(style, list | tuple) else [style]
+        check_options(styles, blend, strength)
+        if preserve_color and any(isinstance(s, StyleCode) for s in styles):
+            raise StyleOptionError("preserve_color recolours the style images: give images, "
+                                   "not encoded styles")
+        like = content if preserve_color else None
+        codes = [self._code(s, style_size, like) for s in styles]
+        code = StyleCode.mix(codes, blend or [1.0] * len(codes))
+        out = self._stylize(np.ascontiguousarray(content[None]), code.mean, code.std,
+                            tf.constant(float(strength)))
+        return np.asarray(out)[0]
+
+    def __call__(self, image, out=None, *, style, **options):
+        """Stylizes one image (array, PIL image or path); returns the same kind.
+
+        ``options`` are those of :meth:`stylize_array`; ``out`` as for
+        ``kstyle.Translator``.
+        """
+        from kstyle.api import map_image
+
+        return map_image(lambda rgb: self.stylize_array(rgb, style, **options), image, out)
+
+
+def style_problems(styles, blend) -> list[str]:
+    """What is wrong with a list of styles and their weights (``blend``), if anything."""
+    problems = [] if styles else ["style: give at least one style image"]
+    if blend is not None and (len(blend) != len(styles) or any(b < 0 for b in blend)
+                              or not sum(blend) > 0):
+        problems.append(f"blend = {list(blend)}: expected {len(styles)} non-negative "
+                        "weight(s), one per style, not all zero")
+    return problems
+
+
+def check_options(styles, blend, strength) -> None:
+    """StyleOptionError naming each problem of the styles, weights and strength."""
+    problems = style_problems(styles, blend)
+    if not 0.0 <= float(strength) <= 1.0:
+        problems.append(f"strength = {strength}: expected a number in [0, 1]")
+    if problems:
+        raise StyleOptionError("; ".join(problems))
