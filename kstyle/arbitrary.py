@@ -94,16 +94,26 @@ class ArbitraryStylizer:
         self._stylize = tf.function(self._stylize_graph, reduce_retracing=True)
         self._codes: dict = {}
 
-    def _encode_graph(self, images):
-        return channel_statistics(self.encoder(kimages.to_float(images))["relu4_1"])
+    def style_statistics(self, styles):
+        """``(mean, std)`` of float ``[N, H, W, 3]`` style images in [-1, 1] at relu4_1."""
+        return channel_statistics(self.encoder(styles, training=False)["relu4_1"])
 
-    def _stylize_graph(self, images, mean, std, strength):
-        height, width = tf.shape(images)[1], tf.shape(images)[2]
-        features = self.encoder(prepare_input(images, self.size_multiple, "none"))["relu4_1"]
+    def stylize_float(self, content, mean, std, strength=1.0):
+        """The network itself: float ``[N, H, W, 3]`` content in [-1, 1] (sides multiples of
+        8) with a style's statistics -> float stylized images (not clipped)."""
+        features = self.encoder(content, training=False)["relu4_1"]
         content_mean, content_std = channel_statistics(features)
         target = (features - content_mean) / content_std * std + mean
         target = strength * target + (1.0 - strength) * features
-        return kimages.to_uint8(self.decoder(target, training=False)[:, :height, :width, :])
+        return self.decoder(target, training=False)
+
+    def _encode_graph(self, images):
+        return self.style_statistics(kimages.to_float(images))
+
+    def _stylize_graph(self, images, mean, std, strength):
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        x = prepare_input(images, self.size_multiple, "none")
+        return kimages.to_uint8(self.stylize_float(x, mean, std, strength)[:, :height, :width])
 
     def encode_style(self, style, *, style_size: int = STYLE_SIZE, like=None) -> StyleCode:
         """Encodes one style image (array, PIL image or path) to its :class:`StyleCode`.

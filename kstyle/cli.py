@@ -348,10 +348,13 @@ def export(run_dir, saved_model, tflite, onnx, quantize, direction, check_images
               help="The generators' architecture, checked against what the files hold: "
                    "resnet_9blocks, resnet_6blocks, unet_256, unet_128, transformer_net "
                    "(default: read from the files).")
+@click.option("--vgg", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With the AdaIN reference's decoder.pth: its vgg_normalised.pth, the "
+                   "encoder the decoder was trained with.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
               help="Run folder to write (default: saved_models/<name of the first file>).")
 @handle_errors
-def import_command(files, arch, out):
+def import_command(files, arch, vgg, out):
     """Convert reference PyTorch weights (.pth) into a kstyle run folder.
 
     \b
@@ -359,19 +362,24 @@ def import_command(files, arch, out):
     (a published horse2zebra.pth, or a latest_net_G.pth) for a one-way translator, or a
     CycleGAN's latest_net_G_A.pth and latest_net_G_B.pth for both ways, each with its
     discriminators (_D_A / _D_B, or _D) if you have them; or a pytorch/examples fast
-    neural style model (candy.pth, mosaic.pth, rain_princess.pth, udnie.pth). The files
-    are read without PyTorch, and without running anything in them: a file that asks to
-    is refused.
+    neural style model (candy.pth, mosaic.pth, rain_princess.pth, udnie.pth); or
+    naoto0804/pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth (any style in one
+    pass). The files are read without PyTorch, and without running anything in them: a
+    file that asks to is refused.
       kstyle import horse2zebra.pth --out saved_models/horse2zebra
       kstyle stylize horse.jpg --model saved_models/horse2zebra
       kstyle import mosaic.pth && kstyle stylize photo.jpg --model saved_models/mosaic
       kstyle import checkpoints/maps/latest_net_G_A.pth checkpoints/maps/latest_net_G_B.pth
+      kstyle import decoder.pth --vgg vgg_normalised.pth --out saved_models/adain
+      kstyle stylize photo.jpg --model saved_models/adain --style scream.jpg
     """
     _quiet_tf()
+    from kstyle import runs
     from kstyle.convert import import_weights
 
-    run_dir = import_weights(files, out, arch=arch, log=click.echo)
-    click.echo(f"try it: kstyle stylize IMAGE --model {run_dir}")
+    run_dir = import_weights(files, out, arch=arch, vgg=vgg, log=click.echo)
+    style = " --style STYLE" if runs.read_run_info(run_dir).get("kind") == "adain" else ""
+    click.echo(f"try it: kstyle stylize IMAGE --model {run_dir}{style}")
 
 
 @main.group()

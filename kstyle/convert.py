@@ -28,7 +28,7 @@ from kstyle.errors import ModelLoadError
 
 #: Architectures :func:`detect` recognizes (the reference's ``--netG`` / ``--netD`` names).
 ARCHS = ("resnet_9blocks", "resnet_6blocks", "resnet", "unet_256", "unet_128", "unet",
-         "basic", "n_layers", "transformer_net")
+         "basic", "n_layers", "transformer_net", "adain_decoder", "vgg_normalised")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Arch:
 
     @property
     def is_generator(self) -> bool:
-        return self.family in ("resnet", "unet", "transformer_net")
+        return self.family in ("resnet", "unet", "transformer_net", "adain_decoder")
 
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.options.items())
@@ -140,6 +140,16 @@ def detect(state: dict, path="the file") -> Arch:
         return Arch("transformer_net", "transformer_net",
                     dict(base_filters=int(state["conv1.conv2d.weight"].shape[0]),
                          num_blocks=len(blocks)))
+    convs = [k for k, v in state.items() if re.fullmatch(r"\d+\.weight", k) and v.ndim == 4]
+    if convs and convs[0] == "0.weight" and state["0.weight"].shape == (3, 3, 1, 1):
+        # naoto0804/pytorch-AdaIN's vgg_normalised: a 1x1 conv, then VGG19's convs
+        return Arch("adain_vgg", "vgg_normalised",
+                    dict(width=int(state[convs[1]].shape[0]) / 64))
+    if convs and convs[0] == "1.weight" and len(convs) == 9 and \
+            state[convs[-1]].shape[0] == 3:  # its decoder: reflection pads between convs
+        first = state["1.weight"]
+        return Arch("adain_decoder", "adain_decoder",
+                    dict(width=int(first.shape[0]) / 256, features=int(first.shape[1])))
     shown = ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "")
     hint = ""
     if "net.0.weight" in state:
@@ -147,13 +157,22 @@ def detect(state: dict, path="the file") -> Arch:
     raise ModelLoadError(
         f"{path}: not a network kstyle converts{hint}; its keys: {shown}. kstyle converts "
         "junyanz/pytorch-CycleGAN-and-pix2pix generators (resnet_9blocks, resnet_6blocks, "
-        "unet_256, unet_128) and discriminators (basic, n_layers), and pytorch/examples' "
-        "fast neural style TransformerNet")
+        "unet_256, unet_128) and discriminators (basic, n_layers), pytorch/examples' "
+        "fast neural style TransformerNet, and naoto0804/pytorch-AdaIN's decoder and "
+        "vgg_normalised")
 
 
 def _layer_order(arch: Arch) -> list[str]:
     """kstyle's names of the layers with weights, in the order of the reference's modules."""
     o = arch.options
+    if arch.family == "adain_vgg":
+        from kstyle.nets.adain import ENCODER_LAYERS
+
+        return list(ENCODER_LAYERS)
+    if arch.family == "adain_decoder":
+        from kstyle.nets.adain import DECODER_PLAN
+
+        return [step[0] for step in DECODER_PLAN if step != "up"]
     if arch.family == "transformer_net":
         names = ["conv1", "in1", "conv2", "in2", "conv3", "in3"]
         for i in range(1, o["num_blocks"] + 1):
@@ -187,11 +206,12 @@ def _layer_order(arch: Arch) -> list[str]:
 def build(arch: Arch, name: str | None = None):
     """kstyle's (untrained) network for ``arch``."""
     from kstyle.nets import patchgan_discriminator, resnet_generator, unet_generator
+    from kstyle.nets.adain import adain_decoder, adain_encoder
     from kstyle.nets.transformer_net import transformer_net
 
     builder = {"resnet": resnet_generator, "unet": unet_generator,
-               "patchgan": patchgan_discriminator, "transformer_net": transformer_net}[
-        arch.family]
+               "patchgan": patchgan_discriminator, "transformer_net": transformer_net,
+               "adain_vgg": adain_encoder, "adain_decoder": adain_decoder}[arch.family]
     return builder(**arch.options, **({"name": name} if name else {}))
 
 
@@ -225,6 +245,8 @@ def convert(state: dict, arch: Arch | None = None, path="the file", name: str | 
     if arch.family == "transformer_net":  # an old torch's instance-norm statistics: unused
         modules = [(prefix, {k: v for k, v in params.items() if not k.startswith("running_")})
                    for prefix, params in modules]
+    if arch.family == "adain_vgg":  # the reference uses its layers to relu4_1 only
+        modules = modules[:len(layers)]
     if len(modules) != len(layers):
         raise ModelLoadError(f"{path}: {len(modules)} modules with weights, but "
                              f"{arch.describe()} has {len(layers)}")
@@ -237,6 +259,21 @@ def convert(state: dict, arch: Arch | None = None, path="the file", name: str | 
                                  f"layer {layer.name} has {expected}")
         layer.set_weights([w.astype(np.float32) for w in weights])
     return net
+
+
+def read_adain_encoder(path, name: str = "adain_encoder"):
+    """kstyle's AdaIN encoder (``kstyle.nets.adain.adain_encoder``) holding the AdaIN
+    reference's ``vgg_normalised.pth``, frozen."""
+    from kstyle.pth import read_state_dict
+
+    state = read_state_dict(path)
+    arch = detect(state, path)
+    if arch.family != "adain_vgg":
+        raise ModelLoadError(f"{path}: holds {arch.describe()}, not the AdaIN reference's "
+                             "vgg_normalised encoder")
+    encoder = convert(state, arch, path, name=name)
+    encoder.trainable = False
+    return encoder
 
 
 #: What a file's name says it holds, in the reference's naming (``latest_net_G_A.pth``,
@@ -257,7 +294,7 @@ def _run_name(path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
 
 
-def import_weights(files, out=None, arch: str | None = None, log=print):
+def import_weights(files, out=None, arch: str | None = None, vgg=None, log=print):
     """Converts reference ``.pth`` files into a kstyle run folder.
 
     Args:
@@ -269,6 +306,9 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
             must not hold a run already.
         arch: the reference's name of the generators' architecture (one of :data:`ARCHS`),
             checked against what the files hold.
+        vgg: with the AdaIN reference's ``decoder.pth``, its ``vgg_normalised.pth``: the
+            encoder that decoder was trained with (``kstyle import decoder.pth --vgg ...``;
+            it may be given among ``files`` too). Writes a run of model kind ``adain``.
         log: where progress lines go.
 
     Returns:
@@ -284,7 +324,9 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
     from kstyle.pth import read_state_dict
     from kstyle.recipes import dumps_toml, saved_model_options
 
-    files = [Path(f) for f in files]
+    files = [Path(f) for f in ([files] if isinstance(files, str | Path) else files)]
+    if vgg is not None:
+        files.append(Path(vgg))
     if not files:
         raise ModelLoadError("no file to import")
     if arch is not None and arch not in ARCHS:
@@ -305,6 +347,8 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
             raise ModelLoadError(f"{path}: a second {role} (the first is {nets[role][0]})")
         nets[role] = (path, found, state)
         log(f"{path}: {role} = {found.describe()}")
+    if any(found.family.startswith("adain") for _, found, _ in nets.values()):
+        return _import_adain(list(nets.values()), out, log)
     generators = sorted(r for r in nets if r.startswith("G"))
     if not generators:
         raise ModelLoadError(f"{', '.join(map(str, files))}: no generator; a discriminator "
@@ -387,4 +431,61 @@ def import_weights(files, out=None, arch: str | None = None, log=print):
         "precision": "float32", "imported": sources, "networks": kept})
     log(f"wrote {out} ({kind}, {'two-way' if two_way else 'one-way'}"
         f"{', with discriminators' if kept else ''})")
+    return out
+
+
+def _import_adain(nets, out, log):
+    """The AdaIN reference's decoder and encoder as a kstyle run of model kind adain."""
+    from kstyle import runs
+    from kstyle.nets.adain import ADAIN_SIZE_MULTIPLE, adain_stylizer
+    from kstyle.recipes import dumps_toml, saved_model_options
+
+    by_family = {found.family: (path, found, state) for path, found, state in nets}
+    if len(nets) != 2 or set(by_family) != {"adain_decoder", "adain_vgg"}:
+        given = ", ".join(f"{path} ({found.describe()})" for path, found, _ in nets)
+        raise ModelLoadError(f"{given}: an AdaIN import takes the reference's decoder.pth "
+                             "and its vgg_normalised.pth, the encoder it was trained with "
+                             "(kstyle import decoder.pth --vgg vgg_normalised.pth)")
+    decoder_path, decoder_arch, decoder_state = by_family["adain_decoder"]
+    vgg_path, vgg_arch, vgg_state = by_family["adain_vgg"]
+    encoder = convert(vgg_state, vgg_arch, vgg_path, name="adain_encoder")
+    encoder.trainable = False
+    decoder = convert(decoder_state, decoder_arch, decoder_path, name="decoder")
+    channels = encoder.output["relu4_1"].shape[-1]
+    if decoder_arch.options["features"] != channels:
+        raise ModelLoadError(f"{decoder_path} decodes {decoder_arch.options['features']} "
+                             f"channels, but {vgg_path} encodes {channels}")
+    stem = _run_name(decoder_path)
+    out = Path(out) if out else Path("saved_models") / ("adain" if stem == "decoder" else stem)
+    if (out / runs.RUN_FILE).exists() or (out / runs.CHECKPOINT_DIR).exists():
+        raise ModelLoadError(f"{out}: already holds a run; give --out a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with runs.atomic_path(out / runs.TRANSLATOR_FILE, suffix=".keras") as tmp:
+        adain_stylizer(encoder, decoder).save(tmp)
+    kept = {}
+    for name, net in (("encoder", encoder), ("decoder", decoder)):
+        with runs.atomic_path(out / "networks" / f"{name}.weights.h5",
+                              suffix=".weights.h5") as tmp:
+            net.save_weights(tmp)
+        kept[name] = f"networks/{name}.weights.h5"
+    # Fine-tuning reads the encoder from vgg_normalised.pth; data.style_path is the user's.
+    recipe = dumps_toml({"name": out.name,
+                         "data": {"source": "photos", "image_size": 256, "load_size": 512},
+                         "model": {"kind": "adain",
+                                   "decoder_width": decoder_arch.options["width"],
+                                   "vgg_weights": str(vgg_path.resolve())},
+                         "train": {"out_dir": str(out)}})
+    runs.write_text(out / runs.RECIPE_FILE, recipe)
+    saved_model_options(out / runs.RECIPE_FILE)  # the [model] reads back as written
+    runs.write_json(out / runs.RUN_FILE, {
+        "kind": "adain", "name": out.name, "direction": "a2b", "input_transform": "none",
+        "input_transforms": {"a2b": "none"}, "image_size": 256,
+        "size_multiple": ADAIN_SIZE_MULTIPLE, "value_range": [-1.0, 1.0],
+        "translator": runs.TRANSLATOR_FILE, "translators": {"a2b": runs.TRANSLATOR_FILE},
+        "step": 0, "precision": "float32", "networks": kept,
+        "imported": {role: {"file": str(path), "arch": found.name,
+                            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                     for role, (path, found, _) in (("decoder", by_family["adain_decoder"]),
+                                                    ("encoder", by_family["adain_vgg"]))}})
+    log(f"wrote {out} (adain: any style in one pass)")
     return out

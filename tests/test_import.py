@@ -287,3 +287,32 @@ def test_instance_norm_statistics_of_old_files_are_dropped():
     with np.load(FIXTURES / "nets.npz") as expected:
         np.testing.assert_allclose(output[0], expected["resnet_6blocks_instance/all"],
                                    atol=1e-5, rtol=0)
+
+
+def test_import_the_adain_decoder_with_its_encoder_stylizes_as_the_reference(tmp_path):
+    import kstyle
+    from kstyle.arbitrary import ArbitraryStylizer
+
+    decoder, vgg = copy_as(tmp_path, [("adain_decoder", "decoder.pth"),
+                                      ("adain_vgg", "vgg_normalised.pth")])
+    out = tmp_path / "adain"
+    result = invoke("import", decoder, "--vgg", vgg, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert f"try it: kstyle stylize IMAGE --model {out} --style STYLE" in result.output
+    info = json.loads((out / "run.json").read_text())
+    assert info["kind"] == "adain" and info["size_multiple"] == 8
+    assert set(info["networks"]) == {"encoder", "decoder"}
+    stylizer = kstyle.load(out)
+    assert isinstance(stylizer, ArbitraryStylizer)
+    with np.load(FIXTURES / "nets.npz") as expected:
+        assert stylizer.decoder.count_params() == int(expected["adain/parameters"])
+        mean, std = stylizer.style_statistics(expected["adain/style"][None])
+        for alpha in (1.0, 0.5):
+            ours = np.asarray(stylizer.stylize_float(probe(40, 48), mean, std, alpha))[0]
+            np.testing.assert_allclose(ours, expected[f"adain/alpha_{alpha}"], atol=1e-3,
+                                       rtol=0)
+    # The encoder file alone is a usable encoder: model.vgg_weights of a fine-tuning recipe.
+    recipe = (out / "recipe.toml").read_text()
+    assert 'kind = "adain"' in recipe and str(vgg.resolve()) in recipe
+    missing = invoke("import", decoder, "--out", tmp_path / "alone")
+    assert missing.exit_code == 2 and "--vgg vgg_normalised.pth" in missing.output

@@ -93,8 +93,9 @@ class AdaIN(TranslationModel):
 
     @property
     def networks(self):
-        """The trained networks by name, the keys used in checkpoints."""
-        return {"decoder": self.decoder}
+        """The networks by name, the keys used in checkpoints: the trained decoder and the
+        frozen encoder (kept, so that a run fine-tuned from an import keeps its encoder)."""
+        return {"encoder": self.encoder, "decoder": self.decoder}
 
     @property
     def metrics(self):

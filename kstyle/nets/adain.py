@@ -125,7 +125,11 @@ def _conv(x, filters: int, name: str):
     return keras.layers.Conv2D(filters, 3, padding="valid", activation="relu", name=name)(x)
 
 
-def adain_encoder(weights: str | os.PathLike | None = None,
+#: Filters of each VGG19 block, the encoder's at ``width = 1``.
+_BLOCK_FILTERS = {"block1": 64, "block2": 128, "block3": 256, "block4": 512}
+
+
+def adain_encoder(weights: str | os.PathLike | None = None, width: float = 1.0,
                   name: str = "adain_encoder") -> keras.Model:
     """VGG19 up to ``relu4_1``, frozen, as the AdaIN reference lays it out.
 
@@ -134,13 +138,15 @@ def adain_encoder(weights: str | os.PathLike | None = None,
     and its max pools (``"same"`` padding: a last odd row or column is pooled on its own,
     as PyTorch's ``ceil_mode=True`` does). With Keras' VGG19 weights the 1x1 conv holds
     VGG's "caffe" preprocessing (x 255, RGB -> BGR, ImageNet mean subtracted), exactly;
-    ``kstyle import`` fills it, and every conv, from the reference's
-    ``vgg_normalised.pth`` instead.
+    from the reference's ``vgg_normalised.pth`` it holds that file's own.
 
     Args:
-        weights: VGG19's weights, as for :func:`kstyle.nets.vgg.vgg19_features`:
-            ``None``/``"random"`` (tests), ``"imagenet"`` (Keras' cache or
-            ``$KSTYLE_VGG19_WEIGHTS``) or the path of a VGG19 weights file.
+        weights: ``None``/``"random"`` (tests), ``"imagenet"`` (Keras' VGG19 weights, from
+            its cache or ``$KSTYLE_VGG19_WEIGHTS``), the path of a VGG19 weights file, or
+            the path of the AdaIN reference's ``vgg_normalised.pth`` (read without torch;
+            its layers past ``relu4_1`` are not used).
+        width: multiplies every block's filters (random weights only; a ``.pth`` file
+            gives its own): 1 is VGG19.
         name: model name.
 
     Returns:
@@ -155,7 +161,12 @@ def adain_encoder(weights: str | os.PathLike | None = None,
     {'relu1_1': (1, 16, 16, 64), 'relu2_1': (1, 8, 8, 128), 'relu3_1': (1, 4, 4, 256), \
 'relu4_1': (1, 2, 2, 512)}
     """
-    vgg = vgg19_network(weights)
+    if weights is not None and os.fspath(weights).endswith(".pth"):
+        from kstyle.convert import read_adain_encoder
+
+        return read_adain_encoder(weights, name=name)
+    if width != 1.0 and weights not in (None, "random"):
+        raise ValueError(f"width {width} needs random weights: VGG19's are at width 1.")
     inputs = keras.Input(shape=(None, None, 3), name="image")
     x = keras.layers.Rescaling(0.5, offset=0.5, name="to_0_1")(inputs)
     x = keras.layers.Conv2D(3, 1, name="preprocess")(x)
@@ -165,14 +176,17 @@ def adain_encoder(weights: str | os.PathLike | None = None,
             pools += 1
             x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{pools}")(x)
             continue
-        x = _conv(x, vgg.get_layer(step).filters, step)
+        filters = max(1, round(_BLOCK_FILTERS[step.split("_")[0]] * width))
+        x = _conv(x, filters, step)
         relu = _relu_name(step)
         if relu in ENCODER_OUTPUTS:
             outputs[relu] = x
     encoder = keras.Model(inputs, outputs, name=name)
-    for step in _ENCODER_PLAN:
-        if step != "pool":
-            encoder.get_layer(step).set_weights(vgg.get_layer(step).get_weights())
+    if width == 1.0:
+        vgg = vgg19_network(weights)
+        for step in _ENCODER_PLAN:
+            if step != "pool":
+                encoder.get_layer(step).set_weights(vgg.get_layer(step).get_weights())
     # VGG's input from [0, 1] RGB: BGR[j] = 255 * RGB[2 - j] - mean[j].
     kernel = np.zeros((1, 1, 3, 3), np.float32)
     for j in range(3):
@@ -183,6 +197,10 @@ def adain_encoder(weights: str | os.PathLike | None = None,
     return encoder
 
 
+#: The encoder's layers with weights, in the reference's order (its ``vgg[:31]``).
+ENCODER_LAYERS = ("preprocess", *(step for step in _ENCODER_PLAN if step != "pool"))
+
+
 #: The decoder's convs, from relu4_1 back to an image: (name, filters), "up" for a x2
 #: nearest upsampling. The reference's own file maps onto these in order.
 DECODER_PLAN = (("dec4_1", 256), "up", ("dec3_4", 256), ("dec3_3", 256), ("dec3_2", 256),
@@ -190,7 +208,8 @@ DECODER_PLAN = (("dec4_1", 256), "up", ("dec3_4", 256), ("dec3_3", 256), ("dec3_
                 ("dec1_2", 64), ("dec1_1", 3))
 
 
-def adain_decoder(width: float = 1.0, name: str = "adain_decoder") -> keras.Model:
+def adain_decoder(width: float = 1.0, features: int = 512,
+                  name: str = "adain_decoder") -> keras.Model:
     """The AdaIN decoder: ``relu4_1`` features back to an image.
 
     The encoder mirrored, as the reference builds it: reflection-padded 3x3 convs with
@@ -201,10 +220,11 @@ def adain_decoder(width: float = 1.0, name: str = "adain_decoder") -> keras.Mode
     Args:
         width: multiplies every conv's filters but the last (1.0: the reference's 256,
             128, 64; lower for a lighter decoder).
+        features: channels of its input (512: VGG19's relu4_1).
         name: model name.
 
     Returns:
-        A ``keras.Model`` from ``[N, h, w, 512]`` to ``[N, 8h, 8w, 3]``.
+        A ``keras.Model`` from ``[N, h, w, features]`` to ``[N, 8h, 8w, 3]``.
 
     Example:
 
@@ -213,7 +233,7 @@ def adain_decoder(width: float = 1.0, name: str = "adain_decoder") -> keras.Mode
     """
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}.")
-    inputs = keras.Input(shape=(None, None, 512), name="features")
+    inputs = keras.Input(shape=(None, None, features), name="features")
     x, ups = inputs, 0
     for step in DECODER_PLAN:
         if step == "up":

@@ -1,9 +1,9 @@
 """Writes the network fixtures of tests/test_import.py; needs torch, a checkout of
-junyanz/pytorch-CycleGAN-and-pix2pix (commit e19f22f) and one of pytorch/examples, only to
-regenerate them:
+junyanz/pytorch-CycleGAN-and-pix2pix (commit e19f22f), one of pytorch/examples and one of
+naoto0804/pytorch-AdaIN (commit 47950d0), only to regenerate them:
 
     python tests/pth/make_nets.py --reference /path/to/pytorch-CycleGAN-and-pix2pix \
-        --examples /path/to/pytorch/examples
+        --examples /path/to/pytorch/examples --adain /path/to/pytorch-AdaIN
 
 Each network is built by the reference's own define_G / define_D at a small width, with
 random weights and random batch-norm statistics (seed 0), saved as the reference saves
@@ -12,6 +12,10 @@ and run in eval mode on the probe image; nets.npz keeps the outputs (both corner
 mean for images, the whole map for discriminators). pytorch/examples' TransformerNet has
 its widths written in; a narrower one (base 2) is made by giving its own
 __init__ smaller layers of its own classes, its forward unchanged; it runs on 0..255.
+The AdaIN reference's encoder (net.vgg, to relu4_2) and decoder are its own Sequentials
+with every conv's channels divided by 32 (the other layers as they are); their outputs are
+the reference's stylization (encode content and style, its adaptive_instance_normalization,
+the alpha mix, decode) of the probe content in the probe style at alpha 1 and 0.5.
 """
 
 import argparse
@@ -98,10 +102,56 @@ def transformer_net_fixture(examples: Path, outputs: dict):
     print(name, int(outputs[f"{name}/parameters"]), y.shape, float(y.min()), float(y.max()))
 
 
+def narrow_sequential(sequential, divisor=32, stop=None):
+    """A copy of ``sequential`` with each conv's channels divided by ``divisor`` (those of
+    the image, 3, kept), the other layers shared."""
+    layers = []
+    for layer in list(sequential.children())[:stop]:
+        if isinstance(layer, torch.nn.Conv2d):
+            def narrow(c):
+                return c if c == 3 else c // divisor
+            layer = torch.nn.Conv2d(narrow(layer.in_channels), narrow(layer.out_channels),
+                                    layer.kernel_size)
+        layers.append(layer)
+    return torch.nn.Sequential(*layers)
+
+
+def adain_fixture(adain: Path, outputs: dict):
+    sys.path.insert(0, str(adain))
+    import function
+    import net as adain_net
+
+    torch.manual_seed(0)
+    vgg = narrow_sequential(adain_net.vgg, stop=33)  # to relu4_2: the file has more
+    decoder = narrow_sequential(adain_net.decoder)
+    for layer in [*vgg.children(), *decoder.children()]:  # He-scaled: outputs stay O(1)
+        if isinstance(layer, torch.nn.Conv2d):
+            fan_in = layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1]
+            layer.weight.data.normal_(0.0, (2.0 / fan_in) ** 0.5)
+            layer.bias.data.uniform_(-0.1, 0.1)
+    vgg.eval()
+    decoder.eval()
+    torch.save(vgg.state_dict(), HERE / "adain_vgg.pth", _use_new_zipfile_serialization=False)
+    torch.save(decoder.state_dict(), HERE / "adain_decoder.pth")
+    encoder = torch.nn.Sequential(*list(vgg.children())[:31])  # as the reference's test.py
+    content = (torch.from_numpy(probe(40, 48)).permute(0, 3, 1, 2) + 1) / 2  # [0, 1]
+    style = (torch.from_numpy(probe(37, 29)).flip(2).permute(0, 3, 1, 2) + 1) / 2
+    with torch.no_grad():
+        content_f, style_f = encoder(content), encoder(style)
+        target = function.adaptive_instance_normalization(content_f, style_f)
+        for alpha in (1.0, 0.5):
+            y = decoder(alpha * target + (1 - alpha) * content_f).permute(0, 2, 3, 1).numpy()
+            outputs[f"adain/alpha_{alpha}"] = y[0] * 2 - 1  # kstyle's scale, unclipped
+    outputs["adain/style"] = style.permute(0, 2, 3, 1).numpy()[0] * 2 - 1
+    outputs["adain/parameters"] = np.array(sum(p.numel() for p in decoder.parameters()))
+    print("adain", int(outputs["adain/parameters"]), y.shape, float(y.min()), float(y.max()))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--reference", required=True)
     parser.add_argument("--examples", required=True)
+    parser.add_argument("--adain", required=True)
     given = parser.parse_args()
     reference = Path(given.reference).resolve()
     sys.path.insert(0, str(reference))
@@ -129,6 +179,7 @@ def main():
         outputs[f"{name}/parameters"] = np.array(sum(p.numel() for p in net.parameters()))
         print(name, sum(p.numel() for p in net.parameters()), y.shape)
     transformer_net_fixture(Path(given.examples).resolve(), outputs)
+    adain_fixture(Path(given.adain).resolve(), outputs)
     np.savez_compressed(HERE / "nets.npz", **outputs)
 
 
