@@ -4,6 +4,7 @@ VGG19 has random weights read from a local file (no ImageNet weights offline).
 """
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -275,3 +276,24 @@ def test_export_says_what_it_cannot_write_yet(adain_run, tmp_path):
                                        str(tmp_path / "export")])
     assert result.exit_code == 2 and "arbitrary-style (adain) run" in result.output
     assert "kstyle stylize IMAGE --model" in result.output and "Traceback" not in result.output
+
+
+def test_fine_tunes_from_the_imported_reference_networks(tmp_path):
+    from kstyle.convert import import_weights
+
+    fixtures = Path(__file__).resolve().parent / "pth"
+    vgg = fixtures / "adain_vgg.pth"
+    imported = import_weights([fixtures / "adain_decoder.pth"], tmp_path / "imported", vgg=vgg,
+                              log=lambda *_: None)
+    lines = []
+    # lr 0: the fine-tuned run's stylizer is the imported one.
+    recipe = tiny_adain_recipe(tmp_path, str(vgg), f'train.init_from="{imported}"',
+                               "model.decoder_width=0.03125", "train.lr=0", "train.epochs=1")
+    result = fit(recipe, verbose=0, log=lines.append)
+    assert any("decoder: from" in line and "networks/decoder.weights.h5" in line
+               for line in lines), lines
+    rng = np.random.default_rng(6)
+    content = rng.integers(0, 256, (32, 40, 3), np.uint8)
+    style = rng.integers(0, 256, (24, 24, 3), np.uint8)
+    np.testing.assert_array_equal(kstyle.load(result.run_dir)(content, style=style),
+                                  kstyle.load(imported)(content, style=style))

@@ -82,9 +82,11 @@ class AdaIN(TranslationModel):
         """Builds the frozen encoder (VGG19 from ``options.vgg_weights``) and the decoder."""
         if in_channels != 3 or out_channels != 3:
             raise ValueError("AdaIN stylizes RGB images: in_channels and out_channels must be 3")
-        return cls(adain_encoder(options.vgg_weights),
-                   adain_decoder(width=options.decoder_width, name="decoder"),
-                   content_weight=options.content_weight, style_weight=options.style_weight)
+        encoder = adain_encoder(options.vgg_weights)
+        decoder = adain_decoder(width=options.decoder_width, name="decoder",
+                                features=encoder.output["relu4_1"].shape[-1])
+        return cls(encoder, decoder, content_weight=options.content_weight,
+                   style_weight=options.style_weight)
 
     @property
     def translators(self):
