@@ -201,3 +201,40 @@ def check_options(styles, blend, strength) -> None:
         problems.append(f"strength = {strength}: expected a number in [0, 1]")
     if problems:
         raise StyleOptionError("; ".join(problems))
+
+
+#: The exported endpoints' inputs: uint8 images of any size, a strength in [0, 1], and a
+#: style's statistics (``[N, 2, C]``: channel means, then standard deviations, at relu4_1).
+CONTENT_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name="content")
+STYLE_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name="style")
+STRENGTH_SPEC = tf.TensorSpec([], tf.float32, name="strength")
+STATISTICS_SPEC = tf.TensorSpec([None, 2, None], tf.float32, name="statistics")
+
+
+def endpoints(stylizer: ArbitraryStylizer) -> dict:
+    """The graphs ``kstyle export`` writes for an adain run, by name: ``(function, specs)``.
+
+    - ``stylize``: ``(content, style, strength)`` -> stylized uint8 content;
+    - ``encode_style``: ``style`` -> statistics ``[N, 2, 512]``, to keep and reuse;
+    - ``stylize_with_statistics``: ``(content, statistics, strength)`` -> stylized.
+
+    A style image is used at the size given (``kstyle stylize`` first resizes its shorter
+    side to :data:`STYLE_SIZE`).
+    """
+    def stylize(content, style, strength):
+        mean, std = stylizer._encode_graph(style)
+        return stylizer._stylize_graph(content, mean, std, strength)
+
+    def encode_style(style):
+        mean, std = stylizer._encode_graph(style)
+        return tf.stack([mean[:, 0, 0], std[:, 0, 0]], axis=1)
+
+    def stylize_with_statistics(content, statistics, strength):
+        shape = [tf.shape(statistics)[0], 1, 1, -1]  # [N, 1, 1, C] each (a reshape:
+        mean, std = (tf.reshape(v, shape) for v in tf.unstack(statistics, axis=1))  # LiteRT)
+        return stylizer._stylize_graph(content, mean, std, strength)
+
+    return {"stylize": (stylize, [CONTENT_SPEC, STYLE_SPEC, STRENGTH_SPEC]),
+            "encode_style": (encode_style, [STYLE_SPEC]),
+            "stylize_with_statistics": (stylize_with_statistics,
+                                        [CONTENT_SPEC, STATISTICS_SPEC, STRENGTH_SPEC])}

@@ -9,6 +9,7 @@ for quantized files, the PSNR) is printed, and a file that misses the bar is not
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -20,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from kstyle import lock, runs
+from kstyle.arbitrary import ArbitraryStylizer, endpoints
 from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
 from kstyle.serving import (
@@ -189,11 +191,6 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     translator = load(model, direction)
     if translator.model is None:
         raise ModelLoadError(f"{model}: already an exported file; export a run folder")
-    if len(translator.model.inputs) != 1:
-        raise ExportError(f"{model} is an arbitrary-style (adain) run, which takes a content "
-                          "and a style image: kstyle export writes one-input translators "
-                          "only so far; stylize with: kstyle stylize IMAGE --model "
-                          f"{model} --style STYLE")
     source = Path(model)
     run_dir = source if source.is_dir() else source.parent
     out = Path(out) if out else run_dir / "export"
@@ -206,6 +203,10 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     out.mkdir(parents=True, exist_ok=True)
     for line in [*runs.clean_temporaries(out), *_clean_scratch()]:
         log(f"{out}: {line} (left by an interrupted export)")
+    if isinstance(translator, ArbitraryStylizer):
+        return _export_arbitrary(translator, run_dir, out, saved_model=saved_model,
+                                 tflite=tflite, onnx=onnx, quantize=quantize,
+                                 images=check_images(run_dir, images), log=log)
     direction = direction or runs.DEFAULT_DIRECTION
     info = {k: translator.info.get(k) for k in ("kind", "name", "image_size", "step")}
     info.update({"direction": direction, "size_multiple": translator.size_multiple,
@@ -294,3 +295,150 @@ def _checked(run, reference, images, quantize, tmp: Path, dest: Path, log) -> di
     log(line + " - ok")
     return {"path": str(dest), "bytes": size, **result}
 
+
+#: The files of an adain run's ONNX export, by endpoint (ONNX has one graph per file).
+ARBITRARY_ONNX = {"stylize": "translator.onnx", "encode_style": "style_encoder.onnx",
+                  "stylize_with_statistics": "translator_with_statistics.onnx"}
+
+
+def _arbitrary_check(stylizer: ArbitraryStylizer, images):
+    """``(reference, check)`` for :func:`_checked`: each image is stylized in the style of
+    the first, at strength 1 by ``stylize`` and at 0.5 by ``stylize_with_statistics`` from
+    ``encode_style``'s statistics, side by side; ``check(call)`` turns an exported file's
+    endpoints (``call(name, **inputs)``) into the runner of the same."""
+    style = images[0]
+
+    def reference(image):
+        return np.concatenate([stylizer.stylize_array(image, style, style_size=0),
+                               stylizer.stylize_array(image, style, style_size=0,
+                                                      strength=0.5)], axis=1)
+
+    def check(call):
+        def run(batch):
+            statistics = call("encode_style", style=style[None])
+            return np.concatenate([
+                call("stylize", content=batch, style=style[None],
+                     strength=np.array(1.0, np.float32)),
+                call("stylize_with_statistics", content=batch, statistics=statistics,
+                     strength=np.array(0.5, np.float32))], axis=2)
+        return run
+
+    return reference, check
+
+
+def _export_arbitrary(stylizer: ArbitraryStylizer, run_dir: Path, out: Path, *,
+                      saved_model: bool, tflite: bool, onnx: bool, quantize: str, images,
+                      log) -> dict:
+    """An adain run's three endpoints (:func:`kstyle.arbitrary.endpoints`) as a SavedModel
+    and a LiteRT file (three signatures each) and three ONNX files, each checked."""
+    if quantize == "int8":
+        raise ExportError("--quantize int8 is not available for adain runs (its calibration "
+                          "would need content and style pairs); use fp16 or dynamic")
+    info = {k: stylizer.info.get(k) for k in ("kind", "name", "image_size", "step")}
+    info.update({"size_multiple": stylizer.size_multiple, "value_range": [0, 255],
+                 "dtype": "uint8", "layout": "NHWC", "quantize": quantize,
+                 "endpoints": {"stylize": "content, style, strength -> image",
+                               "encode_style": "style -> statistics [N, 2, C]",
+                               "stylize_with_statistics":
+                                   "content, statistics, strength -> image"}})
+    reference, check = _arbitrary_check(stylizer, images)
+    graphs = endpoints(stylizer)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
+        import keras
+
+        # Keras' export archive, as `model.export` uses: LiteRT converts what it writes
+        # correctly (a plain tf.Module around the model converted to wrong numbers).
+        archive = keras.export.ExportArchive()
+        archive.track(stylizer.model)
+        for name, (function, specs) in graphs.items():
+            archive.add_endpoint(name, function, input_signature=specs)
+        raw = Path(scratch) / "saved_model"
+        archive.write_out(str(raw), verbose=False)
+        runs.write_json(raw / METADATA_FILE, {**info, "quantize": "none"})
+        if saved_model:
+            dest = out / "saved_model"
+            with runs.atomic_path(dest) as tmp:
+                shutil.copytree(raw, tmp)
+                loaded = tf.saved_model.load(str(tmp))
+
+                def call(name, **inputs):
+                    return next(iter(loaded.signatures[name](**inputs).values())).numpy()
+
+                results["saved_model"] = _checked(check(call), reference, images, "none",
+                                                  tmp, dest, log)
+        if tflite:
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(raw),
+                                                                 signature_keys=list(graphs))
+            for key, value in _converter_options(quantize, None).items():
+                if key == "target_spec":
+                    for field, setting in value.items():
+                        setattr(converter.target_spec, field,
+                                set(setting) if field == "supported_ops" else setting)
+                else:
+                    setattr(converter, key, value)
+            try:
+                model = converter.convert()
+            except Exception as e:  # the converter raises many kinds of errors
+                raise ExportError(f"LiteRT conversion failed ({type(e).__name__}: "
+                                  f"{str(e)[:300]})") from e
+            dest = out / ("translator" + ("" if quantize == "none" else f"_{quantize}")
+                          + ".tflite")
+            with runs.atomic_path(dest, suffix=".tflite") as tmp:
+                tmp.write_bytes(add_tflite_metadata(model, info))
+                from ai_edge_litert.interpreter import Interpreter
+
+                interpreter = Interpreter(model_path=str(tmp), num_threads=os.cpu_count())
+
+                def call(name, **inputs):
+                    runner = interpreter.get_signature_runner(name)
+                    return next(iter(runner(**inputs).values()))
+
+                results["tflite"] = _checked(check(call), reference, images, quantize, tmp,
+                                             dest, log)
+    if onnx:
+        results["onnx"] = _export_arbitrary_onnx(graphs, out, {**info, "quantize": "none"},
+                                                 reference, check, images, log)
+    return results
+
+
+def _export_arbitrary_onnx(graphs, out: Path, info, reference, check, images, log) -> dict:
+    import logging
+
+    import onnxruntime
+    import tf2onnx
+
+    written = []
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its optimizer logs (and survives) a traceback
+    try:
+        with contextlib.ExitStack() as stack:
+            sessions = {}
+            for name, (function, specs) in graphs.items():
+                dest = out / ARBITRARY_ONNX[name]
+                tmp = stack.enter_context(runs.atomic_path(dest, suffix=".onnx"))
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # tf2onnx's numpy deprecations
+                        tf2onnx.convert.from_function(tf.function(function),
+                                                      input_signature=specs,
+                                                      output_path=str(tmp))
+                except Exception as e:  # tf2onnx raises many kinds of errors
+                    raise ExportError(f"ONNX conversion of {name} failed "
+                                      f"({type(e).__name__}: {str(e)[:300]})") from e
+                add_onnx_metadata(tmp, {**info, "endpoint": name})
+                options = onnxruntime.SessionOptions()
+                options.log_severity_level = 3
+                sessions[name] = onnxruntime.InferenceSession(
+                    str(tmp), options, providers=["CPUExecutionProvider"])
+                written.append(tmp)
+
+            def call(name, **inputs):
+                return sessions[name].run(None, inputs)[0]
+
+            result = _checked(check(call), reference, images, "none", written[0],
+                              out / ARBITRARY_ONNX["stylize"], log)
+    finally:
+        logger.setLevel(level)
+    return result

@@ -270,12 +270,42 @@ def test_cli_stylizes_a_folder_in_blended_styles(adain_run, tmp_path):
     assert strength.exit_code == 2 and "--strength needs --model" in strength.output
 
 
-def test_export_says_what_it_cannot_write_yet(adain_run, tmp_path):
+def test_exports_three_endpoints_that_run_in_litert_and_onnx(adain_run, tmp_path):
+    import onnxruntime
+    from ai_edge_litert.interpreter import Interpreter
+
     run, _ = adain_run
-    result = CliRunner().invoke(main, ["export", str(run), "--tflite", "--out",
-                                       str(tmp_path / "export")])
-    assert result.exit_code == 2 and "arbitrary-style (adain) run" in result.output
-    assert "kstyle stylize IMAGE --model" in result.output and "Traceback" not in result.output
+    out = tmp_path / "export"
+    result = CliRunner().invoke(main, ["export", str(run), "--saved-model", "--tflite",
+                                       "--onnx", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count(" - ok") == 3, result.output  # SavedModel, LiteRT, ONNX
+    rng = np.random.default_rng(7)
+    content = rng.integers(0, 256, (1, 45, 30, 3), np.uint8)
+    style = rng.integers(0, 256, (1, 20, 36, 3), np.uint8)
+    expected = kstyle.load(run).stylize_array(content[0], style[0], style_size=0,
+                                              strength=0.7)
+    strength = np.array(0.7, np.float32)
+    saved = tf.saved_model.load(str(out / "saved_model"))
+    (saved_out,) = saved.signatures["stylize"](content=content, style=style,
+                                                strength=strength).values()
+    interpreter = Interpreter(model_path=str(out / "translator.tflite"))
+    assert set(interpreter.get_signature_list()) == {"stylize", "encode_style",
+                                                     "stylize_with_statistics"}
+    (statistics,) = interpreter.get_signature_runner("encode_style")(style=style).values()
+    assert statistics.shape == (1, 2, 512)  # relu4_1's channel means, then stds
+    (litert,) = interpreter.get_signature_runner("stylize_with_statistics")(
+        content=content, statistics=statistics, strength=strength).values()
+    sessions = {name: onnxruntime.InferenceSession(str(out / f"{name}.onnx"))
+                for name in ("translator", "style_encoder", "translator_with_statistics")}
+    onnx_out = sessions["translator"].run(None, {"content": content, "style": style,
+                                                 "strength": strength})[0]
+    for got in (np.asarray(saved_out), litert, onnx_out):
+        assert got.shape == content.shape and got.dtype == np.uint8
+        assert np.abs(got[0].astype(int) - expected.astype(int)).max() <= 2
+    int8 = CliRunner().invoke(main, ["export", str(run), "--tflite", "--quantize", "int8",
+                                     "--out", str(tmp_path / "int8")])
+    assert int8.exit_code == 2 and "use fp16 or dynamic" in int8.output
 
 
 def test_fine_tunes_from_the_imported_reference_networks(tmp_path):
