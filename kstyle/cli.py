@@ -346,8 +346,8 @@ def export(run_dir, saved_model, tflite, onnx, quantize, direction, check_images
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--arch", default=None, metavar="NAME",
               help="The generators' architecture, checked against what the files hold: "
-                   "resnet_9blocks, resnet_6blocks, unet_256, unet_128, transformer_net "
-                   "(default: read from the files).")
+                   "resnet_9blocks, resnet_6blocks, unet_256, unet_128, transformer_net, "
+                   "adain_decoder (default: read from the files).")
 @click.option("--vgg", type=click.Path(dir_okay=False, exists=True), default=None,
               help="With the AdaIN reference's decoder.pth: its vgg_normalised.pth, the "
                    "encoder the decoder was trained with.")
@@ -361,11 +361,11 @@ def import_command(files, arch, vgg, out):
     FILES are state dicts saved by junyanz/pytorch-CycleGAN-and-pix2pix: one generator
     (a published horse2zebra.pth, or a latest_net_G.pth) for a one-way translator, or a
     CycleGAN's latest_net_G_A.pth and latest_net_G_B.pth for both ways, each with its
-    discriminators (_D_A / _D_B, or _D) if you have them; or a pytorch/examples fast
-    neural style model (candy.pth, mosaic.pth, rain_princess.pth, udnie.pth); or
-    naoto0804/pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth (any style in one
-    pass). The files are read without PyTorch, and without running anything in them: a
-    file that asks to is refused.
+    discriminators (_D_A / _D_B, or _D: basic, n_layers or pixel) if you have them; or a
+    pytorch/examples fast neural style model (candy.pth, mosaic.pth, rain_princess.pth,
+    udnie.pth); or naoto0804/pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth
+    (any style in one pass). The files are read without PyTorch, and without running
+    anything in them: a file that asks to is refused.
       kstyle import horse2zebra.pth --out saved_models/horse2zebra
       kstyle stylize horse.jpg --model saved_models/horse2zebra
       kstyle import mosaic.pth && kstyle stylize photo.jpg --model saved_models/mosaic

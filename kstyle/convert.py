@@ -28,7 +28,7 @@ from kstyle.errors import ModelLoadError
 
 #: Architectures :func:`detect` recognizes (the reference's ``--netG`` / ``--netD`` names).
 ARCHS = ("resnet_9blocks", "resnet_6blocks", "resnet", "unet_256", "unet_128", "unet",
-         "basic", "n_layers", "transformer_net", "adain_decoder", "vgg_normalised")
+         "basic", "n_layers", "pixel", "transformer_net", "adain_decoder", "vgg_normalised")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,14 +150,17 @@ def detect(state: dict, path="the file") -> Arch:
         first = state["1.weight"]
         return Arch("adain_decoder", "adain_decoder",
                     dict(width=int(first.shape[0]) / 256, features=int(first.shape[1])))
+    if "net.0.weight" in state and state["net.0.weight"].shape[2:] == (1, 1):
+        first = state["net.0.weight"]  # PixelDiscriminator: 1x1 convs
+        return Arch("pixel", "pixel", dict(in_channels=int(first.shape[1]),
+                                           base_filters=int(first.shape[0]),
+                                           norm=_norm(state, "net.3.running_mean",
+                                                      "net.2.bias")))
     shown = ", ".join(keys[:6]) + (" ..." if len(keys) > 6 else "")
-    hint = ""
-    if "net.0.weight" in state:
-        hint = " (it looks like the reference's 'pixel' discriminator, which kstyle has not)"
     raise ModelLoadError(
-        f"{path}: not a network kstyle converts{hint}; its keys: {shown}. kstyle converts "
+        f"{path}: not a network kstyle converts; its keys: {shown}. kstyle converts "
         "junyanz/pytorch-CycleGAN-and-pix2pix generators (resnet_9blocks, resnet_6blocks, "
-        "unet_256, unet_128) and discriminators (basic, n_layers), pytorch/examples' "
+        "unet_256, unet_128) and discriminators (basic, n_layers, pixel), pytorch/examples' "
         "fast neural style TransformerNet, and naoto0804/pytorch-AdaIN's decoder and "
         "vgg_normalised")
 
@@ -179,6 +182,9 @@ def _layer_order(arch: Arch) -> list[str]:
             names += [f"res{i}_conv1", f"res{i}_in1", f"res{i}_conv2", f"res{i}_in2"]
         return names + ["deconv1", "in4", "deconv2", "in5", "deconv3"]
     normed = o["norm"] == "batch"  # instance norm (affine=False) has no weights
+    if arch.family == "pixel":
+        return ["pixel0_conv", "pixel1_conv", *(["pixel1_norm"] if normed else []),
+                "logits_conv"]
     if arch.family == "resnet":
         names = ["stem_conv", *(["stem_norm"] if normed else [])]
         for i in (1, 2):
@@ -207,11 +213,13 @@ def build(arch: Arch, name: str | None = None):
     """kstyle's (untrained) network for ``arch``."""
     from kstyle.nets import patchgan_discriminator, resnet_generator, unet_generator
     from kstyle.nets.adain import adain_decoder, adain_encoder
+    from kstyle.nets.patchgan import pixel_discriminator
     from kstyle.nets.transformer_net import transformer_net
 
     builder = {"resnet": resnet_generator, "unet": unet_generator,
-               "patchgan": patchgan_discriminator, "transformer_net": transformer_net,
-               "adain_vgg": adain_encoder, "adain_decoder": adain_decoder}[arch.family]
+               "patchgan": patchgan_discriminator, "pixel": pixel_discriminator,
+               "transformer_net": transformer_net, "adain_vgg": adain_encoder,
+               "adain_decoder": adain_decoder}[arch.family]
     return builder(**arch.options, **({"name": name} if name else {}))
 
 
@@ -387,8 +395,11 @@ def import_weights(files, out=None, arch: str | None = None, vgg=None, log=print
         size = 256 if o["num_blocks"] >= 9 else 128
     for role in ("D", "D_A", "D_B"):
         if role in nets:
-            d = nets[role][1].options
-            model |= {"d_base_filters": d["base_filters"], "d_layers": d["n_layers"]}
+            found = nets[role][1]
+            d = found.options
+            model |= {"d_base_filters": d["base_filters"]}
+            model |= ({"discriminator": "pixel"} if found.family == "pixel"
+                      else {"d_layers": d["n_layers"]})
     # No data.path yet: `kstyle eval --data` or a fine-tuning recipe gives it.
     recipe = dumps_toml({"name": out.name,
                          "data": {"source": {"pix2pix": "ab", "cyclegan": "folders"}.get(

@@ -435,9 +435,7 @@ class Run:
             before = (f"{what} {self.initial_val:.4f} -> "
                       if self.initial_val is not None else "")
             scores = f" {key}: {before}{logs[key]:.4f}."
-        style = ""
-        if self.model.data_kind == "styled":  # a model of any style takes one at stylize time
-            style = f" --style {kdata.list_images(self.recipe.data.style_path)[0]}"
+        extra = self.recipe.model.stylize_arguments(self.recipe.data)
         self.log(
             f"\nDone in {seconds:.0f} s: step {self.step}, epoch {self.epoch}.{scores}\n"
             f"  run folder   {d}\n"
@@ -446,7 +444,8 @@ class Run:
             f"  samples      {d / 'samples'}\n"
             f"  loss curves  {d / 'losses.png'}  ({d / 'steps.csv'}, {d / 'epochs.csv'})\n"
             f"  TensorBoard  tensorboard --logdir {d / 'logs'}\n"
-            f"  try it       kstyle stylize {d / 'samples' / 'inputs'} --model {d}{style}")
+            f"  try it       kstyle stylize {d / 'samples' / 'inputs'} --model {d}"
+            + (f" {extra}" if extra else ""))
 
 
 def fit(recipe: Recipe | str | os.PathLike, overrides=(), *, callbacks=(), verbose="auto",

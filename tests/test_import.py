@@ -27,6 +27,8 @@ NETS = {
     "unet_256_instance": ("unet_256", 256, 3),
     "basic_batch_6ch": ("basic", 70, 6),
     "n_layers_2_instance": ("n_layers", 48, 3),
+    "pixel_batch_6ch": ("pixel", 12, 6),
+    "pixel_instance": ("pixel", 12, 3),
     # pytorch/examples' fast neural style network, at base width 2, with the instance-norm
     # statistics the published files carry (unused, dropped)
     "transformer_net": ("transformer_net", 40, 3),
@@ -142,6 +144,30 @@ def test_import_a_pix2pix_generator(tmp_path):
     # Any size: padded to a multiple of 128 and cropped back.
     out = kstyle.load(run)(np.full((100, 150, 3), 90, np.uint8))
     assert out.shape == (100, 150, 3)
+
+
+def test_a_pix2pix_with_a_pixel_discriminator_fine_tunes_with_it(tmp_path):
+    from conftest import tiny_recipe
+
+    from kstyle.convert import import_weights
+    from kstyle.train import fit
+
+    files = copy_as(tmp_path, [("unet_128_batch_dropout", "latest_net_G.pth"),
+                               ("pixel_batch_6ch", "latest_net_D.pth")])
+    run = import_weights(files, tmp_path / "imported", log=lambda *_: None)
+    recipe = (run / "recipe.toml").read_text()
+    assert 'discriminator = "pixel"' in recipe and "d_base_filters = 4" in recipe
+    assert json.loads((run / "run.json").read_text())["networks"] == {
+        "discriminator": "networks/discriminator.weights.h5"}
+    lines = []
+    fit(tiny_recipe(tmp_path, f'train.init_from="{run}"', "model.discriminator=pixel",
+                    "model.d_base_filters=4", "model.base_filters=2", "model.num_downs=7",
+                    "model.norm=batch", "data.image_size=128", "data.load_size=128",
+                    "train.epochs=1", "train.steps_per_epoch=1", "data.synthetic_count=4"),
+        verbose=0, log=lines.append)
+    started = next(line for line in lines if line.startswith("Starting from"))
+    assert "discriminator: from" in started and "networks/discriminator.weights.h5" in started
+    assert "generator: from" in started and "translator.keras" in started
 
 
 def test_the_default_run_folder_is_named_after_the_experiment(tmp_path, monkeypatch):

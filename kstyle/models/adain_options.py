@@ -31,6 +31,11 @@ class AdaINOptions(ModelOptions):
     model = "kstyle.models.adain:AdaIN"
     data_kind = "styled"
 
+    def stylize_arguments(self, data) -> str:
+        from kstyle.data.layout import list_images
+
+        return f"--style {list_images(data.style_path)[0]}"
+
     def check(self, data) -> None:
         if data.image_size % SIZE_MULTIPLE:
             raise OptionError(f"data.image_size = {data.image_size} must be a multiple of "

@@ -8,7 +8,7 @@ import tensorflow as tf
 from kstyle import losses
 from kstyle.models.cdae_options import CDAEOptions
 from kstyle.models.two_way import TwoWayGAN
-from kstyle.nets.patchgan import patchgan_discriminator
+from kstyle.nets.patchgan import discriminator as build_discriminator
 from kstyle.nets.unet import size_multiple as unet_size_multiple
 from kstyle.nets.unet import unet_generator
 
@@ -113,8 +113,10 @@ class CDAE(TwoWayGAN):
         return cls(
             unet_generator(in_channels, out_channels, **generator, name="generator_ab"),
             unet_generator(out_channels, in_channels, **generator, name="generator_ba"),
-            patchgan_discriminator(in_channels, **discriminator, name="discriminator_a"),
-            patchgan_discriminator(out_channels, **discriminator, name="discriminator_b"),
+            build_discriminator(o.discriminator, in_channels, **discriminator,
+                                name="discriminator_a"),
+            build_discriminator(o.discriminator, out_channels, **discriminator,
+                                name="discriminator_b"),
             gan_mode=o.gan_mode, lambda_target=o.lambda_target, lambda_recon=o.lambda_recon,
             size_multiple=unet_size_multiple(o.num_downs))
 

@@ -24,6 +24,7 @@ class CDAEOptions(ModelOptions):
     dropout: float = opt.dropout_option(0.0, "in the inner decoder blocks")
     d_base_filters: int = opt.d_base_filters_option()
     d_layers: int = opt.d_layers_option()
+    discriminator: opt.Discriminator = opt.discriminator_option()
     gan_mode: opt.GanMode = opt.gan_mode_option("lsgan")
     lambda_target: float = option(100.0, "weight of the supervised L1 losses against the "
                                   "targets", low=0)

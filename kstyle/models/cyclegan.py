@@ -9,7 +9,7 @@ from kstyle import losses
 from kstyle.models.cyclegan_options import CycleGANOptions
 from kstyle.models.two_way import TwoWayGAN
 from kstyle.nets.image_pool import ImagePool
-from kstyle.nets.patchgan import patchgan_discriminator
+from kstyle.nets.patchgan import discriminator as build_discriminator
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
 from kstyle.nets.vgg import vgg19_features
 
@@ -171,8 +171,10 @@ class CycleGAN(TwoWayGAN):
         return cls(
             resnet_generator(in_channels, out_channels, **generator, name="generator_ab"),
             resnet_generator(out_channels, in_channels, **generator, name="generator_ba"),
-            patchgan_discriminator(in_channels, **discriminator, name="discriminator_a"),
-            patchgan_discriminator(out_channels, **discriminator, name="discriminator_b"),
+            build_discriminator(o.discriminator, in_channels, **discriminator,
+                                name="discriminator_a"),
+            build_discriminator(o.discriminator, out_channels, **discriminator,
+                                name="discriminator_b"),
             feature_extractor=feature_extractor, gan_mode=o.gan_mode,
             lambda_cycle=o.lambda_cycle, lambda_identity=o.lambda_identity,
             lambda_perceptual=o.lambda_perceptual, pool_size=o.pool_size)

@@ -21,6 +21,7 @@ class CycleGANOptions(ModelOptions):
     dropout: float = opt.dropout_option(0.0, "inside the residual blocks")
     d_base_filters: int = opt.d_base_filters_option()
     d_layers: int = opt.d_layers_option()
+    discriminator: opt.Discriminator = opt.discriminator_option()
     gan_mode: opt.GanMode = opt.gan_mode_option("lsgan")
     lambda_cycle: float = option(10.0, "weight of the cycle-consistency losses A->B->A, "
                                  "B->A->B", low=0)

@@ -133,6 +133,14 @@ def d_layers_option():
     return option(3, "PatchGAN strided layers: 3 gives 70x70 patches", low=1)
 
 
+Discriminator = Literal["patch", "pixel"]
+
+
+def discriminator_option():
+    return option("patch", "patch: the PatchGAN of d_layers strided convs; pixel: the 1x1 "
+                  "PixelGAN, which judges each pixel alone (the reference's --netD pixel)")
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """The ``[model]`` table of one model kind; every kind subclasses it.
@@ -151,6 +159,11 @@ class ModelOptions:
     #: batches of two domains, ``"images"`` (batches of single images) or ``"styled"``
     #: (content photos, each with a style image from ``data.style_path``).
     data_kind: ClassVar[str] = "paired"
+
+    def stylize_arguments(self, data) -> str:
+        """What ``kstyle stylize --model RUN`` needs besides the inputs, for the hint that
+        ends a run ("" by default; a model of any style names a style image)."""
+        return ""
 
     def check(self, data) -> None:
         """Checks that span fields (``data`` is the recipe's ``[data]``); raises OptionError."""

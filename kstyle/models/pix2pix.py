@@ -9,7 +9,8 @@ from keras import ops
 from kstyle import losses
 from kstyle.models.base import TranslationModel
 from kstyle.models.pix2pix_options import Pix2PixOptions
-from kstyle.nets import patchgan_discriminator, unet_generator
+from kstyle.nets import unet_generator
+from kstyle.nets.patchgan import discriminator as build_discriminator
 from kstyle.optimizers import apply_gradients
 
 
@@ -69,9 +70,9 @@ class Pix2Pix(TranslationModel):
         generator = unet_generator(
             in_channels=in_channels, out_channels=out_channels, base_filters=o.base_filters,
             num_downs=o.num_downs, norm=o.norm, dropout=o.dropout)
-        discriminator = patchgan_discriminator(
-            in_channels=in_channels + out_channels, base_filters=o.d_base_filters,
-            n_layers=o.d_layers, norm=o.norm)
+        discriminator = build_discriminator(
+            o.discriminator, in_channels + out_channels, base_filters=o.d_base_filters,
+            n_layers=o.d_layers, norm=o.norm, name="patchgan_discriminator")
         return cls(generator, discriminator, lambda_l1=o.lambda_l1, gan_mode=o.gan_mode,
                    size_multiple=2**o.num_downs)
 

@@ -29,6 +29,7 @@ class Pix2PixOptions(ModelOptions):
     dropout: float = opt.dropout_option(0.5, "in the inner decoder blocks")
     d_base_filters: int = opt.d_base_filters_option()
     d_layers: int = opt.d_layers_option()
+    discriminator: opt.Discriminator = opt.discriminator_option()
     gan_mode: opt.GanMode = opt.gan_mode_option("vanilla")
     lambda_l1: float = option(100.0, "weight of the L1 loss against the target", low=0)
 

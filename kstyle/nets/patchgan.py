@@ -1,4 +1,4 @@
-"""PatchGAN discriminator of pix2pix and CycleGAN."""
+"""The discriminators of pix2pix and CycleGAN: the PatchGAN and the 1x1 PixelGAN."""
 
 import keras
 
@@ -98,3 +98,63 @@ def patchgan_discriminator(
     # Logits leave in float32 whatever the dtype policy, so losses stay stable.
     outputs = keras.layers.Activation("linear", dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+#: Discriminator kinds (``model.discriminator``): the PatchGAN of ``n_layers`` strided
+#: convs, or the 1x1 PixelGAN.
+DISCRIMINATORS = ("patch", "pixel")
+
+
+def pixel_discriminator(in_channels: int = 6, base_filters: int = 64, norm: str = "batch",
+                        name: str = "pixel_discriminator") -> keras.Model:
+    """Builds the 1x1 PatchGAN ("PixelGAN") discriminator as a functional model.
+
+    A port of `PixelDiscriminator` from junyanz/pytorch-CycleGAN-and-pix2pix: three 1x1
+    convs (``base_filters``, ``2 * base_filters``, 1 filter) with LeakyReLU(0.2) after the
+    first two and the norm after the second; each logit judges one pixel, so it pushes
+    colours and leaves structure alone (pix2pix, section 4.4). Biases where the reference
+    has them: on the first conv always, on the others unless the norm is batch norm.
+
+    Args:
+        in_channels: Channels of the input.
+        base_filters: Filters of the first conv (`ndf` in the reference).
+        norm: Normalization kind, one of `kstyle.nets.layers.NORMS`.
+        name: Model name.
+
+    Returns:
+        A `keras.Model` mapping `(batch, H, W, in_channels)` to float32 logits of shape
+        `(batch, H, W, 1)`.
+
+    Example:
+
+    >>> pixel_discriminator(in_channels=6, base_filters=8)(keras.ops.zeros((1, 5, 7, 6))).shape
+    TensorShape([1, 5, 7, 1])
+    """
+    normalization(norm)  # Fails early on an unknown kind.
+    use_bias = norm != "batch"
+
+    def conv(filters, bias, layer_name):
+        return keras.layers.Conv2D(filters, 1, use_bias=bias, kernel_initializer=_weights(),
+                                   name=layer_name)
+
+    inputs = keras.Input(shape=(None, None, in_channels), name="image")
+    x = conv(base_filters, True, "pixel0_conv")(inputs)
+    x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel0_lrelu")(x)
+    x = conv(2 * base_filters, use_bias, "pixel1_conv")(x)
+    x = normalization(norm, name="pixel1_norm")(x)
+    x = keras.layers.LeakyReLU(negative_slope=0.2, name="pixel1_lrelu")(x)
+    x = conv(1, use_bias, "logits_conv")(x)
+    outputs = keras.layers.Activation("linear", dtype="float32", name="output")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def discriminator(kind: str, in_channels: int, base_filters: int = 64, n_layers: int = 3,
+                  norm: str = "batch", name: str = "discriminator") -> keras.Model:
+    """The discriminator of ``kind`` (one of :data:`DISCRIMINATORS`); ``n_layers`` applies
+    to the PatchGAN only."""
+    if kind == "pixel":
+        return pixel_discriminator(in_channels, base_filters, norm, name=name)
+    if kind != "patch":
+        raise ValueError(f"Unknown discriminator {kind!r}; valid ones are: "
+                         f"{', '.join(DISCRIMINATORS)}.")
+    return patchgan_discriminator(in_channels, base_filters, n_layers, norm, name=name)

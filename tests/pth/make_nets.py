@@ -41,6 +41,8 @@ NETS = {
     "basic_batch_6ch": ("D", dict(netD="basic", ndf=4, norm="batch", input_nc=6), 70, True),
     "n_layers_2_instance": ("D", dict(netD="n_layers", n_layers_D=2, ndf=4, norm="instance"),
                             48, False),
+    "pixel_batch_6ch": ("D", dict(netD="pixel", ndf=4, norm="batch", input_nc=6), 12, True),
+    "pixel_instance": ("D", dict(netD="pixel", ndf=4, norm="instance"), 12, False),
 }
 
 
