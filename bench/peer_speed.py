@@ -220,6 +220,9 @@ def run_worker(name: str, implementation: str, reference: Path, warmup: int,
 
 
 def _run(name: str, implementation: str, args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(BENCH_DIR))
+    from train_speed import run_json_worker
+
     python = args.torch_python if implementation == "reference" else sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
@@ -228,17 +231,9 @@ def _run(name: str, implementation: str, args: argparse.Namespace) -> dict:
                    "--warmup", str(args.warmup),
                    "--steps", str(args.steps or WORKLOADS[name]["steps"]),
                    "--json", str(result_file)]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-        start = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env=env)
-        wall_s = time.perf_counter() - start
-        if proc.returncode != 0 or not result_file.exists():
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            print(f"  {name} / {implementation}: failed (exit {proc.returncode})\n{tail}",
-                  file=sys.stderr)
-            return {"workload": name, "implementation": implementation,
-                    "error": f"exit {proc.returncode}", "stderr_tail": tail}
-        result = json.loads(result_file.read_text())
+        result, wall_s = run_json_worker(command, result_file, f"{name} / {implementation}")
+        if "error" in result:
+            return {"workload": name, "implementation": implementation, **result}
     result["wall_s"] = wall_s
     print(f"  {name} / {implementation}: median {statistics.median(result['step_ms']):.0f} ms,"
           f" first {result['first_step_s']:.1f} s, {wall_s:.0f} s in all", file=sys.stderr)

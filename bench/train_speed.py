@@ -221,6 +221,23 @@ def run_worker(name: str, warmup: int, steps: int, size: int | None = None) -> d
 # --------------------------------------------------------------------------------------
 
 
+def run_json_worker(command: list[str], result_file: Path, label: str) -> tuple[dict, float]:
+    """Runs a worker process that writes its figures to ``result_file`` as JSON.
+
+    Returns ``(figures, seconds)``; when it fails, the figures are ``{"error",
+    "stderr_tail"}`` and the tail of its stderr is printed.
+    """
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
+    wall_s = time.perf_counter() - start
+    if proc.returncode != 0 or not result_file.exists():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        print(f"  {label}: failed (exit {proc.returncode})\n{tail}", file=sys.stderr)
+        return {"error": f"exit {proc.returncode}", "stderr_tail": tail}, wall_s
+    return json.loads(result_file.read_text()), wall_s
+
+
 def _run_config(name: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
@@ -231,15 +248,9 @@ def _run_config(name: str, args: argparse.Namespace) -> dict:
         ]
         if args.size:
             command += ["--size", str(args.size)]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-        start = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env=env)
-        wall_s = time.perf_counter() - start
-        if proc.returncode != 0 or not result_file.exists():
-            tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-            print(f"  {name}: failed (exit {proc.returncode})\n{tail}", file=sys.stderr)
-            return {"config": name, "error": f"exit {proc.returncode}", "stderr_tail": tail}
-        result = json.loads(result_file.read_text())
+        result, wall_s = run_json_worker(command, result_file, name)
+        if "error" in result:
+            return {"config": name, **result}
     result["wall_s"] = wall_s
     print(f"  {name}: done in {wall_s:.0f} s", file=sys.stderr)
     return result
