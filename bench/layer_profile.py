@@ -4,11 +4,13 @@ Usage:
 
     python bench/layer_profile.py                       # ResNet-9 at 256 px, U-Net at 256 px
     python bench/layer_profile.py --nets resnet --size 128 --blocks 6 --repeats 10
+    python bench/layer_profile.py --forward       # inference: forward only, training=False
 
 Each layer of the generator is run on its own, on an input of the shape it gets inside
 the network (batch 1, float32), forward and backward (the gradient of the output's sum
 with respect to the input and the layer's weights) under one `tf.function` per layer,
-the median of `--repeats` calls after two warm-ups. The table sums the layers by type
+the median of `--repeats` calls after two warm-ups (`--forward`: the forward pass alone,
+in inference mode, as `kstyle stylize` runs it). The table sums the layers by type
 (Conv2D, Conv2DTranspose, ReflectionPadding2D, InstanceNormalization, Concatenate ...)
 and gives each type's share of the sum; the sum is not the step (a step also runs the
 discriminators, the losses and the optimizer, and TensorFlow overlaps some ops), but the
@@ -33,8 +35,10 @@ def cpu_name() -> str:
         return "unknown CPU"
 
 
-def profile(net, size: int, repeats: int) -> list[tuple[str, str, float]]:
-    """``[(layer name, layer type, ms forward + backward)]`` of each layer with an input."""
+def profile(net, size: int, repeats: int,
+            forward: bool = False) -> list[tuple[str, str, float]]:
+    """``[(layer name, layer type, ms forward + backward)]`` of each layer with an input
+    (``forward``: ms of the inference forward pass alone)."""
     import keras
     import tensorflow as tf
 
@@ -52,6 +56,8 @@ def profile(net, size: int, repeats: int) -> list[tuple[str, str, float]]:
 
         @tf.function
         def step(layer=layer, inputs=inputs):
+            if forward:
+                return [layer(inputs if len(inputs) > 1 else inputs[0], training=False)]
             with tf.GradientTape() as tape:
                 args = inputs if len(inputs) > 1 else inputs[0]
                 y = layer(args, training=True)
@@ -78,15 +84,18 @@ def main(argv=None):
     parser.add_argument("--blocks", type=int, default=9, help="ResNet blocks")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--top", type=int, default=6, help="slowest single layers shown")
+    parser.add_argument("--forward", action="store_true",
+                        help="time the inference forward pass alone")
     args = parser.parse_args(argv)
 
     from kstyle.nets import resnet_generator, unet_generator
 
-    print(f"forward + backward per layer, batch 1, float32, {args.size} px, {cpu_name()}")
+    what = "inference forward" if args.forward else "forward + backward"
+    print(f"{what} per layer, batch 1, float32, {args.size} px, {cpu_name()}")
     for kind in args.nets:
         net = (resnet_generator(num_blocks=args.blocks) if kind == "resnet"
                else unet_generator(num_downs=min(8, args.size.bit_length() - 1)))
-        rows = profile(net, args.size, args.repeats)
+        rows = profile(net, args.size, args.repeats, args.forward)
         total = sum(ms for _, _, ms in rows)
         by_type = collections.defaultdict(lambda: [0.0, 0])
         for _, kind_name, ms in rows:
