@@ -101,7 +101,7 @@ class ArbitraryStylizer:
     def stylize_float(self, content, mean, std, strength=1.0):
         """The network itself: float ``[N, H, W, 3]`` content in [-1, 1] (sides multiples of
         8) with a style's statistics -> float stylized images (not clipped)."""
-        features = self.encoder(content, training=False)["relu4_1"]
+        features = tf.cast(self.encoder(content, training=False)["relu4_1"], tf.float32)
         content_mean, content_std = channel_statistics(features)
         target = (features - content_mean) / content_std * std + mean
         target = strength * target + (1.0 - strength) * features

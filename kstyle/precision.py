@@ -28,8 +28,11 @@ def dtype_policy(name: str):
 
 
 def float32_copy(network: keras.Model) -> keras.Model:
-    """The same functional network with every layer computing in float32, same weights."""
+    """The same functional network with every layer computing in float32, same weights
+    (networks nested in it as layers, such as AdaIN's encoder and decoder, too)."""
     def clone(layer):
+        if isinstance(layer, keras.Model):
+            return float32_copy(layer)
         config = layer.get_config()
         config["dtype"] = "float32"
         return layer.__class__.from_config(config)

@@ -327,3 +327,18 @@ def test_fine_tunes_from_the_imported_reference_networks(tmp_path):
     style = rng.integers(0, 256, (24, 24, 3), np.uint8)
     np.testing.assert_array_equal(kstyle.load(result.run_dir)(content, style=style),
                                   kstyle.load(imported)(content, style=style))
+
+
+def test_a_bfloat16_run_saves_a_float32_stylizer(tmp_path, vgg_file):
+    # Trained under mixed_bfloat16, the saved stylizer computes in float32 throughout,
+    # nested encoder and decoder included, and stylizes.
+    result = fit(tiny_adain_recipe(tmp_path, vgg_file, "train.precision=mixed_bfloat16",
+                                   "train.epochs=1"), verbose=0, log=lambda *_: None)
+    stylizer = kstyle.load(result.run_dir)
+    policies = {layer.dtype_policy.name for net in (stylizer.encoder, stylizer.decoder)
+                for layer in net.layers}
+    assert policies == {"float32"}, policies
+    rng = np.random.default_rng(8)
+    out = stylizer(rng.integers(0, 256, (24, 32, 3), np.uint8),
+                   style=rng.integers(0, 256, (16, 16, 3), np.uint8))
+    assert out.shape == (24, 32, 3)
