@@ -7,7 +7,8 @@ XNNPACK delegate"), straight to file descriptor 2;
 ``TF_CPP_MIN_LOG_LEVEL`` no longer silences it (tensorflow/tensorflow#100442). So the
 command line routes descriptor 2 through a pipe and drops lines in absl's format
 (``I0000 00:00:1796134992.529668   24306 port.cc:153] ...``) and that one warning; every
-other line (kstyle's messages, Python warnings and tracebacks) goes through unchanged.
+other line (kstyle's messages, Python warnings and tracebacks) goes through unchanged. The
+filter is a child process (see ``_FILTER``), never a thread of this one.
 ``kstyle --debug`` or ``KSTYLE_DEBUG=1`` turn the filter off.
 """
 
@@ -16,15 +17,14 @@ from __future__ import annotations
 import atexit
 import os
 import re
+import subprocess
 import sys
-import threading
 
 NOISE = re.compile(
     rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
     rb"STDERR|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] "
     rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.)")
 
-_LINE = re.compile(rb"[^\r\n]*[\r\n]")
 _installed = False
 
 
@@ -33,44 +33,56 @@ def debug() -> bool:
     return os.environ.get("KSTYLE_DEBUG", "") not in ("", "0")
 
 
+#: The filter, run as its own small Python process: a thread of this process would need
+#: the GIL to read the pipe, and a C++ library that writes more than a pipe holds while it
+#: keeps the GIL (the LiteRT converter's diagnostics run to hundreds of kB) would then
+#: block forever. It ignores Ctrl-C and SIGTERM (meant for kstyle, which still has things
+#: to say) and ends when the last write end closes.
+_FILTER = r"""
+import os, re, signal, sys
+for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    if hasattr(signal, name):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+noise, line = re.compile(sys.argv[1].encode("latin-1")), re.compile(rb"[^\r\n]*[\r\n]")
+pending = b""
+while chunk := os.read(0, 65536):
+    pending += chunk
+    lines = line.findall(pending)  # whole lines, ending in "\n" or a progress bar's "\r"
+    pending = pending[sum(map(len, lines)):]
+    kept = b"".join(x for x in lines if not noise.match(x))
+    if kept:
+        os.write(2, kept)
+if pending and not noise.match(pending):
+    os.write(2, pending)
+"""
+
+
 def filter_stderr() -> None:
     """From now on, lines written to descriptor 2 that match :data:`NOISE` are dropped."""
     global _installed
     if _installed or debug():
         return
+    sys.stderr.flush()
     try:
         real = os.dup(2)
-        read, write = os.pipe()
+        process = subprocess.Popen([sys.executable, "-c", _FILTER,
+                                    NOISE.pattern.decode("latin-1")],
+                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     except OSError:
-        return  # no descriptor 2 (a daemon): nothing reaches a terminal anyway
-    sys.stderr.flush()
-    os.dup2(write, 2)
-    os.close(write)
+        return  # no descriptor 2 (a daemon), or no interpreter to run: leave it as it is
+    os.dup2(process.stdin.fileno(), 2)
+    process.stdin.close()  # descriptor 2 is now the pipe's only write end here
     _installed = True
-
-    def forward():
-        with os.fdopen(read, "rb", buffering=0) as pipe:
-            pending = b""
-            while chunk := pipe.read(65536):
-                pending += chunk
-                # Whole lines, ending in "\n" or in a progress bar's "\r", go on at once.
-                lines = _LINE.findall(pending)
-                pending = pending[sum(map(len, lines)):]
-                kept = b"".join(line for line in lines if not NOISE.match(line))
-                if kept:
-                    os.write(real, kept)
-            if pending and not NOISE.match(pending):
-                os.write(real, pending)
-
-    thread = threading.Thread(target=forward, name="kstyle-stderr", daemon=True)
-    thread.start()
 
     def restore():
         try:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
-        os.dup2(real, 2)  # closes the pipe's last write end: the thread sees its end
-        thread.join(timeout=5)
+        os.dup2(real, 2)  # closes the pipe's last write end: the filter sees its end
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     atexit.register(restore)

@@ -29,6 +29,17 @@ def test_absl_lines_are_dropped_and_the_rest_kept_in_order():
                                       b"progress 1/2\rprogress 2/2\r")
 
 
+def test_a_library_that_writes_a_lot_while_holding_the_gil_does_not_hang():
+    # As the LiteRT converter's diagnostics do: C code writing 1 MB to descriptor 2
+    # without releasing the GIL (ctypes.PyDLL keeps it), then a line that must come through.
+    script = ("import ctypes, os; from kstyle import quiet; quiet.filter_stderr(); "
+              "data = b'I0000 00:00:1.5 1 x.cc:1] noise\\n' * 40000; "
+              "ctypes.PyDLL(None).write(2, data, len(data)); os.write(2, b'done\\n')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, cwd=REPO,
+                          env={**os.environ, "KSTYLE_DEBUG": ""}, timeout=60, check=True)
+    assert done.stderr == b"done\n"
+
+
 def test_debug_keeps_everything():
     assert stderr_of(debug=True) == WRITES
 
