@@ -429,7 +429,8 @@ def _export_arbitrary_onnx(graphs, out: Path, info, reference, check, images, lo
                                       f"({type(e).__name__}: {str(e)[:300]})") from e
                 add_onnx_metadata(tmp, {**info, "endpoint": name})
                 options = onnxruntime.SessionOptions()
-                options.log_severity_level = 3
+                options.log_severity_level = 3  # errors only, as onnx_runner
+                onnxruntime.set_default_logger_severity(3)
                 sessions[name] = onnxruntime.InferenceSession(
                     str(tmp), options, providers=["CPUExecutionProvider"])
                 written.append(tmp)
