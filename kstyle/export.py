@@ -30,6 +30,7 @@ from kstyle.serving import (
     add_tflite_metadata,
     litert_runner,
     onnx_runner,
+    onnx_session,
     saved_model_runner,
 )
 
@@ -405,7 +406,6 @@ def _export_arbitrary(stylizer: ArbitraryStylizer, run_dir: Path, out: Path, *,
 def _export_arbitrary_onnx(graphs, out: Path, info, reference, check, images, log) -> dict:
     import logging
 
-    import onnxruntime
     import tf2onnx
 
     written = []
@@ -428,11 +428,7 @@ def _export_arbitrary_onnx(graphs, out: Path, info, reference, check, images, lo
                     raise ExportError(f"ONNX conversion of {name} failed "
                                       f"({type(e).__name__}: {str(e)[:300]})") from e
                 add_onnx_metadata(tmp, {**info, "endpoint": name})
-                options = onnxruntime.SessionOptions()
-                options.log_severity_level = 3  # errors only, as onnx_runner
-                onnxruntime.set_default_logger_severity(3)
-                sessions[name] = onnxruntime.InferenceSession(
-                    str(tmp), options, providers=["CPUExecutionProvider"])
+                sessions[name] = onnx_session(tmp)
                 written.append(tmp)
 
             def call(name, **inputs):

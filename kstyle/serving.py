@@ -178,20 +178,26 @@ def add_onnx_metadata(path, info: dict) -> None:
     onnx.save(model, os.fspath(path))
 
 
+def onnx_session(path, num_threads: int | None = None):
+    """An ONNX Runtime session of ``path`` on the CPU, one thread per CPU by default,
+    logging errors only (the converter's resize attributes warn)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    onnxruntime.set_default_logger_severity(3)
+    options.intra_op_num_threads = num_threads or os.cpu_count() or 1
+    return onnxruntime.InferenceSession(os.fspath(path), options,
+                                        providers=["CPUExecutionProvider"])
+
+
 def onnx_runner(path, num_threads: int | None = None):
     """Runs an exported .onnx translator with ONNX Runtime: ``(run, info)``.
 
     Like :func:`litert_runner`: uint8 ``[N, H, W, 3]`` of any H and W in, the same out;
     ``info`` is the metadata :func:`add_onnx_metadata` embedded.
     """
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # errors only: the converter's resize attributes warn
-    onnxruntime.set_default_logger_severity(3)
-    options.intra_op_num_threads = num_threads or os.cpu_count() or 1
-    session = onnxruntime.InferenceSession(os.fspath(path), options,
-                                           providers=["CPUExecutionProvider"])
+    session = onnx_session(path, num_threads)
     (inputs,) = session.get_inputs()
     meta = session.get_modelmeta().custom_metadata_map.get(METADATA_NAME)
 
