@@ -144,6 +144,7 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
     `run` maps uint8 [1, H, W, 3] to uint8 [1, H, W, 3].
     """
     from kstyle.export import _converter_options, _input_spec
+    from kstyle.nets.layers import portable_graph
     from kstyle.serving import litert_runner, onnx_runner, saved_model_runner
 
     if fmt == "keras":
@@ -152,15 +153,16 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
         return (lambda images: translator.translate_array(images[0])[None]), path
     if fmt == "saved_model":
         path = folder / "saved_model"
-        serving.export(str(path), format="tf_saved_model", input_signature=_input_spec(),
-                       verbose=False)
+        with portable_graph():  # as kstyle export traces
+            serving.export(str(path), format="tf_saved_model", input_signature=_input_spec(),
+                           verbose=False)
         run, _ = saved_model_runner(path)
         return run, path
     if fmt == "onnx":
         import warnings
 
         path = folder / "translator.onnx"
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), portable_graph():
             warnings.simplefilter("ignore")
             serving.export(str(path), format="onnx", input_signature=_input_spec(),
                            verbose=False)
@@ -168,8 +170,9 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
         return run, path
     quantize = TFLITE_QUANTIZE[fmt]
     path = folder / f"translator_{quantize}.tflite"
-    serving.export(str(path), format="litert", input_signature=_input_spec(), verbose=False,
-                   **_converter_options(quantize, _calibration))
+    with portable_graph():
+        serving.export(str(path), format="litert", input_signature=_input_spec(),
+                       verbose=False, **_converter_options(quantize, _calibration))
     run, _ = litert_runner(path)
     return run, path
 

@@ -24,6 +24,7 @@ from kstyle import lock, runs
 from kstyle.arbitrary import ArbitraryStylizer, endpoints
 from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
+from kstyle.nets.layers import portable_graph
 from kstyle.serving import (
     METADATA_FILE,
     add_onnx_metadata,
@@ -180,6 +181,13 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     Example:
         >>> export_run("saved_models/quickstart", quantize="fp16")["tflite"]["psnr_db"]
     """
+    with portable_graph():  # the converters' ops, not TensorFlow's fastest
+        return _export_run(model, out, saved_model=saved_model, tflite=tflite, onnx=onnx,
+                           quantize=quantize, direction=direction, images=images, log=log)
+
+
+def _export_run(model, out, *, saved_model, tflite, onnx, quantize, direction, images,
+                log) -> dict:
     from kstyle.api import load
 
     if quantize not in QUANTIZATIONS:

@@ -1,5 +1,7 @@
 """Tests of the network builders in kstyle.nets."""
 
+import contextlib
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from kstyle.nets import (
     InstanceNormalization,
     normalization,
     patchgan_discriminator,
+    resnet_generator,
     size_multiple,
     unet_generator,
 )
@@ -330,35 +333,75 @@ def test_depth_to_space_unfolds_channels_into_blocks():
     np.testing.assert_array_equal(y[0, 1, 0], x[0, 0, 0, 6:9])
 
 
+# (kernel, crop, crop_end): the ResNet generator's upsampling (PyTorch padding 1, output
+# padding 1), the U-Net's (padding 1, Keras' "same"), and two shapes neither uses.
+CROPPED = [(3, 1, 0), (4, 1, 1), (5, 2, 1), (4, 0, 0)]
+
+
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_cropped_transposed_conv_is_the_valid_conv_and_crop_in_training_and_inference(policy):
-    from kstyle.nets.layers import Conv2DTranspose
+@pytest.mark.parametrize("kernel,crop,crop_end", CROPPED)
+@pytest.mark.parametrize("side", [(9, 7), (40, 36)])  # by phases in inference, and not
+def test_cropped_transposed_conv_is_the_valid_conv_and_crop(policy, kernel, crop, crop_end,
+                                                             side):
+    from kstyle.nets.layers import Conv2DTranspose, portable_graph
     from kstyle.precision import dtype_policy
 
-    x = tf.constant(images((2, 9, 7, 6)))
+    x = tf.constant(images((2, *side, 6)))
     with dtype_policy(policy):
-        layer = Conv2DTranspose(5, 3, strides=2, crop=1, name="up")
+        layer = Conv2DTranspose(5, kernel, strides=2, crop=crop, crop_end=crop_end,
+                                bias_initializer="random_normal", name="up")
         layer.build(x.shape)
-        plain = keras.layers.Conv2DTranspose(5, 3, strides=2, padding="valid")
+        plain = keras.layers.Conv2DTranspose(5, kernel, strides=2, padding="valid")
         plain.build(x.shape)
     plain.set_weights(layer.get_weights())
-    crop = keras.layers.Cropping2D(((1, 0), (1, 0)))
+    assert layer._by_phases(x.shape) == (side == (9, 7))
+    crop_layer = keras.layers.Cropping2D(((crop, crop_end), (crop, crop_end)))
     tolerance = 1e-5 if policy == "float32" else 3e-2
-    expected = crop(plain(x))
-    for training in (False, True):
-        with tf.GradientTape(persistent=True) as tape:
+    expected = crop_layer(plain(x))
+    out_shape = (2, 2 * side[0] + kernel - 2 - crop - crop_end,
+                 2 * side[1] + kernel - 2 - crop - crop_end, 5)
+    for training, portable in ((False, False), (False, True), (True, False)):
+        with tf.GradientTape(persistent=True) as tape, (
+                portable_graph() if portable else contextlib.nullcontext()):
             tape.watch(x)
-            y = layer(x, training=training)
-            z = crop(plain(x))
+            y = tf.function(lambda x: layer(x, training=training))(x)
+            z = crop_layer(plain(x))
             ly, lz = tf.reduce_sum(tf.cast(y, "float32") ** 2), tf.reduce_sum(
                 tf.cast(z, "float32") ** 2)
-        assert y.shape == (2, 18, 14, 5) == expected.shape
+        assert y.shape == out_shape == expected.shape
+        assert layer.compute_output_shape(x.shape) == out_shape
         np.testing.assert_allclose(np.float32(y), np.float32(expected), atol=tolerance)
-        for a, b in zip(tape.gradient(ly, [x, *layer.trainable_weights]),
-                        tape.gradient(lz, [x, *plain.trainable_weights])):
-            np.testing.assert_allclose(np.float32(a), np.float32(b), atol=tolerance * 10,
-                                       rtol=tolerance)
+        if training and (policy == "float32" or side == (9, 7)):  # bf16 sums drift on more
+            for a, b in zip(tape.gradient(ly, [x, *layer.trainable_weights]),
+                            tape.gradient(lz, [x, *plain.trainable_weights])):
+                np.testing.assert_allclose(np.float32(a), np.float32(b), atol=tolerance * 10,
+                                           rtol=tolerance)
     config = layer.get_config()
-    assert config["crop"] == 1 and "padding" not in config
+    assert config["crop"] == crop and "padding" not in config
+    assert ("crop_end" in config) == bool(crop_end)  # older files have no such key
     assert Conv2DTranspose.from_config(config).compute_output_shape(
-        (None, 9, 7, 6)) == (None, 18, 14, 5)
+        (None, *side, 6)) == (None, *out_shape[1:])
+
+
+def test_transposed_conv_refuses_a_crop_as_large_as_its_kernel():
+    from kstyle.nets.layers import Conv2DTranspose
+
+    with pytest.raises(ValueError, match="crop and crop_end must be in"):
+        Conv2DTranspose(4, 3, strides=2, crop=1, crop_end=3)
+
+
+@pytest.mark.parametrize("build,side", [(unet_generator, 256), (resnet_generator, 64)])
+def test_generators_compute_the_same_function_fast_and_portable(build, side):
+    # Inference outside portable_graph computes the small transposed convs by phases;
+    # the export graph keeps TensorFlow's transposed conv. Same parameters, same outputs
+    # (the reference's parameter counts are checked above).
+    from kstyle.nets.layers import portable_graph
+
+    keras.utils.set_random_seed(3)
+    net = build()
+    x = tf.constant(images((2, side, side, 3), seed=3))
+    fast = tf.function(lambda x: net(x, training=False))(x)
+    with portable_graph():
+        plain = tf.function(lambda x: net(x, training=False))(x)
+    assert float(tf.reduce_max(tf.abs(plain))) > 0.01  # not a vanishing output
+    np.testing.assert_allclose(fast, plain, atol=1e-5, rtol=0)

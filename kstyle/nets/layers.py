@@ -1,8 +1,46 @@
-"""Normalization layers shared by the network builders."""
+"""Layers shared by the network builders: normalization, padding, up- and downsampling.
+
+Some of them compute their values two ways: TensorFlow's fastest kernels for training and
+inference, and a plainer form of the same function that every converter takes (LiteRT,
+ONNX). :func:`portable_graph` selects the plain form while a graph is traced for export.
+"""
+
+import contextlib
+import threading
 
 import keras
 
 NORMS = ("batch", "instance", "none")
+
+_portable = threading.local()
+
+
+@contextlib.contextmanager
+def portable_graph():
+    """Within it, kstyle's layers trace ops that LiteRT and ONNX converters take.
+
+    Outside it, inference computes small transposed convs by phases
+    (:class:`Conv2DTranspose`): the same function to float rounding, about twice as fast
+    on CPU for the U-Net, as a graph of strided slices, convs and a ``DepthToSpace``
+    that converters need not see. ``kstyle export`` traces inside it; so should any code
+    that converts a kstyle network itself.
+
+    Example:
+        >>> with portable_graph():
+        ...     converter = tf.lite.TFLiteConverter.from_keras_model(network)
+        ...     tflite_bytes = converter.convert()
+    """
+    depth = getattr(_portable, "depth", 0)
+    _portable.depth = depth + 1
+    try:
+        yield
+    finally:
+        _portable.depth = depth
+
+
+def tracing_portable() -> bool:
+    """True inside :func:`portable_graph`."""
+    return getattr(_portable, "depth", 0) > 0
 
 
 def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
@@ -115,8 +153,10 @@ class InstanceNormalization(keras.layers.Layer):
         # Training: TensorFlow's fused batch norm over a batch of one image whose channels
         # are the N x C (image, channel) pairs is instance norm; its kernels (forward and
         # gradient, statistics in float32 for bfloat16 inputs) ran forward + backward
-        # 1.4-2.5x faster than the means above on this CPU. Inference keeps the means:
-        # the fused training op does not convert to LiteRT.
+        # 1.4-2.5x faster than the means above on a 2-core AMD EPYC. Inference keeps the
+        # means: the fused op in training mode does not convert to LiteRT, and in
+        # TensorFlow it made the ResNet generator's inference only 3% faster, while
+        # rounding about twice as far from the exact values.
         import tensorflow as tf
 
         shape = tf.shape(inputs)
@@ -290,59 +330,140 @@ class DepthToSpace(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kstyle")
 class Conv2DTranspose(keras.layers.Conv2DTranspose):
-    """A 'valid' transposed conv without its first ``crop`` rows and columns.
+    """A 'valid' transposed conv without its first ``crop`` and last ``crop_end`` rows and
+    columns.
 
     Named like Keras' layer on purpose: Keras addresses a layer's weights in a weights
-    file by its class name, so checkpoints written when the ResNet generator used
-    ``keras.layers.Conv2DTranspose`` and a ``Cropping2D`` load into it unchanged.
+    file by its class name, so checkpoints written when the generators used
+    ``keras.layers.Conv2DTranspose`` (and a ``Cropping2D``) load into it unchanged.
 
     PyTorch's ``ConvTranspose2d(kernel 3, stride 2, padding=1, output_padding=1)`` (the
-    ResNet generator's upsampling) is exactly that with ``crop=1``: ``padding`` drops one
-    row and column at each end of the 'valid' output, ``output_padding`` gives back the
-    last ones. In training it is computed by one transposed conv with that padding in it
-    (``tf.nn.conv2d_transpose`` with explicit padding), which does not write and then
-    copy the cropped output: forward + backward took 23 ms instead of 39-41 ms for a
-    64x64x256 -> 128x128x128 layer on a 2-core AMD EPYC. Inference keeps the 'valid'
-    conv and a slice, which LiteRT converts. Same weights and values either way (to float
-    rounding) as ``Conv2DTranspose(padding="valid")`` followed by ``Cropping2D``.
+    ResNet generator's upsampling) is this with ``crop=1``: ``padding`` drops one row and
+    column at each end of the 'valid' output, ``output_padding`` gives back the last ones.
+    ``ConvTranspose2d(kernel 4, stride 2, padding=1)`` (the U-Net's) is ``crop=1,
+    crop_end=1``, which is also Keras' ``padding="same"`` for that kernel and stride.
+    Three computations of the same function, each where it is fastest:
+
+    - training: one transposed conv with the cropping as its padding
+      (``tf.nn.conv2d_transpose`` with explicit padding), which does not write and then
+      copy the cropped output: forward + backward took 23 ms instead of 39-41 ms for a
+      64x64x256 -> 128x128x128 layer on a 2-core AMD EPYC (the phases below, with the
+      same gradient ops, made a U-Net training step slower: 487 ms against 383);
+    - inference on small, wide maps (at most ``PHASE_MAX_PIXELS`` input pixels, a stride
+      dividing the output): by phases, one stride-1 'valid' conv per output phase with
+      that phase's taps of the kernel, interleaved by ``depth_to_space``. TensorFlow's
+      transposed conv (oneDNN's backward-data kernel) spends most of its time on the
+      weights at such shapes: 16x16x1024 -> 32x32x256 took 36 ms that way and 13 ms by
+      phases, 2x2x1024 -> 4x4x512 40 and 11 ms; at 64x64 and up it was as fast or faster;
+    - inference within :func:`portable_graph`: the 'valid' conv and a slice, which
+      LiteRT and ONNX convert.
 
     Args:
         *args: those of `keras.layers.Conv2DTranspose` (``padding`` is always "valid",
             ``activation`` must be None).
         crop: rows and columns dropped at the top and left.
+        crop_end: rows and columns dropped at the bottom and right.
         **kwargs: those of `keras.layers.Conv2DTranspose`.
     """
 
-    def __init__(self, *args, crop=1, **kwargs):
+    #: Largest input (height x width) computed by phases in inference.
+    PHASE_MAX_PIXELS = 32 * 32
+
+    def __init__(self, *args, crop=1, crop_end=0, **kwargs):
         kwargs["padding"] = "valid"
         super().__init__(*args, **kwargs)
         if self.activation is not keras.activations.linear:
             raise ValueError("kstyle's Conv2DTranspose takes no activation")
         self.crop = int(crop)
+        self.crop_end = int(crop_end)
+        if min(self.crop, self.crop_end) < 0 or max(self.crop, self.crop_end) >= min(
+                self.kernel_size):
+            raise ValueError(f"crop and crop_end must be in [0, kernel size), got "
+                             f"{self.crop} and {self.crop_end}")
 
     def call(self, inputs, training=False):
-        c = self.crop
-        if not training:
-            return super().call(inputs)[:, c:, c:, :]
-        import tensorflow as tf
-
-        shape = tf.shape(inputs)
-        (sh, sw), (kh, kw) = self.strides, self.kernel_size
-        output = tf.stack([shape[0], (shape[1] - 1) * sh + kh - c,
-                           (shape[2] - 1) * sw + kw - c, self.filters])
-        y = tf.nn.conv2d_transpose(inputs, keras.ops.cast(self.kernel, inputs.dtype), output,
-                                   self.strides, [[0, 0], [c, 0], [c, 0], [0, 0]])
+        c, e = self.crop, self.crop_end
+        tensorflow = keras.backend.backend() == "tensorflow"
+        if training and tensorflow:
+            y = self._explicit(inputs, keras.ops.cast(self.kernel, inputs.dtype))
+        elif tensorflow and not tracing_portable() and self._by_phases(inputs.shape):
+            y = self._phases(inputs, keras.ops.cast(self.kernel, inputs.dtype))
+        else:
+            y = super().call(inputs)
+            return y[:, c:, c:, :] if not e else y[:, c:-e, c:-e, :]
         if self.use_bias:
+            import tensorflow as tf
+
             y = tf.nn.bias_add(y, keras.ops.cast(self.bias, inputs.dtype))
         return y
 
+    def _padding(self):
+        c, e = self.crop, self.crop_end
+        return [[0, 0], [c, e], [c, e], [0, 0]]
+
+    def _explicit(self, inputs, kernel):
+        import tensorflow as tf
+
+        c, e = self.crop, self.crop_end
+        shape = tf.shape(inputs)
+        (sh, sw), (kh, kw) = self.strides, self.kernel_size
+        output = tf.stack([shape[0], (shape[1] - 1) * sh + kh - c - e,
+                           (shape[2] - 1) * sw + kw - c - e, self.filters])
+        return tf.nn.conv2d_transpose(inputs, kernel, output, self.strides, self._padding())
+
+    def _by_phases(self, shape) -> bool:
+        (sh, sw), (kh, kw) = self.strides, self.kernel_size
+        height, width = shape[1], shape[2]
+        return (keras.backend.backend() == "tensorflow" and sh == sw > 1
+                and self.dilation_rate == (1, 1) and min(kh, kw) >= sh
+                and (kh - self.crop - self.crop_end) % sh == 0
+                and (kw - self.crop - self.crop_end) % sw == 0
+                and height is not None and width is not None
+                and height * width <= self.PHASE_MAX_PIXELS)
+
+    def _phases(self, inputs, kernel):
+        # Output row y = s * i + t - crop takes input row i through kernel tap t, so the
+        # outputs of phase r (y = s * m + r) take input row m + d through tap
+        # t = r + crop - s * d: each phase is a stride-1 correlation of the input with
+        # every s-th tap of the kernel, reversed. The output has s * n + k - s - crop -
+        # crop_end rows, s times (n + (k - crop - crop_end) / s - 1).
+        import tensorflow as tf
+
+        s, (kh, kw), c = self.strides[0], self.kernel_size, self.crop
+        extra = ((kh - c - self.crop_end) // s - 1, (kw - c - self.crop_end) // s - 1)
+
+        def taps(r, k):  # (first tap, first input offset, number of taps)
+            first = k - 1 - (k - 1 - (r + c)) % s
+            return first, (r + c - first) // s, first // s + 1
+
+        rows = [taps(r, kh) for r in range(s)]
+        cols = [taps(r, kw) for r in range(s)]
+        lo = [-min(t[1] for t in rows), -min(t[1] for t in cols)]
+        hi = [max(t[1] + t[2] - 1 for t in rows) + extra[0],
+              max(t[1] + t[2] - 1 for t in cols) + extra[1]]
+        pads = [[0, 0], [max(lo[0], 0), max(hi[0], 0)], [max(lo[1], 0), max(hi[1], 0)], [0, 0]]
+        x = tf.pad(inputs, pads) if any(any(p) for p in pads) else inputs
+        height, width = inputs.shape[1] + extra[0], inputs.shape[2] + extra[1]
+        kernel = tf.transpose(kernel, [0, 1, 3, 2])
+        outputs = []
+        for ty, dy, ny in rows:
+            for tx, dx, nx in cols:
+                y0, x0 = dy + pads[1][0], dx + pads[2][0]
+                part = x[:, y0:y0 + height + ny - 1, x0:x0 + width + nx - 1, :]
+                taps_kernel = kernel[ty::-s, tx::-s]
+                outputs.append(tf.nn.conv2d(part, taps_kernel, 1, "VALID"))
+        return tf.nn.depth_to_space(tf.concat(outputs, -1), s)
+
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = super().compute_output_shape(input_shape)
-        return (batch, None if height is None else height - self.crop,
-                None if width is None else width - self.crop, channels)
+        cut = self.crop + self.crop_end
+        return (batch, None if height is None else height - cut,
+                None if width is None else width - cut, channels)
 
     def get_config(self):
         config = super().get_config()
         config["crop"] = self.crop
+        if self.crop_end:  # left out otherwise: files saved before the option load as they were
+            config["crop_end"] = self.crop_end
         config.pop("padding", None)
         return config

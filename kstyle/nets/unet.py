@@ -2,7 +2,7 @@
 
 import keras
 
-from kstyle.nets.layers import Dropout, normalization
+from kstyle.nets.layers import Conv2DTranspose, Dropout, normalization
 
 
 def size_multiple(num_downs: int) -> int:
@@ -46,8 +46,9 @@ def unet_generator(
     base_filters * 8)` filters at depth `i`; the outermost level has no activation before
     and no norm after its conv, the innermost (1x1 at the bottleneck for a
     `2**num_downs` input) no norm. Going up, each level is ReLU -> Conv2DTranspose(4x4,
-    stride 2) -> norm, then concatenation with the skip of its depth; the outermost level
-    ends in tanh. Dropout follows the norm in the `num_downs - 5` deepest levels that
+    stride 2, PyTorch's padding 1: `kstyle.nets.layers.Conv2DTranspose` with `crop=1,
+    crop_end=1`, which is Keras' "same" here, computed faster) -> norm, then
+    concatenation with the skip of its depth; the outermost level ends in tanh. Dropout follows the norm in the `num_downs - 5` deepest levels that
     are not the innermost, as in the reference with `use_dropout=True`.
 
     Conv biases are dropped where batch norm makes them redundant, exactly where the
@@ -141,11 +142,12 @@ def unet_generator(
     # Up path, innermost level first; each level returns to the width of its input.
     for depth in range(innermost, 0, -1):
         x = keras.layers.ReLU(name=f"up{depth}_relu")(x)
-        x = keras.layers.Conv2DTranspose(
+        x = Conv2DTranspose(
             filters(depth - 1),
             4,
             strides=2,
-            padding="same",
+            crop=1,
+            crop_end=1,
             use_bias=use_bias,
             kernel_initializer=_weights(),
             name=f"up{depth}_conv",
@@ -157,11 +159,12 @@ def unet_generator(
             x = keras.layers.Concatenate(name=f"up{depth}_concat")([down_outputs[depth - 1], x])
 
     x = keras.layers.ReLU(name="up0_relu")(x)
-    x = keras.layers.Conv2DTranspose(
+    x = Conv2DTranspose(
         out_channels,
         4,
         strides=2,
-        padding="same",
+        crop=1,
+        crop_end=1,
         use_bias=True,
         kernel_initializer=_weights(),
         name="up0_conv",
