@@ -340,7 +340,7 @@ CROPPED = [(3, 1, 0), (4, 1, 1), (5, 2, 1), (4, 0, 0)]
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("kernel,crop,crop_end", CROPPED)
-@pytest.mark.parametrize("side", [(9, 7), (40, 36)])  # by phases in inference, and not
+@pytest.mark.parametrize("side", [(9, 7), (40, 36)])  # by a matmul, and not
 def test_cropped_transposed_conv_is_the_valid_conv_and_crop(policy, kernel, crop, crop_end,
                                                              side):
     from kstyle.nets.layers import Conv2DTranspose, portable_graph
@@ -354,7 +354,7 @@ def test_cropped_transposed_conv_is_the_valid_conv_and_crop(policy, kernel, crop
         plain = keras.layers.Conv2DTranspose(5, kernel, strides=2, padding="valid")
         plain.build(x.shape)
     plain.set_weights(layer.get_weights())
-    assert layer._by_phases(x.shape) == (side == (9, 7))
+    assert layer._by_matmul(x.shape) == (side == (9, 7))
     crop_layer = keras.layers.Cropping2D(((crop, crop_end), (crop, crop_end)))
     tolerance = 1e-5 if policy == "float32" else 3e-2
     expected = crop_layer(plain(x))
@@ -392,7 +392,7 @@ def test_transposed_conv_refuses_a_crop_as_large_as_its_kernel():
 
 @pytest.mark.parametrize("build,side", [(unet_generator, 256), (resnet_generator, 64)])
 def test_generators_compute_the_same_function_fast_and_portable(build, side):
-    # Inference outside portable_graph computes the small transposed convs by phases;
+    # Outside portable_graph the small transposed convs are a matmul and an overlap-add;
     # the export graph keeps TensorFlow's transposed conv. Same parameters, same outputs
     # (the reference's parameter counts are checked above).
     from kstyle.nets.layers import portable_graph

@@ -19,10 +19,10 @@ _portable = threading.local()
 def portable_graph():
     """Within it, kstyle's layers trace ops that LiteRT and ONNX converters take.
 
-    Outside it, inference computes small transposed convs by phases
-    (:class:`Conv2DTranspose`): the same function to float rounding, about twice as fast
-    on CPU for the U-Net, as a graph of strided slices, convs and a ``DepthToSpace``
-    that converters need not see. ``kstyle export`` traces inside it; so should any code
+    Outside it, small transposed convs are computed as a matmul and an overlap-add
+    (:class:`Conv2DTranspose`): the same function to float rounding, much faster on CPU
+    for the U-Net, as a graph of einsums, pads and a ``DepthToSpace`` that converters
+    need not see. ``kstyle export`` traces inside it; so should any code
     that converts a kstyle network itself.
 
     Example:
@@ -344,19 +344,20 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     crop_end=1``, which is also Keras' ``padding="same"`` for that kernel and stride.
     Three computations of the same function, each where it is fastest:
 
-    - training: one transposed conv with the cropping as its padding
+    - small maps (at most ``MATMUL_MAX_PIXELS`` input pixels), in training and inference:
+      one matmul of the pixels with the kernel as it is stored, then the overlap-add of
+      the taps, phase by phase (see `_matmul`). TensorFlow's transposed conv (oneDNN's
+      backward-data kernel) spends most of its time on the weights at such shapes: on a
+      2-core AMD EPYC, 2x2x1024 -> 4x4x512 took 39 ms that way and 2.6 ms by matmul,
+      16x16x1024 -> 32x32x256 37.5 and about 8 ms; the U-Net's 256 px forward pass went
+      from 108-119 ms to 62-67, its forward + backward from 369 to 269 ms. At 64x64 and up
+      TensorFlow's own kernel was faster;
+    - larger maps in training: one transposed conv with the cropping as its padding
       (``tf.nn.conv2d_transpose`` with explicit padding), which does not write and then
       copy the cropped output: forward + backward took 23 ms instead of 39-41 ms for a
-      64x64x256 -> 128x128x128 layer on a 2-core AMD EPYC (the phases below, with the
-      same gradient ops, made a U-Net training step slower: 487 ms against 383);
-    - inference on small, wide maps (at most ``PHASE_MAX_PIXELS`` input pixels, a stride
-      dividing the output): by phases, one stride-1 'valid' conv per output phase with
-      that phase's taps of the kernel, interleaved by ``depth_to_space``. TensorFlow's
-      transposed conv (oneDNN's backward-data kernel) spends most of its time on the
-      weights at such shapes: 16x16x1024 -> 32x32x256 took 36 ms that way and 13 ms by
-      phases, 2x2x1024 -> 4x4x512 40 and 11 ms; at 64x64 and up it was as fast or faster;
-    - inference within :func:`portable_graph`: the 'valid' conv and a slice, which
-      LiteRT and ONNX convert.
+      64x64x256 -> 128x128x128 layer;
+    - larger maps in inference, and everything within :func:`portable_graph`: the
+      'valid' transposed conv and a slice, which LiteRT and ONNX convert.
 
     Args:
         *args: those of `keras.layers.Conv2DTranspose` (``padding`` is always "valid",
@@ -366,8 +367,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         **kwargs: those of `keras.layers.Conv2DTranspose`.
     """
 
-    #: Largest input (height x width) computed by phases in inference.
-    PHASE_MAX_PIXELS = 32 * 32
+    #: Largest input (height x width) computed by a matmul.
+    MATMUL_MAX_PIXELS = 32 * 32
 
     def __init__(self, *args, crop=1, crop_end=0, **kwargs):
         kwargs["padding"] = "valid"
@@ -384,10 +385,10 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     def call(self, inputs, training=False):
         c, e = self.crop, self.crop_end
         tensorflow = keras.backend.backend() == "tensorflow"
-        if training and tensorflow:
+        if tensorflow and not tracing_portable() and self._by_matmul(inputs.shape):
+            y = self._matmul(inputs, keras.ops.cast(self.kernel, inputs.dtype))
+        elif training and tensorflow:
             y = self._explicit(inputs, keras.ops.cast(self.kernel, inputs.dtype))
-        elif tensorflow and not tracing_portable() and self._by_phases(inputs.shape):
-            y = self._phases(inputs, keras.ops.cast(self.kernel, inputs.dtype))
         else:
             y = super().call(inputs)
             return y[:, c:, c:, :] if not e else y[:, c:-e, c:-e, :]
@@ -411,48 +412,44 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
                            (shape[2] - 1) * sw + kw - c - e, self.filters])
         return tf.nn.conv2d_transpose(inputs, kernel, output, self.strides, self._padding())
 
-    def _by_phases(self, shape) -> bool:
-        (sh, sw), (kh, kw) = self.strides, self.kernel_size
+    def _by_matmul(self, shape) -> bool:
         height, width = shape[1], shape[2]
-        return (keras.backend.backend() == "tensorflow" and sh == sw > 1
-                and self.dilation_rate == (1, 1) and min(kh, kw) >= sh
-                and (kh - self.crop - self.crop_end) % sh == 0
-                and (kw - self.crop - self.crop_end) % sw == 0
+        return (keras.backend.backend() == "tensorflow" and self.dilation_rate == (1, 1)
+                and self.strides[0] == self.strides[1]
+                and min(self.kernel_size) >= self.strides[0]  # every phase has a tap
                 and height is not None and width is not None
-                and height * width <= self.PHASE_MAX_PIXELS)
+                and height * width <= self.MATMUL_MAX_PIXELS)
 
-    def _phases(self, inputs, kernel):
-        # Output row y = s * i + t - crop takes input row i through kernel tap t, so the
-        # outputs of phase r (y = s * m + r) take input row m + d through tap
-        # t = r + crop - s * d: each phase is a stride-1 correlation of the input with
-        # every s-th tap of the kernel, reversed. The output has s * n + k - s - crop -
-        # crop_end rows, s times (n + (k - crop - crop_end) / s - 1).
+    def _matmul(self, inputs, kernel):
+        # A transposed conv is a matmul and an overlap-add: each input pixel's C values
+        # times the kernel (as [taps x K, C], the layout it is stored in, so nothing is
+        # copied) give the K outputs of each of its kh x kw taps; output pixel
+        # s * i + t - crop sums tap t of input pixel i. The taps of each output phase
+        # (t = s * a + r) are added as shifted copies, then the phases interleaved.
         import tensorflow as tf
 
-        s, (kh, kw), c = self.strides[0], self.kernel_size, self.crop
-        extra = ((kh - c - self.crop_end) // s - 1, (kw - c - self.crop_end) // s - 1)
+        (s, sw), (kh, kw), k_out = self.strides, self.kernel_size, self.filters
+        height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        # An einsum: tf.matmul(..., transpose_b=True) took 3-5x longer at these shapes.
+        taps = tf.einsum("pc,nc->pn", tf.reshape(inputs, [-1, channels]),
+                         tf.reshape(kernel, [kh * kw * k_out, channels]))
+        taps = tf.reshape(taps, [-1, height, width, kh, kw, k_out])
+        qh, qw = -(-kh // s), -(-kw // sw)  # taps of a phase along each axis, at most
 
-        def taps(r, k):  # (first tap, first input offset, number of taps)
-            first = k - 1 - (k - 1 - (r + c)) % s
-            return first, (r + c - first) // s, first // s + 1
+        def phase(ry, rx):
+            total = None
+            for a in range(qh):
+                for b in range(qw):
+                    if a * s + ry < kh and b * sw + rx < kw:
+                        part = tf.pad(taps[:, :, :, a * s + ry, b * sw + rx],
+                                      [[0, 0], [a, qh - 1 - a], [b, qw - 1 - b], [0, 0]])
+                        total = part if total is None else total + part
+            return total
 
-        rows = [taps(r, kh) for r in range(s)]
-        cols = [taps(r, kw) for r in range(s)]
-        lo = [-min(t[1] for t in rows), -min(t[1] for t in cols)]
-        hi = [max(t[1] + t[2] - 1 for t in rows) + extra[0],
-              max(t[1] + t[2] - 1 for t in cols) + extra[1]]
-        pads = [[0, 0], [max(lo[0], 0), max(hi[0], 0)], [max(lo[1], 0), max(hi[1], 0)], [0, 0]]
-        x = tf.pad(inputs, pads) if any(any(p) for p in pads) else inputs
-        height, width = inputs.shape[1] + extra[0], inputs.shape[2] + extra[1]
-        kernel = tf.transpose(kernel, [0, 1, 3, 2])
-        outputs = []
-        for ty, dy, ny in rows:
-            for tx, dx, nx in cols:
-                y0, x0 = dy + pads[1][0], dx + pads[2][0]
-                part = x[:, y0:y0 + height + ny - 1, x0:x0 + width + nx - 1, :]
-                taps_kernel = kernel[ty::-s, tx::-s]
-                outputs.append(tf.nn.conv2d(part, taps_kernel, 1, "VALID"))
-        return tf.nn.depth_to_space(tf.concat(outputs, -1), s)
+        phases = [phase(ry, rx) for ry in range(s) for rx in range(sw)]
+        y = tf.nn.depth_to_space(tf.concat(phases, -1), s)
+        c, e = self.crop, self.crop_end
+        return y[:, c:(height - 1) * s + kh - e, c:(width - 1) * sw + kw - e, :]
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = super().compute_output_shape(input_shape)
