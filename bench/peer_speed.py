@@ -85,7 +85,17 @@ def _images(count: int, size: int, channels_first: bool):
 # --------------------------------------------------------------------------------------
 
 
-def _reference_train(workload: dict, reference: Path, total: int) -> list[float]:
+def _timed(step, total: int) -> list[float]:
+    seconds = []
+    for _ in range(total):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def reference_trainer(workload: dict, reference: Path):
+    """The reference's own model for a training workload: a zero-argument step."""
     import torch
 
     sys.path.insert(0, str(BENCH_DIR))
@@ -110,17 +120,19 @@ def _reference_train(workload: dict, reference: Path, total: int) -> list[float]
             model = create_model(opt)
             model.setup(opt)
     pairs = torch.from_numpy(_images(POOL, workload["size"], channels_first=True))
-    seconds = []
-    for step in range(total):
-        a, b = pairs[step % POOL, 0:1], pairs[step % POOL, 1:2]
-        start = time.perf_counter()
-        model.set_input({"A": a, "B": b, "A_paths": ["a"], "B_paths": ["b"]})
+    count = iter(range(1 << 62))
+
+    def step():
+        index = next(count) % POOL
+        model.set_input({"A": pairs[index, 0:1], "B": pairs[index, 1:2], "A_paths": ["a"],
+                         "B_paths": ["b"]})
         model.optimize_parameters()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+
+    return step
 
 
-def _reference_infer(workload: dict, reference: Path, total: int) -> list[float]:
+def reference_forward(workload: dict, reference: Path):
+    """The reference's generator for an inference workload: a zero-argument step."""
     import torch
 
     torch.manual_seed(SEED)
@@ -133,24 +145,16 @@ def _reference_infer(workload: dict, reference: Path, total: int) -> list[float]
         net = networks.define_G(3, 3, 64, "resnet_9blocks", "instance", gpu_ids=[])
     net.eval()
     image = torch.from_numpy(_images(1, workload["size"], channels_first=True)[:, 0])
-    seconds = []
-    with torch.inference_mode():
-        for _ in range(total):
-            start = time.perf_counter()
+
+    def step():
+        with torch.inference_mode():
             net(image)
-            seconds.append(time.perf_counter() - start)
-    return seconds
+
+    return step
 
 
-def _kstyle_train(workload: dict, total: int) -> list[float]:
-    sys.path.insert(0, str(BENCH_DIR))
-    from train_speed import _time_kstyle
-
-    options = {"num_blocks": workload["blocks"]} if "blocks" in workload else None
-    return _time_kstyle(False, workload["size"], total, workload["model"], options)
-
-
-def _kstyle_infer(workload: dict, total: int) -> list[float]:
+def kstyle_forward(workload: dict):
+    """kstyle's generator for an inference workload: a zero-argument step."""
     import keras
     import tensorflow as tf
 
@@ -161,12 +165,31 @@ def _kstyle_infer(workload: dict, total: int) -> list[float]:
     net = unet_generator() if workload["net"] == "unet" else resnet_generator()
     forward = tf.function(lambda x: net(x, training=False))
     image = tf.constant(_images(1, workload["size"], channels_first=False)[:, 0])
-    seconds = []
-    for _ in range(total):
-        start = time.perf_counter()
-        forward(image).numpy()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+    return lambda: forward(image).numpy()
+
+
+def kstyle_options(workload: dict) -> dict | None:
+    return {"num_blocks": workload["blocks"]} if "blocks" in workload else None
+
+
+def _reference_train(workload: dict, reference: Path, total: int) -> list[float]:
+    return _timed(reference_trainer(workload, reference), total)
+
+
+def _reference_infer(workload: dict, reference: Path, total: int) -> list[float]:
+    return _timed(reference_forward(workload, reference), total)
+
+
+def _kstyle_train(workload: dict, total: int) -> list[float]:
+    sys.path.insert(0, str(BENCH_DIR))
+    from train_speed import _time_kstyle
+
+    return _time_kstyle(False, workload["size"], total, workload["model"],
+                        kstyle_options(workload))
+
+
+def _kstyle_infer(workload: dict, total: int) -> list[float]:
+    return _timed(kstyle_forward(workload), total)
 
 
 def _threads(implementation: str) -> int:

@@ -99,7 +99,8 @@ def _dataset(size: int):
 
 
 def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix",
-                 options: dict | None = None, precision: str = "float32") -> list[float]:
+                 options: dict | None = None, precision: str = "float32",
+                 callbacks: tuple = ()) -> list[float]:
     import keras
 
     sys.path.insert(0, str(REPO_ROOT))
@@ -136,7 +137,8 @@ def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix"
     model.build_optimizers()
     model.build_state(size)
     timer = BatchTimer()
-    model.fit(_dataset(size), epochs=1, steps_per_epoch=total, callbacks=[timer], verbose=0)
+    model.fit(_dataset(size), epochs=1, steps_per_epoch=total, callbacks=[timer, *callbacks],
+              verbose=0)
     return timer.seconds
 
 

@@ -434,20 +434,25 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
         s, (kh, kw), k_out = self.strides[0], self.kernel_size, self.filters
         height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
-        # An einsum: tf.matmul(..., transpose_b=True) took 3-5x longer at these shapes.
-        taps = tf.einsum("pc,nc->pn", tf.reshape(inputs, [-1, channels]),
+        # Taps first: [kh, kw, K, N, H, W], so that each tap offset is a whole block
+        # (unstacked, whose gradient is a stack) rather than a strided slice (whose
+        # gradient scatters into zeros). An einsum: tf.matmul(..., transpose_b=True)
+        # took 3-5x longer at these shapes.
+        taps = tf.einsum("pc,nc->np", tf.reshape(inputs, [-1, channels]),
                          tf.reshape(kernel, [kh * kw * k_out, channels]))
         qh, qw = -(-kh // s), -(-kw // s)
-        taps = tf.reshape(taps, [-1, height, width, kh, kw, k_out])
+        taps = tf.reshape(taps, [kh, kw, k_out, -1, height, width])
         if (qh * s, qw * s) != (kh, kw):
-            taps = tf.pad(taps, [[0, 0], [0, 0], [0, 0], [0, qh * s - kh], [0, qw * s - kw],
+            taps = tf.pad(taps, [[0, qh * s - kh], [0, qw * s - kw], [0, 0], [0, 0], [0, 0],
                                  [0, 0]])
-        taps = tf.reshape(taps, [-1, height, width, qh, s, qw, s, k_out])
-        shifted = [tf.pad(taps[:, :, :, a, :, b], [[0, 0], [a, qh - 1 - a], [b, qw - 1 - b],
-                                                    [0, 0], [0, 0], [0, 0]])
-                   for a in range(qh) for b in range(qw)]
-        blocks = tf.add_n(shifted)  # [N, H + qh - 1, W + qw - 1, s, s, K]
-        y = tf.reshape(tf.transpose(blocks, [0, 1, 3, 2, 4, 5]),
+        taps = tf.reshape(taps, [qh, s, qw, s, k_out, -1, height, width])
+        shifted = []
+        for a, row in enumerate(tf.unstack(taps, axis=0)):  # row: [s, qw, s, K, N, H, W]
+            for b, block in enumerate(tf.unstack(row, axis=1)):  # block: [s, s, K, N, H, W]
+                shifted.append(tf.pad(block, [[0, 0], [0, 0], [0, 0], [0, 0],
+                                              [a, qh - 1 - a], [b, qw - 1 - b]]))
+        blocks = tf.add_n(shifted)  # [s, s, K, N, H + qh - 1, W + qw - 1]
+        y = tf.reshape(tf.transpose(blocks, [3, 4, 0, 5, 1, 2]),
                        [-1, (height + qh - 1) * s, (width + qw - 1) * s, k_out])
         c, e = self.crop, self.crop_end
         return y[:, c:(height - 1) * s + kh - e, c:(width - 1) * s + kw - e, :]
