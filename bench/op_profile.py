@@ -21,9 +21,11 @@ A profiled step is slower than an unprofiled one (the profiler records every op)
 two profilers do not count alike: PyTorch runs one op at a time, so its self times add up
 to about the step; TensorFlow's executor runs independent ops at once on its inter-op
 threads, each op's time is from its start to its end on the host trace, and their sum
-exceeds the step (ops that overlap share the cores). So the absolute figures are the
-profilers', the step times to quote are `bench/peer_speed.py`'s, and what this adds is the
-split between groups within each side.
+exceeds the step (ops that overlap share the cores). So kstyle is profiled with one
+inter-op thread by default (`--tf-inter-op 1`: one op at a time, each with all the cores,
+as in PyTorch), which makes its step slower than TensorFlow's default but its ops' times
+add up. The absolute figures are the profilers'; the step times to quote are
+`bench/peer_speed.py`'s; what this adds is the split between groups.
 It prints figures and asserts nothing.
 """
 
@@ -90,7 +92,7 @@ def _tensorflow_ops(logdir: str, steps: int) -> dict[str, float]:
                     # runtime's own wrappers around them.
                     if ":" in name and "::" not in name and not name.startswith("$"):
                         scope, op_type = name.rsplit(":", 1)
-                        if op_type.startswith("__"):  # the step's function, around them
+                        if op_type.strip().startswith("__"):  # the step's function, around them
                             continue
                         # The optimizer by its scope; everything else by op type.
                         key = (f"optimizer/{op_type}" if re.search(r"optimizer|adam",
@@ -100,10 +102,12 @@ def _tensorflow_ops(logdir: str, steps: int) -> dict[str, float]:
     return dict(ops)
 
 
-def kstyle_worker(name: str, warmup: int, steps: int) -> dict[str, float]:
+def kstyle_worker(name: str, warmup: int, steps: int, inter_op: int) -> dict[str, float]:
     import keras
     import tensorflow as tf
 
+    if inter_op:
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     workload = WORKLOADS[name]
     logdir = tempfile.mkdtemp(prefix="kstyle-op-profile-")
     if workload["task"] == "infer":
@@ -175,7 +179,7 @@ def _run(side: str, args) -> dict[str, float]:
         command = [python, str(Path(__file__).resolve()), "--worker", side,
                    "--workload", args.workload, "--reference", str(args.reference),
                    "--warmup", str(args.warmup), "--steps", str(args.steps),
-                   "--json", str(out)]
+                   "--tf-inter-op", str(args.tf_inter_op), "--json", str(out)]
         result, wall_s = run_json_worker(command, out, f"{args.workload} / {side}")
     if "error" in result:
         raise SystemExit(f"{side} failed: {result['error']}")
@@ -216,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps after the first")
     parser.add_argument("--steps", type=int, default=5, help="profiled steps")
     parser.add_argument("--top", type=int, default=12, help="slowest single ops shown")
+    parser.add_argument("--tf-inter-op", type=int, default=1,
+                        help="TensorFlow's inter-op threads (default 1: one op at a time, "
+                             "as PyTorch runs them, so that the ops' times add up to the "
+                             "step; 0: TensorFlow's default)")
     parser.add_argument("--json", help="also write every op's ms per step to this file")
     parser.add_argument("--worker", choices=["reference", "kstyle"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.reference} is not a checkout of pytorch-CycleGAN-and-pix2pix "
                      "(no models/networks.py); bench/README.md says how to get it")
     if args.worker == "kstyle":
-        ops = kstyle_worker(args.workload, args.warmup, args.steps)
+        ops = kstyle_worker(args.workload, args.warmup, args.steps, args.tf_inter_op)
     elif args.worker == "reference":
         ops = reference_worker(args.workload, args.reference.resolve(), args.warmup,
                                args.steps)
@@ -241,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {_cpu()}")
     print(f"{args.workload}, float32, batch 1; {args.steps} profiled steps after "
           f"{1 + args.warmup} untimed; ms per step of ops' self time, as each profiler "
-          "counts it\n")
+          f"counts it; TensorFlow inter-op threads: {args.tf_inter_op or 'default'}\n")
     print(table(reference, kstyle, args.top))
     if args.json:
         Path(args.json).write_text(json.dumps({"workload": args.workload, "cpu": _cpu(),
