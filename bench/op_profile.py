@@ -36,7 +36,6 @@ import collections
 import glob
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -44,7 +43,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from peer_speed import WORKLOADS, _cpu  # noqa: E402
+from peer_speed import WORKLOADS, _cpu, check_reference, check_torch_python  # noqa: E402
 
 # (group, pattern on the op's type and name, lowercased); the first that matches wins.
 # TensorFlow's ops are "scope/name:Type", PyTorch's "aten::name"; the optimizer is told
@@ -229,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.warmup < 0 or args.steps < 1:
         parser.error("--steps must be at least 1, --warmup at least 0")
-    if not (args.reference / "models" / "networks.py").is_file():
-        parser.error(f"{args.reference} is not a checkout of pytorch-CycleGAN-and-pix2pix "
-                     "(no models/networks.py); bench/README.md says how to get it")
+    check_reference(parser, args.reference)
     if args.worker == "kstyle":
         ops = kstyle_worker(args.workload, args.warmup, args.steps, args.tf_inter_op)
     elif args.worker == "reference":
@@ -240,10 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         Path(args.json).write_text(json.dumps(ops))
         return 0
-    if subprocess.run([args.torch_python, "-c", "import torch"],
-                      capture_output=True).returncode != 0:
-        parser.error(f"{args.torch_python} cannot import torch: pass --torch-python of an "
-                     "environment that has it (bench/README.md)")
+    check_torch_python(parser, args.torch_python)
     reference = _run("reference", args)
     kstyle = _run("kstyle", args)
     print(f"CPU: {_cpu()}")

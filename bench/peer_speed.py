@@ -381,6 +381,20 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def check_reference(parser: argparse.ArgumentParser, reference: Path) -> None:
+    """Stops with a usage error unless ``reference`` is a checkout of the reference."""
+    if not (reference / "models" / "networks.py").is_file():
+        parser.error(f"{reference} is not a checkout of pytorch-CycleGAN-and-pix2pix "
+                     "(no models/networks.py); bench/README.md says how to get it")
+
+
+def check_torch_python(parser: argparse.ArgumentParser, python: str) -> None:
+    """Stops with a usage error unless ``python`` can import torch."""
+    if subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0:
+        parser.error(f"{python} cannot import torch: pass --torch-python of an "
+                     "environment that has it (bench/README.md)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", type=Path, required=True,
@@ -400,19 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0 or (args.steps is not None and args.steps < 1):
         parser.error("--rounds and --steps must be at least 1, --warmup at least 0")
-    if not (args.reference / "models" / "networks.py").is_file():
-        parser.error(f"{args.reference} is not a checkout of pytorch-CycleGAN-and-pix2pix "
-                     "(no models/networks.py); bench/README.md says how to get it")
+    check_reference(parser, args.reference)
 
     if args.worker:
         result = run_worker(args.worker, args.impl, args.reference.resolve(), args.warmup,
                             args.steps or WORKLOADS[args.worker]["steps"])
         Path(args.json).write_text(json.dumps(result))
         return 0
-    if subprocess.run([args.torch_python, "-c", "import torch"],
-                      capture_output=True).returncode != 0:
-        parser.error(f"{args.torch_python} cannot import torch: pass "
-                     "--torch-python of an environment that has them (bench/README.md)")
+    check_torch_python(parser, args.torch_python)
     results = run_all(args)
     return 1 if any("error" in r for r in results) else 0
 
