@@ -175,6 +175,49 @@ def test_fit_trains_the_decoder_and_saves_a_stylizer(tmp_path, vgg_file):
     assert longer.step == 9 and longer.resumed_from == 6
 
 
+def test_the_light_variant_trains_its_own_encoder_and_exports_it(tmp_path, vgg_file):
+    # model.encoder_width: the stylizer encodes with a narrower VGG19 layout that trains
+    # with the decoder; the frozen VGG19 stays the loss network, unchanged.
+    recipe = tiny_adain_recipe(tmp_path, vgg_file, "model.encoder_width=0.125",
+                               "train.epochs=1", name="light")
+    keras.utils.set_random_seed(recipe.train.seed)
+    fresh = AdaIN.from_options(recipe.model)
+    assert fresh.stylizer.get_layer("adain_encoder") is fresh.light_encoder
+    assert fresh.light_encoder.output["relu4_1"].shape[-1] == 64
+    assert set(fresh.networks) == {"encoder", "decoder", "light_encoder"}
+    result = fit(recipe, verbose=0, log=lambda line: None)
+    run = result.run_dir
+    stylizer = keras.models.load_model(run / "translator.keras")
+    light = stylizer.get_layer("adain_encoder")
+    assert light.output["relu4_1"].shape[-1] == 64
+    assert not np.allclose(light.get_layer("block1_conv1").weights[0].numpy(),
+                           fresh.light_encoder.get_layer("block1_conv1").weights[0].numpy())
+    # The loss network is checkpointed as it was built: VGG19 from the file.
+    checkpointed = AdaIN.from_options(recipe.model)
+    from kstyle.checkpoints import initial_weights
+
+    initial_weights(checkpointed, run)
+    for ours, theirs in zip(checkpointed.encoder.weights, adain_encoder(vgg_file).weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    # It stylizes, and exports with 64-channel statistics.
+    content = np.random.default_rng(1).integers(0, 256, (40, 24, 3), np.uint8)
+    style = np.random.default_rng(2).integers(0, 256, (32, 32, 3), np.uint8)
+    expected = kstyle.load(run).stylize_array(content, style, style_size=0)
+    assert expected.shape == content.shape
+    out = tmp_path / "export"
+    exported = CliRunner().invoke(main, ["export", str(run), "--tflite", "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out / "translator.tflite"))
+    (statistics,) = interpreter.get_signature_runner("encode_style")(
+        style=style[None]).values()
+    assert statistics.shape == (1, 2, 64)
+    (litert,) = interpreter.get_signature_runner("stylize")(
+        content=content[None], style=style[None], strength=np.array(1.0, np.float32)).values()
+    assert np.abs(litert[0].astype(int) - expected.astype(int)).max() <= 2
+
+
 @needs_shared_data
 def test_loss_goes_down_on_real_photos_and_paintings(tmp_path):
     # Horse photos for content, the shared public-domain paintings for style; VGG19 with

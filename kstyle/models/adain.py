@@ -41,9 +41,19 @@ class AdaIN(TranslationModel):
     which trains ``D`` only. Stylizing is ``D(AdaIN(E(content), E(style)))``
     (:attr:`stylizer`): one pass, for a style it never saw.
 
+    The light variant (``light_encoder``, for phones): VGG19 to relu4_1 is most of a
+    stylization's time, so the stylizer gets an encoder ``L`` of the same layout with
+    fewer filters, trained with ``D``; ``E`` stays the frozen loss network and still gives
+    the targets: ``g = D(AdaIN(L(c), L(s)))``, its content loss against
+    ``t = AdaIN(E(c), E(s))`` and its style loss as above, both measured by ``E``. The
+    stylizer is then ``D(AdaIN(L(content), L(style)))``; ``E`` is needed for training only.
+
     Args:
         encoder: ``kstyle.nets.adain.adain_encoder()`` (frozen).
         decoder: ``kstyle.nets.adain.adain_decoder()``.
+        light_encoder: None (the stylizer encodes with ``encoder``), or a trainable
+            ``adain_encoder(width=...)`` for the stylizer, named ``"adain_encoder"``
+            (``encoder`` is then named otherwise).
         content_weight, style_weight: the weights of the two terms (the paper: 1 and 10).
         **kwargs: those of ``keras.Model``.
 
@@ -65,15 +75,19 @@ class AdaIN(TranslationModel):
     optimizer_slots = {"g_optimizer": "decoder"}
     size_multiple = SIZE_MULTIPLE
 
-    def __init__(self, encoder, decoder, content_weight=1.0, style_weight=10.0, **kwargs):
+    def __init__(self, encoder, decoder, content_weight=1.0, style_weight=10.0,
+                 light_encoder=None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.encoder.trainable = False
         self.decoder = decoder
+        self.light_encoder = light_encoder
+        if light_encoder is not None:
+            light_encoder.trainable = True
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.adain = AdaptiveInstanceNormalization()
-        self.stylizer = adain_stylizer(encoder, decoder)
+        self.stylizer = adain_stylizer(light_encoder or encoder, decoder)
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "content_loss", "style_loss")}
 
@@ -82,11 +96,16 @@ class AdaIN(TranslationModel):
         """Builds the frozen encoder (VGG19 from ``options.vgg_weights``) and the decoder."""
         if in_channels != 3 or out_channels != 3:
             raise ValueError("AdaIN stylizes RGB images: in_channels and out_channels must be 3")
-        encoder = adain_encoder(options.vgg_weights)
+        light = None
+        if options.encoder_width != 1.0:
+            light = adain_encoder(None, width=options.encoder_width, name="adain_encoder")
+            encoder = adain_encoder(options.vgg_weights, name="loss_encoder")
+        else:
+            encoder = adain_encoder(options.vgg_weights)
         decoder = adain_decoder(width=options.decoder_width, name="decoder",
-                                features=encoder.output["relu4_1"].shape[-1])
+                                features=(light or encoder).output["relu4_1"].shape[-1])
         return cls(encoder, decoder, content_weight=options.content_weight,
-                   style_weight=options.style_weight)
+                   style_weight=options.style_weight, light_encoder=light)
 
     @property
     def translators(self):
@@ -96,15 +115,25 @@ class AdaIN(TranslationModel):
     @property
     def networks(self):
         """The networks by name, the keys used in checkpoints: the trained decoder and the
-        frozen encoder (kept, so that a run fine-tuned from an import keeps its encoder)."""
-        return {"encoder": self.encoder, "decoder": self.decoder}
+        frozen encoder (kept, so that a run fine-tuned from an import keeps its encoder),
+        and the light variant's trained encoder."""
+        networks = {"encoder": self.encoder, "decoder": self.decoder}
+        if self.light_encoder is not None:
+            networks["light_encoder"] = self.light_encoder
+        return networks
+
+    @property
+    def trained_variables(self) -> list:
+        """What the optimizer updates: the decoder's weights, and the light encoder's."""
+        light = [] if self.light_encoder is None else self.light_encoder.trainable_variables
+        return [*self.decoder.trainable_variables, *light]
 
     @property
     def metrics(self):
         return list(self.trackers.values())
 
     def optimized_variables(self):
-        return {"g_optimizer": self.decoder.trainable_variables}
+        return {"g_optimizer": self.trained_variables}
 
     def sample_outputs(self, content, style):
         return {"a2b": self.stylizer([content, style], training=False)}
@@ -130,7 +159,10 @@ class AdaIN(TranslationModel):
             style_features = self.encoder(style, training=False)
         style_stats = {k: channel_statistics(v) for k, v in style_features.items()}
         target = tf.stop_gradient(self.adain([content_feature, *style_stats["relu4_1"]]))
-        generated = self.decoder(target, training=training)
+        if self.light_encoder is None:
+            generated = self.decoder(target, training=training)
+        else:  # the stylizer's own pass, through the light encoder it trains
+            generated = self.stylizer([content, style], training=training)
         features = self.encoder(generated, training=False)
         content_loss = _mse(features["relu4_1"], target)
         style_loss = 0.0
@@ -146,11 +178,12 @@ class AdaIN(TranslationModel):
         # 2. Decode t; encode the result.
         # 3. Loss: its relu4_1 against t (content), its channel statistics at
         #    relu1_1 .. relu4_1 against the style's (style).
-        # 4. Update the decoder.
+        # 4. Update the decoder (and the light encoder, which the stylizer then encodes
+        #    with in step 2's place).
         content, style = data
         with tf.GradientTape() as tape:
             logs = self.objective(content, style, training=True)
-        apply_gradients(self.g_optimizer, tape, logs["loss"], self.decoder.trainable_variables)
+        apply_gradients(self.g_optimizer, tape, logs["loss"], self.trained_variables)
         for name, value in logs.items():
             self.trackers[name].update_state(value)
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -166,11 +199,14 @@ class AdaIN(TranslationModel):
         return {**super().get_config(),
                 "encoder": keras.saving.serialize_keras_object(self.encoder),
                 "decoder": keras.saving.serialize_keras_object(self.decoder),
-                "content_weight": self.content_weight, "style_weight": self.style_weight}
+                "content_weight": self.content_weight, "style_weight": self.style_weight,
+                **({} if self.light_encoder is None else {
+                    "light_encoder": keras.saving.serialize_keras_object(self.light_encoder)})}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("encoder", "decoder", "light_encoder"):
+            if key in config:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

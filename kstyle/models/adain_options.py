@@ -24,6 +24,11 @@ class AdaINOptions(ModelOptions):
     decoder_width: float = option(1.0, "multiplies the decoder's filters (1: the paper's "
                                   "256/128/64; lower: lighter and faster)", positive=True,
                                   high=4)
+    encoder_width: float = option(1.0, "the stylizer's encoder: 1 is VGG19 itself, frozen "
+                                  "(the paper); lower (0.25: the light variant, for phones) "
+                                  "trains an encoder of VGG19's layout with that share of "
+                                  "its filters, beside the decoder, with VGG19 as the loss "
+                                  "network", positive=True, high=1)
     vgg_weights: str = option("imagenet", "VGG19 weights of the frozen encoder: 'imagenet' "
                               "(Keras cache, or the file in $KSTYLE_VGG19_WEIGHTS), or a "
                               "local .h5 file")
