@@ -2,13 +2,16 @@
 
 Usage:
 
-    python bench/adain_speed.py [--sizes 256 512 1024] [--widths 1.0 0.5] [--repeats 3]
+    python bench/adain_speed.py [--sizes 256 512 1024] [--variants 1:1 1:0.5 0.25:0.25]
+        [--repeats 3]
 
-For each decoder width (`model.decoder_width`: 1.0 is the paper's decoder, 0.5 the light
-one of `recipes/adain_cpu.toml`), a stylizer with seeded random weights (speed does not
-depend on them) is written as an adain run folder and exported by `kstyle export` (the
-same code and checks), then timed stylizing a square uint8 image of each size with a
-style encoded beforehand, as an app that keeps a style's statistics does:
+Each variant is `ENCODER:DECODER`, the widths `model.encoder_width` and
+`model.decoder_width` (1:1 is the paper's VGG19 encoder and decoder; 1:0.5 the decoder of
+`recipes/adain_cpu.toml`; 0.25:0.25 the light variant for phones). For each, a stylizer with
+seeded random weights (speed does not depend on them) is written as an adain run folder
+and exported by `kstyle export` (the same code and checks), then timed stylizing a square
+uint8 image of each size with a style encoded beforehand, as an app that keeps a style's
+statistics does:
 
 - `keras`: `ArbitraryStylizer.stylize_array` with a `StyleCode`;
 - `tflite`: the LiteRT file's `stylize_with_statistics` signature (one thread per CPU);
@@ -51,8 +54,8 @@ def _median_ms(function, repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
-def _write_run(folder: Path, width: float) -> Path:
-    """An adain run folder holding a seeded random stylizer of decoder ``width``."""
+def _write_run(folder: Path, encoder_width: float, width: float) -> Path:
+    """An adain run folder holding a seeded random stylizer of those widths."""
     import keras
     import numpy as np
     from PIL import Image
@@ -61,7 +64,9 @@ def _write_run(folder: Path, width: float) -> Path:
     from kstyle.nets.adain import adain_decoder, adain_encoder, adain_stylizer
 
     keras.utils.set_random_seed(0)
-    stylizer = adain_stylizer(adain_encoder(), adain_decoder(width, name="decoder"))
+    encoder = adain_encoder(width=encoder_width)
+    stylizer = adain_stylizer(encoder, adain_decoder(
+        width, features=encoder.output["relu4_1"].shape[-1], name="decoder"))
     folder.mkdir(parents=True)
     stylizer.save(folder / runs.TRANSLATOR_FILE)
     runs.write_json(folder / runs.RUN_FILE, {
@@ -78,7 +83,7 @@ def _write_run(folder: Path, width: float) -> Path:
     return folder
 
 
-def bench_width(width: float, sizes, repeats: int, tmp: Path) -> dict:
+def bench_variant(encoder_width: float, width: float, sizes, repeats: int, tmp: Path) -> dict:
     import numpy as np
     import onnxruntime
     from ai_edge_litert.interpreter import Interpreter
@@ -86,14 +91,14 @@ def bench_width(width: float, sizes, repeats: int, tmp: Path) -> dict:
     import kstyle
     from kstyle.export import ARBITRARY_ONNX, export_run
 
-    run = _write_run(tmp / f"adain_{width}", width)
+    run = _write_run(tmp / f"adain_{encoder_width}_{width}", encoder_width, width)
     export_run(run, saved_model=False, tflite=True, onnx=True, log=lambda *_: None)
     stylizer = kstyle.load(run)
     rng = np.random.default_rng(0)
     style = rng.integers(0, 256, (512, 512, 3), np.uint8)
     code = stylizer.encode_style(style, style_size=0)
     statistics_input = np.concatenate([code.mean.reshape(1, 1, -1),
-                                       code.std.reshape(1, 1, -1)], axis=1)  # [1, 2, 512]
+                                       code.std.reshape(1, 1, -1)], axis=1)  # [1, 2, C]
     interpreter = Interpreter(model_path=str(run / "export" / "translator.tflite"),
                               num_threads=os.cpu_count())
     litert = interpreter.get_signature_runner("stylize_with_statistics")
@@ -105,7 +110,8 @@ def bench_width(width: float, sizes, repeats: int, tmp: Path) -> dict:
         str(run / "export" / ARBITRARY_ONNX["stylize_with_statistics"]), options,
         providers=["CPUExecutionProvider"])
     strength = np.array(1.0, np.float32)
-    result = {"width": width, "decoder_parameters": stylizer.decoder.count_params(),
+    result = {"encoder_width": encoder_width, "width": width,
+              "parameters": stylizer.encoder.count_params() + stylizer.decoder.count_params(),
               "encode_512_ms": {
                   "keras": _median_ms(lambda: stylizer.encode_style(style, style_size=0),
                                       repeats),
@@ -118,7 +124,7 @@ def bench_width(width: float, sizes, repeats: int, tmp: Path) -> dict:
             "keras": _median_ms(lambda x=image: stylizer.stylize_array(x[0], code), repeats),
             "tflite": _median_ms(lambda f=feeds: litert(**f), repeats),
             "onnx": _median_ms(lambda f=feeds: onnx.run(None, f), repeats)}
-        print(f"  decoder width {width}, {size} px: " + ", ".join(
+        print(f"  widths {encoder_width:g}:{width:g}, {size} px: " + ", ".join(
             f"{k} {v:.0f} ms" for k, v in result["stylize_ms"][size].items()),
             file=sys.stderr, flush=True)
     return result
@@ -127,24 +133,32 @@ def bench_width(width: float, sizes, repeats: int, tmp: Path) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512, 1024])
-    parser.add_argument("--widths", nargs="+", type=float, default=[1.0, 0.5])
+    parser.add_argument("--variants", nargs="+", default=["1:1", "1:0.5", "0.25:0.25"],
+                        help="ENCODER:DECODER widths")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    if args.repeats < 1 or any(s < 8 for s in args.sizes) or any(w <= 0 for w in args.widths):
-        parser.error("--repeats >= 1, --sizes >= 8 and --widths > 0")
+    try:
+        variants = [tuple(float(w) for w in v.split(":")) for v in args.variants]
+    except ValueError:
+        variants = [()]
+    if (args.repeats < 1 or any(s < 8 for s in args.sizes)
+            or any(len(v) != 2 or not 0 < v[0] <= 1 or v[1] <= 0 for v in variants)):
+        parser.error("--repeats >= 1, --sizes >= 8, --variants ENCODER:DECODER with "
+                     "0 < ENCODER <= 1 and DECODER > 0")
 
     from layer_profile import cpu_name
 
     with tempfile.TemporaryDirectory() as tmp:
-        results = [bench_width(w, args.sizes, args.repeats, Path(tmp)) for w in args.widths]
+        results = [bench_variant(e, d, args.sizes, args.repeats, Path(tmp))
+                   for e, d in variants]
     print(f"AdaIN stylize, uint8 in and out, style statistics given, batch 1, float32, "
           f"{cpu_name()}, {os.cpu_count()} CPUs; median of {args.repeats}")
-    header = ["decoder width", "parameters", *(f"{s} px keras / litert / onnx ms"
+    header = ["widths enc:dec", "parameters", *(f"{s} px keras / litert / onnx ms"
                                                for s in args.sizes), "encode 512 px ms"]
     print(" | ".join(header))
     for r in results:
-        cells = [f"{r['width']:g}", f"{r['decoder_parameters']:,}"]
+        cells = [f"{r['encoder_width']:g}:{r['width']:g}", f"{r['parameters']:,}"]
         cells += [" / ".join(f"{r['stylize_ms'][s][k]:.0f}" for k in ("keras", "tflite", "onnx"))
                   for s in args.sizes]
         cells.append(" / ".join(f"{r['encode_512_ms'][k]:.0f}" for k in ("keras", "tflite")))
