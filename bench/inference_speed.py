@@ -153,7 +153,7 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
         return (lambda images: translator.translate_array(images[0])[None]), path
     if fmt == "saved_model":
         path = folder / "saved_model"
-        with portable_graph():  # as kstyle export traces
+        with portable_graph("litert"):  # as kstyle export traces
             serving.export(str(path), format="tf_saved_model", input_signature=_input_spec(),
                            verbose=False)
         run, _ = saved_model_runner(path)
@@ -162,7 +162,7 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
         import warnings
 
         path = folder / "translator.onnx"
-        with warnings.catch_warnings(), portable_graph():
+        with warnings.catch_warnings(), portable_graph("onnx"):
             warnings.simplefilter("ignore")
             serving.export(str(path), format="onnx", input_signature=_input_spec(),
                            verbose=False)
@@ -170,7 +170,7 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
         return run, path
     quantize = TFLITE_QUANTIZE[fmt]
     path = folder / f"translator_{quantize}.tflite"
-    with portable_graph():
+    with portable_graph("litert"):
         serving.export(str(path), format="litert", input_signature=_input_spec(),
                        verbose=False, **_converter_options(quantize, _calibration))
     run, _ = litert_runner(path)

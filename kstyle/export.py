@@ -181,7 +181,9 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     Example:
         >>> export_run("saved_models/quickstart", quantize="fp16")["tflite"]["psnr_db"]
     """
-    with portable_graph():  # the converters' ops, not TensorFlow's fastest
+    # The converters' ops, not TensorFlow's fastest: the SavedModel and the LiteRT file
+    # are traced for LiteRT (the SavedModel is what the converter reads), ONNX for ONNX.
+    with portable_graph("litert"):
         return _export_run(model, out, saved_model=saved_model, tflite=tflite, onnx=onnx,
                            quantize=quantize, direction=direction, images=images, log=log)
 
@@ -268,7 +270,7 @@ def _export_run(model, out, *, saved_model, tflite, onnx, quantize, direction, i
         dest = out / (stem + ".onnx")
         with runs.atomic_path(dest, suffix=".onnx") as tmp:
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), portable_graph("onnx"):
                     warnings.simplefilter("ignore")  # tf2onnx's numpy deprecations
                     serving.export(str(tmp), format="onnx", input_signature=_input_spec(),
                                    verbose=False)
@@ -427,7 +429,7 @@ def _export_arbitrary_onnx(graphs, out: Path, info, reference, check, images, lo
                 dest = out / ARBITRARY_ONNX[name]
                 tmp = stack.enter_context(runs.atomic_path(dest, suffix=".onnx"))
                 try:
-                    with warnings.catch_warnings():
+                    with warnings.catch_warnings(), portable_graph("onnx"):
                         warnings.simplefilter("ignore")  # tf2onnx's numpy deprecations
                         tf2onnx.convert.from_function(tf.function(function),
                                                       input_signature=specs,

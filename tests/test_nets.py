@@ -405,3 +405,31 @@ def test_generators_compute_the_same_function_fast_and_portable(build, side):
         plain = tf.function(lambda x: net(x, training=False))(x)
     assert float(tf.reduce_max(tf.abs(plain))) > 0.01  # not a vanishing output
     np.testing.assert_allclose(fast, plain, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("target", [None, "litert", "onnx"])
+def test_reflection_padding_is_numpys_for_every_converter(target):
+    from kstyle.nets.layers import ReflectionPadding2D, portable_graph
+
+    x = images((2, 7, 9, 3), seed=5)
+    for padding in (1, 3, ((0, 2), (3, 0))):
+        layer = ReflectionPadding2D(padding)
+        (top, bottom), (left, right) = layer.padding
+        expected = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="reflect")
+        np.testing.assert_array_equal(layer(x), expected)
+        with portable_graph(target):
+            np.testing.assert_array_equal(tf.function(layer)(x), expected)
+
+
+def test_portable_graph_names_its_targets_and_nests():
+    from kstyle.nets.layers import portable_graph, portable_target, tracing_portable
+
+    assert not tracing_portable() and portable_target() is None
+    with portable_graph("litert"):
+        with portable_graph("onnx"):
+            assert portable_target() == "onnx"
+        assert tracing_portable() and portable_target() == "litert"
+    assert not tracing_portable()
+    with pytest.raises(ValueError, match="target must be one of"):
+        with portable_graph("coreml"):
+            pass
