@@ -364,7 +364,7 @@ def test_cropped_transposed_conv_is_the_valid_conv_and_crop(policy, kernel, crop
         with tf.GradientTape(persistent=True) as tape, (
                 portable_graph() if portable else contextlib.nullcontext()):
             tape.watch(x)
-            y = tf.function(lambda x: layer(x, training=training))(x)
+            y = tf.function(lambda x, training=training: layer(x, training=training))(x)
             z = crop_layer(plain(x))
             ly, lz = tf.reduce_sum(tf.cast(y, "float32") ** 2), tf.reduce_sum(
                 tf.cast(z, "float32") ** 2)

@@ -48,8 +48,9 @@ def unet_generator(
     `2**num_downs` input) no norm. Going up, each level is ReLU -> Conv2DTranspose(4x4,
     stride 2, PyTorch's padding 1: `kstyle.nets.layers.Conv2DTranspose` with `crop=1,
     crop_end=1`, which is Keras' "same" here, computed faster) -> norm, then
-    concatenation with the skip of its depth; the outermost level ends in tanh. Dropout follows the norm in the `num_downs - 5` deepest levels that
-    are not the innermost, as in the reference with `use_dropout=True`.
+    concatenation with the skip of its depth; the outermost level ends in tanh. Dropout
+    follows the norm in the `num_downs - 5` deepest levels that are not the innermost,
+    as in the reference with `use_dropout=True`.
 
     Conv biases are dropped where batch norm makes them redundant, exactly where the
     reference drops them (`use_bias = norm != "batch"` everywhere but the last conv,
