@@ -251,7 +251,7 @@ def load(model: str | os.PathLike, direction: str | None = None,
         raise ModelLoadError(f"{file}: could not load the model ({type(e).__name__}: {e}). "
                              f"{runs.rewrite_hint(file.parent)}") from None
     if len(net.inputs) == 2:  # content and style: an arbitrary-style (AdaIN) stylizer
-        return ArbitraryStylizer(net, info)
+        return ArbitraryStylizer(net, info, tile=tile)
     return Translator(net, info, tile=tile)
 
 

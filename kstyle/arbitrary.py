@@ -23,8 +23,9 @@ import tensorflow as tf
 
 from kstyle.data import images as kimages
 from kstyle.errors import StyleOptionError
-from kstyle.nets.adain import ADAIN_SIZE_MULTIPLE, channel_statistics
+from kstyle.nets.adain import ADAIN_SIZE_MULTIPLE, EPSILON, channel_statistics
 from kstyle.serving import prepare_input
+from kstyle.tiling import blend_tiles, tile_geometry, tile_origins
 
 #: A style image's shorter side is resized to this before encoding (as the reference's
 #: test script does; 0 keeps its size).
@@ -72,10 +73,16 @@ def match_colors(style: np.ndarray, content: np.ndarray) -> np.ndarray:
 class ArbitraryStylizer:
     """An AdaIN run ready to stylize images of any size in the style of any image.
 
+    Large images (more than ``TILE_ABOVE`` pixels, or any larger than ``tile`` when it is
+    set) are stylized in overlapping tiles, each renormalized with the content statistics
+    of the whole image (:meth:`content_statistics`), so that memory stays bounded and the
+    tiles match.
+
     Args:
         model: the run's stylizer (``translator.keras``: ``[content, style]`` -> image),
             whose ``adain_encoder`` and ``decoder`` layers are used.
         info: the run's ``run.json``.
+        tile: tile side in pixels (None: 512 above ``TILE_ABOVE`` pixels; 0: never).
 
     Example:
         >>> stylizer = kstyle.load("saved_models/adain")
@@ -84,25 +91,36 @@ class ArbitraryStylizer:
         >>> outs = [stylizer(p, style=code) for p in photos]  # ... reuse for many
     """
 
-    def __init__(self, model, info: dict | None = None):
+    #: Content images with more pixels than this are stylized in tiles when ``tile`` is
+    #: None.
+    TILE_ABOVE = 2048 * 2048
+
+    def __init__(self, model, info: dict | None = None, *, tile: int | None = None):
         self.model = model
         self.info = dict(info or {})
         self.size_multiple = int(self.info.get("size_multiple") or ADAIN_SIZE_MULTIPLE)
         self.encoder = model.get_layer("adain_encoder")
         self.decoder = model.get_layer("decoder")
+        self.tile = tile
         self._encode = tf.function(self._encode_graph, reduce_retracing=True)
         self._stylize = tf.function(self._stylize_graph, reduce_retracing=True)
+        self._features = tf.function(self._features_graph, reduce_retracing=True)
         self._codes: dict = {}
 
     def style_statistics(self, styles):
         """``(mean, std)`` of float ``[N, H, W, 3]`` style images in [-1, 1] at relu4_1."""
         return channel_statistics(self.encoder(styles, training=False)["relu4_1"])
 
-    def stylize_float(self, content, mean, std, strength=1.0):
+    def stylize_float(self, content, mean, std, strength=1.0, content_statistics=None):
         """The network itself: float ``[N, H, W, 3]`` content in [-1, 1] (sides multiples of
-        8) with a style's statistics -> float stylized images (not clipped)."""
+        8) with a style's statistics -> float stylized images (not clipped).
+
+        ``content_statistics``: ``(mean, std)`` to renormalize the content features with
+        instead of their own (a tile's, with the whole image's).
+        """
         features = tf.cast(self.encoder(content, training=False)["relu4_1"], tf.float32)
-        content_mean, content_std = channel_statistics(features)
+        content_mean, content_std = (content_statistics if content_statistics is not None
+                                     else channel_statistics(features))
         target = (features - content_mean) / content_std * std + mean
         target = strength * target + (1.0 - strength) * features
         return self.decoder(target, training=False)
@@ -110,10 +128,56 @@ class ArbitraryStylizer:
     def _encode_graph(self, images):
         return self.style_statistics(kimages.to_float(images))
 
-    def _stylize_graph(self, images, mean, std, strength):
+    def _stylize_graph(self, images, mean, std, strength, content_mean=None,
+                       content_std=None):
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         x = prepare_input(images, self.size_multiple, "none")
-        return kimages.to_uint8(self.stylize_float(x, mean, std, strength)[:, :height, :width])
+        given = None if content_mean is None else (content_mean, content_std)
+        return kimages.to_uint8(
+            self.stylize_float(x, mean, std, strength, given)[:, :height, :width])
+
+    def _features_graph(self, images):
+        x = prepare_input(images, self.size_multiple, "none")
+        return tf.cast(self.encoder(x, training=False)["relu4_1"], tf.float32)
+
+    def content_statistics(self, content: np.ndarray, tile: int, overlap: int):
+        """``(mean, std)`` of a uint8 image's relu4_1 features, ``[1, 1, 1, C]`` each, as
+        :func:`channel_statistics` gives them for the whole image, gathered tile by tile:
+        each feature from the tile that holds it farthest from an edge (the middle of each
+        overlap divides two tiles), summed in float64."""
+        m = self.size_multiple  # also the encoder's stride: a feature per m x m pixels
+        step = tile - overlap
+
+        def cuts(size):  # [0, middles of the overlaps (multiples of m), size]
+            origins = tile_origins(size, tile, step, m)
+            return origins, [0, *((b + min(a + tile, size)) // 2 // m * m
+                                  for a, b in zip(origins, origins[1:])), size]
+
+        (tops, rows), (lefts, cols) = cuts(content.shape[0]), cuts(content.shape[1])
+        total, squares, count = 0.0, 0.0, 0
+        for i, top in enumerate(tops):
+            for j, left in enumerate(lefts):
+                patch = np.ascontiguousarray(content[top:top + tile, left:left + tile])
+                features = self._features(patch[None]).numpy()[0].astype(np.float64)
+                own = features[(rows[i] - top) // m:-(-(rows[i + 1] - top) // m),
+                               (cols[j] - left) // m:-(-(cols[j + 1] - left) // m)]
+                total = total + own.sum(axis=(0, 1))
+                squares = squares + np.square(own).sum(axis=(0, 1))
+                count += own.shape[0] * own.shape[1]
+        mean = total / count
+        variance = np.maximum(squares - count * np.square(mean), 0.0) / max(count - 1, 1)
+        return (mean.reshape(1, 1, 1, -1).astype(np.float32),
+                np.sqrt(variance + EPSILON).reshape(1, 1, 1, -1).astype(np.float32))
+
+    def _tiled(self, content: np.ndarray, code: StyleCode, strength: float, tile: int):
+        # Each tile renormalized with the whole image's content statistics (a tile's own
+        # would give each tile its own contrast), blended over the overlaps.
+        tile, overlap = tile_geometry(tile, min(64, tile // 4), self.size_multiple)
+        content_mean, content_std = self.content_statistics(content, tile, overlap)
+        strength = tf.constant(strength)
+        out = blend_tiles(content, tile, overlap, self.size_multiple, lambda patch: self._stylize(
+            patch[None], code.mean, code.std, strength, content_mean, content_std).numpy()[0])
+        return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
     def encode_style(self, style, *, style_size: int = STYLE_SIZE, like=None) -> StyleCode:
         """Encodes one style image (array, PIL image or path) to its :class:`StyleCode`.
@@ -169,6 +233,10 @@ class ArbitraryStylizer:
         like = content if preserve_color else None
         codes = [self._code(s, style_size, like) for s in styles]
         code = StyleCode.mix(codes, blend or [1.0] * len(codes))
+        h, w = content.shape[:2]
+        tile = self.tile if self.tile is not None else (512 if h * w > self.TILE_ABOVE else 0)
+        if tile and max(h, w) > tile:
+            return self._tiled(content, code, float(strength), tile)
         out = self._stylize(np.ascontiguousarray(content[None]), code.mean, code.std,
                             tf.constant(float(strength)))
         return np.asarray(out)[0]

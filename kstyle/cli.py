@@ -146,7 +146,8 @@ def fit(recipe, overrides, quiet):
                    "whole or not at all): an interrupted folder goes on where it stopped.")
 @click.option("--tile", type=click.IntRange(min=0), default=None,
               help="--model: translate in overlapping tiles of this side, with instance-norm "
-                   "statistics of the whole image (default: 512 px tiles above 4 MP; 0: never).")
+                   "statistics (adain: content statistics) of the whole image (default: 512 "
+                   "px tiles above 4 MP; 0: never).")
 @click.option("--blend", type=float, multiple=True,
               help="--style: weight of each style, in --style order (default equal).")
 @click.option("--strength", type=click.FloatRange(0, 1), default=None,

@@ -83,15 +83,7 @@ class TiledTranslator:
                  stats_size=1024):
         m = max(1, int(size_multiple))
         self.size_multiple = m
-        # Tiles start on the network's stride grid (multiples of m), so that each tile is
-        # sampled in the same phase as the whole image would be.
-        # Both are rounded up to multiples of m, and the tile grows if need be so that
-        # neighbouring overlaps never meet.
-        if tile < 1 or overlap < 0:
-            raise ValueError(f"tile must be positive and overlap not negative, got {tile}, "
-                             f"{overlap}")
-        self.overlap = -(-int(overlap) // m) * m
-        self.tile = max(-(-int(tile) // m) * m, 2 * self.overlap + m)
+        self.tile, self.overlap = tile_geometry(tile, overlap, m)
         self.stats_size = int(stats_size)
         self.input_transform = input_transform
         norms = [layer for layer in network.layers if _is_instance_norm(layer)]
@@ -146,24 +138,49 @@ class TiledTranslator:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape."""
         self.measure(image)
-        h, w = image.shape[:2]
-        step = self.tile - self.overlap
-        out = np.zeros((h, w, 3), np.float32)
-        weight = np.zeros((h, w, 1), np.float32)
-        m = self.size_multiple
-        for top in _starts(h, self.tile, step, m):
-            for left in _starts(w, self.tile, step, m):
-                patch = image[top:top + self.tile, left:left + self.tile]
-                result = self._run(np.ascontiguousarray(patch[None])).numpy()[0]
-                ramp = _feather(patch.shape[0], patch.shape[1], self.overlap,
-                                top > 0, top + self.tile < h, left > 0, left + self.tile < w)
-                out[top:top + patch.shape[0], left:left + patch.shape[1]] += result * ramp
-                weight[top:top + patch.shape[0], left:left + patch.shape[1]] += ramp
-        out /= np.maximum(weight, 1e-8)
+        out = blend_tiles(image, self.tile, self.overlap, self.size_multiple,
+                          lambda patch: self._run(patch[None]).numpy()[0])
         return np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def _starts(size: int, tile: int, step: int, multiple: int = 1) -> list[int]:
+def tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
+    """``(tile, overlap)`` rounded up to multiples of ``multiple``, the tile grown if need
+    be so that neighbouring overlaps never meet.
+
+    Tiles start on the network's stride grid (multiples of ``multiple``), so that each tile
+    is sampled in the same phase as the whole image would be.
+    """
+    if tile < 1 or overlap < 0:
+        raise ValueError(f"tile must be positive and overlap not negative, got {tile}, "
+                         f"{overlap}")
+    overlap = -(-int(overlap) // multiple) * multiple
+    return max(-(-int(tile) // multiple) * multiple, 2 * overlap + multiple), overlap
+
+
+def blend_tiles(image: np.ndarray, tile: int, overlap: int, multiple: int,
+                function) -> np.ndarray:
+    """``function`` applied to overlapping tiles of ``image``, blended: float32 ``HxWxC``.
+
+    ``function`` maps a uint8 ``h x w x 3`` tile (contiguous) to a float ``h x w x C``
+    result; neighbouring results are mixed linearly over the ``overlap`` they share.
+    """
+    h, w = image.shape[:2]
+    out = weight = None
+    for top in tile_origins(h, tile, tile - overlap, multiple):
+        for left in tile_origins(w, tile, tile - overlap, multiple):
+            patch = np.ascontiguousarray(image[top:top + tile, left:left + tile])
+            result = np.asarray(function(patch), np.float32)
+            if out is None:
+                out = np.zeros((h, w, result.shape[-1]), np.float32)
+                weight = np.zeros((h, w, 1), np.float32)
+            ramp = tile_weights(patch.shape[0], patch.shape[1], overlap, top > 0,
+                                top + tile < h, left > 0, left + tile < w)
+            out[top:top + patch.shape[0], left:left + patch.shape[1]] += result * ramp
+            weight[top:top + patch.shape[0], left:left + patch.shape[1]] += ramp
+    return out / np.maximum(weight, 1e-8)
+
+
+def tile_origins(size: int, tile: int, step: int, multiple: int = 1) -> list[int]:
     """Tile origins covering ``size``: every ``step``, then the first multiple of
     ``multiple`` from which a tile reaches the end (that tile may be shorter)."""
     if size <= tile:
@@ -172,8 +189,8 @@ def _starts(size: int, tile: int, step: int, multiple: int = 1) -> list[int]:
     return sorted({*range(0, size - tile, step), last})
 
 
-def _feather(h: int, w: int, overlap: int, top: bool, bottom: bool, left: bool,
-             right: bool) -> np.ndarray:
+def tile_weights(h: int, w: int, overlap: int, top: bool, bottom: bool, left: bool,
+                 right: bool) -> np.ndarray:
     """Blending weights of one tile: linear ramps over the overlaps it shares."""
     def ramp(n, start, end):
         r = np.ones(n, np.float32)

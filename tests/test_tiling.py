@@ -7,7 +7,7 @@ import pytest
 import kstyle
 from kstyle.api import Translator
 from kstyle.nets import resnet_generator
-from kstyle.tiling import TiledTranslator, _feather, _starts
+from kstyle.tiling import TiledTranslator, tile_origins, tile_weights
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,14 @@ def mean_abs(a, b):
 
 
 def test_tiles_cover_the_image_and_ramps_sum_to_one():
-    assert _starts(100, 64, 48) == [0, 36]
-    assert _starts(102, 64, 48, multiple=4) == [0, 40]  # the last tile is 62 rows
-    assert _starts(50, 64, 48) == [0]
-    ramp = _feather(8, 8, 4, False, True, True, False)
+    assert tile_origins(100, 64, 48) == [0, 36]
+    assert tile_origins(102, 64, 48, multiple=4) == [0, 40]  # the last tile is 62 rows
+    assert tile_origins(50, 64, 48) == [0]
+    ramp = tile_weights(8, 8, 4, False, True, True, False)
     assert ramp[0, 7, 0] == 1.0 and ramp[7, 0, 0] < 0.2
     # Two tiles overlapping by 4 blend with weights that sum to 1 across the overlap.
-    left = _feather(1, 8, 4, False, False, False, True)[0, 4:, 0]
-    right = _feather(1, 8, 4, False, False, True, False)[0, :4, 0]
+    left = tile_weights(1, 8, 4, False, False, False, True)[0, 4:, 0]
+    right = tile_weights(1, 8, 4, False, False, True, False)[0, :4, 0]
     np.testing.assert_allclose(left + right, 1.0)
 
 
