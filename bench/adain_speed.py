@@ -89,7 +89,8 @@ def bench_variant(encoder_width: float, width: float, sizes, repeats: int, tmp: 
     from ai_edge_litert.interpreter import Interpreter
 
     import kstyle
-    from kstyle.export import ARBITRARY_ONNX, export_run
+    from kstyle.export import export_run
+    from kstyle.serving import ARBITRARY_ONNX
 
     run = _write_run(tmp / f"adain_{encoder_width}_{width}", encoder_width, width)
     export_run(run, saved_model=False, tflite=True, onnx=True, log=lambda *_: None)

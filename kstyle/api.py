@@ -255,8 +255,15 @@ def load(model: str | os.PathLike, direction: str | None = None,
     return Translator(net, info, tile=tile)
 
 
-def _load_exported(path: Path) -> Translator:
-    from kstyle.serving import litert_runner, onnx_runner, saved_model_runner
+def _load_exported(path: Path) -> Translator | ArbitraryStylizer:
+    from kstyle.arbitrary import ExportedArbitraryStylizer
+    from kstyle.serving import (
+        arbitrary_runners,
+        exported_info,
+        litert_runner,
+        onnx_runner,
+        saved_model_runner,
+    )
 
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
@@ -265,6 +272,9 @@ def _load_exported(path: Path) -> Translator:
                              "with: pip install 'kstyle[onnx]'")
     runners = {".tflite": litert_runner, ".onnx": onnx_runner}
     try:
+        info = exported_info(path)
+        if info.get("kind") == "adain":  # content and style in: the stylize endpoints
+            return ExportedArbitraryStylizer(*arbitrary_runners(path), info)
         run, info = runners.get(path.suffix, saved_model_runner)(path)
     except Exception as e:  # LiteRT and TensorFlow raise many types for a bad file.
         raise ModelLoadError(f"{path}: could not load the exported model "

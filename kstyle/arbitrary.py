@@ -200,7 +200,7 @@ class ArbitraryStylizer:
             x = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
                 tf.cast(x, tf.float32), size, antialias=True)), 0, 255), tf.uint8)
         mean, std = self._encode(x)
-        return StyleCode(mean.numpy(), std.numpy())
+        return StyleCode(np.asarray(mean), np.asarray(std))
 
     def _code(self, style, style_size: int, like) -> StyleCode:
         if isinstance(style, StyleCode):
@@ -250,6 +250,41 @@ class ArbitraryStylizer:
         from kstyle.api import map_image
 
         return map_image(lambda rgb: self.stylize_array(rgb, style, **options), image, out)
+
+
+class ExportedArbitraryStylizer(ArbitraryStylizer):
+    """An exported adain stylizer (LiteRT, ONNX or SavedModel), used as the run would be.
+
+    Styles are encoded by the file's ``encode_style`` graph, photos stylized by its
+    ``stylize_with_statistics``; blending, strength, colour preservation and the reuse of
+    encoded styles work as for the run. Photos go through in one pass (no tiling).
+
+    Args:
+        encode: uint8 ``[1, H, W, 3]`` style -> statistics ``[1, 2, C]``.
+        stylize: ``(content, statistics, strength)`` -> uint8 stylized content.
+        info: the file's kstyle metadata.
+    """
+
+    def __init__(self, encode, stylize, info: dict | None = None):
+        self.model = None
+        self.info = dict(info or {})
+        self.size_multiple = int(self.info.get("size_multiple") or ADAIN_SIZE_MULTIPLE)
+        self.tile = 0
+        self._codes = {}
+
+        def encode_statistics(images):
+            statistics = np.asarray(encode(np.asarray(images, np.uint8)), np.float32)
+            return (statistics[:, 0].reshape(1, 1, 1, -1),
+                    statistics[:, 1].reshape(1, 1, 1, -1))
+
+        def stylize_with_statistics(images, mean, std, strength):
+            statistics = np.concatenate([np.reshape(mean, (1, 1, -1)),
+                                         np.reshape(std, (1, 1, -1))], axis=1)
+            return stylize(np.asarray(images, np.uint8), statistics.astype(np.float32),
+                           np.array(float(strength), np.float32))
+
+        self._encode = encode_statistics
+        self._stylize = stylize_with_statistics
 
 
 def style_problems(styles, blend) -> list[str]:

@@ -26,6 +26,7 @@ from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
 from kstyle.nets.layers import portable_graph
 from kstyle.serving import (
+    ARBITRARY_ONNX,
     METADATA_FILE,
     add_onnx_metadata,
     add_tflite_metadata,
@@ -307,9 +308,6 @@ def _checked(run, reference, images, quantize, tmp: Path, dest: Path, log) -> di
     return {"path": str(dest), "bytes": size, **result}
 
 
-#: The files of an adain run's ONNX export, by endpoint (ONNX has one graph per file).
-ARBITRARY_ONNX = {"stylize": "translator.onnx", "encode_style": "style_encoder.onnx",
-                  "stylize_with_statistics": "translator_with_statistics.onnx"}
 
 
 def _arbitrary_check(stylizer: ArbitraryStylizer, images):

@@ -217,3 +217,75 @@ def saved_model_runner(path):
         return loaded.serve(tf.convert_to_tensor(images, tf.uint8)).numpy()
 
     return run, info
+
+
+#: The files of an adain run's ONNX export, by endpoint (ONNX has one graph per file).
+ARBITRARY_ONNX = {"stylize": "translator.onnx", "encode_style": "style_encoder.onnx",
+                  "stylize_with_statistics": "translator_with_statistics.onnx"}
+
+
+def exported_info(path) -> dict:
+    """The kstyle metadata of an exported file or SavedModel folder (``{}`` if none)."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        return read_tflite_metadata(path.read_bytes())
+    if path.suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(os.fspath(path), load_external_data=False)
+        meta = next((p.value for p in model.metadata_props if p.key == METADATA_NAME), None)
+        return json.loads(meta) if meta else {}
+    info_file = path / METADATA_FILE
+    return json.loads(info_file.read_text()) if info_file.is_file() else {}
+
+
+def arbitrary_runners(path):
+    """``(encode, stylize)`` of an exported adain stylizer (``.tflite``, ``translator.onnx``
+    with its two sibling files, or a SavedModel folder).
+
+    ``encode(style)``: uint8 ``[1, H, W, 3]`` -> float32 statistics ``[1, 2, C]``;
+    ``stylize(content, statistics, strength)``: uint8 ``[1, H, W, 3]`` -> the same.
+    """
+    path = Path(path)
+    if path.suffix == ".tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=os.fspath(path), num_threads=os.cpu_count())
+        encoder = interpreter.get_signature_runner("encode_style")
+        stylizer = interpreter.get_signature_runner("stylize_with_statistics")
+
+        def encode(style):
+            return next(iter(encoder(style=style).values()))
+
+        def stylize(content, statistics, strength):
+            return next(iter(stylizer(content=content, statistics=statistics,
+                                      strength=strength).values()))
+    elif path.suffix == ".onnx":
+        names = [ARBITRARY_ONNX[k] for k in ("encode_style", "stylize_with_statistics")]
+        missing = [n for n in names if not (path.parent / n).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{path} is one of an adain export's three ONNX files; "
+                f"{' and '.join(missing)} should be beside it (kstyle export --onnx)")
+        encoder, stylizer = (onnx_session(path.parent / n) for n in names)
+
+        def encode(style):
+            return encoder.run(None, {"style": style})[0]
+
+        def stylize(content, statistics, strength):
+            return stylizer.run(None, {"content": content, "statistics": statistics,
+                                       "strength": strength})[0]
+    else:
+        loaded = tf.saved_model.load(os.fspath(path))
+
+        def encode(style):
+            out = loaded.signatures["encode_style"](style=tf.constant(style, tf.uint8))
+            return next(iter(out.values())).numpy()
+
+        def stylize(content, statistics, strength):
+            out = loaded.signatures["stylize_with_statistics"](
+                content=tf.constant(content, tf.uint8),
+                statistics=tf.constant(statistics, tf.float32),
+                strength=tf.constant(strength, tf.float32))
+            return next(iter(out.values())).numpy()
+    return encode, stylize

@@ -17,7 +17,7 @@ from PIL import Image
 import kstyle
 from kstyle.arbitrary import ArbitraryStylizer, match_colors
 from kstyle.cli import main
-from kstyle.errors import RecipeError, StyleOptionError
+from kstyle.errors import ModelLoadError, RecipeError, StyleOptionError
 from kstyle.models import AdaIN
 from kstyle.nets.adain import (
     AdaptiveInstanceNormalization,
@@ -380,6 +380,24 @@ def test_exports_three_endpoints_that_run_in_litert_and_onnx(adain_run, tmp_path
     for got in (np.asarray(saved_out), litert, onnx_out):
         assert got.shape == content.shape and got.dtype == np.uint8
         assert np.abs(got[0].astype(int) - expected.astype(int)).max() <= 2
+    # kstyle itself runs the exported files as it runs the run: styles encoded by the
+    # file's encode_style, blended, at a strength.
+    for exported in ("translator.tflite", "translator.onnx", "saved_model"):
+        stylizer = kstyle.load(out / exported)
+        assert isinstance(stylizer, ArbitraryStylizer) and stylizer.model is None
+        got = stylizer.stylize_array(content[0], style[0], style_size=0, strength=0.7)
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2, exported
+    photo = tmp_path / "photo.png"
+    Image.fromarray(content[0]).save(photo)
+    Image.fromarray(style[0]).save(tmp_path / "style.png")
+    stylized = CliRunner().invoke(main, [
+        "stylize", str(photo), "--model", str(out / "translator.tflite"), "--style",
+        str(tmp_path / "style.png"), "--strength", "0.7", "--out", str(tmp_path / "out.png")])
+    assert stylized.exit_code == 0, stylized.output
+    assert np.asarray(Image.open(tmp_path / "out.png")).shape == content[0].shape
+    (out / "style_encoder.onnx").unlink()
+    with pytest.raises(ModelLoadError, match="style_encoder.onnx should be beside"):
+        kstyle.load(out / "translator.onnx")
     int8 = CliRunner().invoke(main, ["export", str(run), "--tflite", "--quantize", "int8",
                                      "--out", str(tmp_path / "int8")])
     assert int8.exit_code == 2 and "use fp16 or dynamic" in int8.output
