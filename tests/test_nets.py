@@ -220,6 +220,8 @@ def test_kernels_initialised_like_the_reference():
         lambda: unet_generator(**TINY_UNET, norm="batch"),
         lambda: unet_generator(**TINY_UNET, norm="instance"),
         lambda: patchgan_discriminator(base_filters=4),
+        # Reflection pads of 3 and 1 and transposed convs by matmul and not, at 64 px.
+        lambda: resnet_generator(base_filters=8, num_blocks=2),
     ],
 )
 def test_save_and_reload_give_identical_outputs(build, tmp_path):

@@ -268,6 +268,18 @@ class ReflectionPadding2D(keras.layers.Layer):
         return keras.ops.pad(
             inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="reflect")
 
+    def compute_output_shape(self, input_shape):
+        (top, bottom), (left, right) = self.padding
+        batch, height, width, channels = input_shape
+        height = None if height is None else height + top + bottom
+        width = None if width is None else width + left + right
+        return (batch, height, width, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config["padding"] = self.padding
+        return config
+
 
 def _reflect(x, before: int, after: int, axis: int):
     # numpy.pad(mode="reflect") along one axis, from unit-stride slices of one row each:
@@ -281,18 +293,6 @@ def _reflect(x, before: int, after: int, axis: int):
 
     parts = [*(row(i) for i in range(before, 0, -1)), x, *(row(-2 - i) for i in range(after))]
     return tf.concat(parts, axis) if len(parts) > 1 else x
-
-    def compute_output_shape(self, input_shape):
-        (top, bottom), (left, right) = self.padding
-        batch, height, width, channels = input_shape
-        height = None if height is None else height + top + bottom
-        width = None if width is None else width + left + right
-        return (batch, height, width, channels)
-
-    def get_config(self):
-        config = super().get_config()
-        config["padding"] = self.padding
-        return config
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
