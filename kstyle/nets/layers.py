@@ -386,11 +386,11 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
     - small maps (at most ``MATMUL_MAX_PIXELS`` input pixels), in training and inference:
       one matmul of the pixels with the kernel as it is stored, then the overlap-add of
-      the taps, phase by phase (see `_matmul`). TensorFlow's transposed conv (oneDNN's
+      the taps, as shifted blocks (see `_matmul`). TensorFlow's transposed conv (oneDNN's
       backward-data kernel) spends most of its time on the weights at such shapes: on a
       2-core AMD EPYC, 2x2x1024 -> 4x4x512 took 39 ms that way and 2.6 ms by matmul,
       16x16x1024 -> 32x32x256 37.5 and about 8 ms; the U-Net's 256 px forward pass went
-      from 108-119 ms to 62-67, its forward + backward from 369 to 269 ms. At 64x64 and up
+      from 108-119 ms to 62-67, its forward + backward from 349 to 239 ms. At 64x64 and up
       TensorFlow's own kernel was faster;
     - larger maps in training: one transposed conv with the cropping as its padding
       (``tf.nn.conv2d_transpose`` with explicit padding), which does not write and then
@@ -438,10 +438,6 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
             y = tf.nn.bias_add(y, keras.ops.cast(self.bias, inputs.dtype))
         return y
 
-    def _padding(self):
-        c, e = self.crop, self.crop_end
-        return [[0, 0], [c, e], [c, e], [0, 0]]
-
     def _explicit(self, inputs, kernel):
         import tensorflow as tf
 
@@ -450,7 +446,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         (sh, sw), (kh, kw) = self.strides, self.kernel_size
         output = tf.stack([shape[0], (shape[1] - 1) * sh + kh - c - e,
                            (shape[2] - 1) * sw + kw - c - e, self.filters])
-        return tf.nn.conv2d_transpose(inputs, kernel, output, self.strides, self._padding())
+        return tf.nn.conv2d_transpose(inputs, kernel, output, self.strides,
+                                      [[0, 0], [c, e], [c, e], [0, 0]])
 
     def _by_matmul(self, shape) -> bool:
         height, width = shape[1], shape[2]
