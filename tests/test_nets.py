@@ -34,6 +34,34 @@ def images(shape, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, shape).astype("float32")
 
 
+@pytest.mark.parametrize(("shape", "static"), [((1, 6, 5, 4), True), ((3, 6, 5, 4), True),
+                                               ((2, 6, 5, 4), False)])
+def test_instance_norm_in_training_equals_its_inference_formula(shape, static):
+    # Training runs fused batch-norm kernels (on the image itself for a batch of one, on
+    # the images as channels of one otherwise); inference the plain means. Values and
+    # input gradients agree, with static and unknown batch sizes.
+    layer = InstanceNormalization()
+    x = tf.constant(images(shape) * 3 + 1)
+    weights = tf.constant(images(shape, seed=1))
+    signature = [tf.TensorSpec(shape if static else (None, *shape[1:]))]
+
+    def value_and_gradient(training):
+        @tf.function(input_signature=signature)
+        def run(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=training)
+                loss = tf.reduce_sum(y * weights)
+            return y, tape.gradient(loss, x)
+
+        return [t.numpy() for t in run(x)]
+
+    (y_fused, g_fused), (y_means, g_means) = value_and_gradient(True), value_and_gradient(False)
+    np.testing.assert_allclose(y_fused, y_means, atol=1e-5)
+    np.testing.assert_allclose(g_fused, g_means, atol=1e-4)
+    assert abs(y_means.mean(axis=(1, 2))).max() < 1e-5
+
+
 # Parameter counts of the reference networks (PyTorch `UnetGenerator` "unet_256" and
 # `NLayerDiscriminator` "basic", batch norm, ngf = ndf = 64): weights, biases and the
 # affine parameters of batch norm, running statistics excluded.
