@@ -13,8 +13,12 @@ def make_step(opt, variables, jit):
     return tf.function(lambda grads: opt.apply(grads, variables), jit_compile=jit)
 
 
-@pytest.mark.parametrize("jit", [False, True])
-def test_fused_adam_matches_keras_adam(jit):
+SCHEDULE = keras.optimizers.schedules.ExponentialDecay(1e-2, decay_steps=1, decay_rate=0.5)
+
+
+@pytest.mark.parametrize(("jit", "learning_rate"), [(False, 1e-2), (True, 1e-2),
+                                                    (False, SCHEDULE)])
+def test_fused_adam_matches_keras_adam(jit, learning_rate):
     rng = np.random.default_rng(0)
     start = [rng.normal(size=s).astype("float32") for s in [(3, 4), (4,), (2, 2, 3, 5)]]
     grads = [[tf.constant(rng.normal(size=x.shape).astype("float32")) for x in start]
@@ -22,7 +26,7 @@ def test_fused_adam_matches_keras_adam(jit):
     results = []
     for cls in (keras.optimizers.Adam, FusedAdam):
         variables = [keras.Variable(x) for x in start]
-        opt = cls(learning_rate=1e-2, beta_1=0.5, beta_2=0.99, epsilon=1e-6)
+        opt = cls(learning_rate=learning_rate, beta_1=0.5, beta_2=0.99, epsilon=1e-6)
         opt.build(variables)
         step = make_step(opt, variables, jit)
         for g in grads:
@@ -32,6 +36,17 @@ def test_fused_adam_matches_keras_adam(jit):
         np.testing.assert_allclose(fused_value, keras_value, rtol=1e-5, atol=1e-7)
     # The update really moved the weights.
     assert not np.allclose(results[1][0], start[0])
+
+
+def test_fused_adam_computes_the_step_scalars_once_per_update():
+    variables = [keras.Variable(np.ones(s, "float32")) for s in [(3, 4), (4,), (2, 5)]]
+    opt = FusedAdam(1e-2)
+    opt.build(variables)
+    graph = make_step(opt, variables, False).get_concrete_function(
+        [tf.TensorSpec(v.shape) for v in variables]).graph
+    ops = [op.type for op in graph.get_operations()]
+    assert ops.count("ResourceApplyAdam") == 3
+    assert ops.count("Pow") == 2  # beta_1 and beta_2 to the step, shared by the three
 
 
 def test_fused_adam_round_trips_its_config():
