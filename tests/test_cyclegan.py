@@ -302,6 +302,32 @@ def test_train_step_runs_under_xla():
     assert int(model.pools.fake_b.count.numpy()) == 3
 
 
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_a_step_on_concatenated_batches_equals_one_call_per_batch(norm, monkeypatch):
+    # The step calls each network once on the batches it has at the same time (real and
+    # identity inputs, real and pooled fakes); that is exact only for per-image networks.
+    a, b = unpaired()
+
+    def one_step(per_image):
+        keras.utils.set_random_seed(3)
+        model = CycleGAN.build_from_options(**{**TINY, "norm": norm, "pool_size": 2})
+        model.compile(g_optimizer=keras.optimizers.SGD(0.1),
+                      d_optimizer=keras.optimizers.SGD(0.1))
+        model.build_optimizers()
+        model.build_state(a.shape[1])
+        assert model.per_image == (norm == "instance")
+        monkeypatch.setattr(CycleGAN, "per_image", per_image)
+        logs = tf.function(model.train_step)((a, b))
+        monkeypatch.undo()
+        return {k: float(v) for k, v in logs.items()}, [w.numpy() for w in model.weights]
+
+    batched_logs, batched_weights = one_step(per_image=norm == "instance")
+    logs, weights = one_step(per_image=False)
+    assert batched_logs == pytest.approx(logs, rel=1e-5)
+    for batched, plain in zip(batched_weights, weights, strict=True):
+        np.testing.assert_allclose(batched, plain, rtol=1e-4, atol=1e-6)
+
+
 def test_perceptual_loss_and_weights_of_the_objective():
     a, b = unpaired()
     model = compiled(lambda_perceptual=0.01, lambda_cycle=7.0, lambda_identity=0.5,
