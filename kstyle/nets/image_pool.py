@@ -1,7 +1,6 @@
 """History buffer of generated images, which CycleGAN's discriminators train on."""
 
 import keras
-from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
@@ -17,13 +16,13 @@ class ImagePool(keras.layers.Layer):
     generator's, which damps oscillation (Shrivastava et al.).
 
     The pool is graph- and XLA-safe: its state is a non-trainable `images` variable of
-    shape `(pool_size, H, W, C)` plus an int32 `count`, updated in a `fori_loop` over the
-    batch, with randomness from a `keras.random.SeedGenerator`. Being layer weights, the
-    state goes into `save_weights` files and checkpoints. The buffer is built from the
-    first input's shape, so H, W and C must be static, and the pool serves one fixed
-    training crop size; a checkpointed pool loads into an unbuilt one, which then takes
-    the stored shape. Outputs carry no gradient. `pool_size=0` makes the layer the
-    identity, with no state.
+    shape `(pool_size, H, W, C)` plus an int32 `count`, read and written one image at a
+    time in a `tf.while_loop` over the batch, with randomness from a
+    `keras.random.SeedGenerator`. Being layer weights, the state goes into `save_weights`
+    files and checkpoints. The buffer is built from the first input's shape, so H, W and
+    C must be static, and the pool serves one fixed training crop size; a checkpointed
+    pool loads into an unbuilt one, which then takes the stored shape. Outputs carry no
+    gradient. `pool_size=0` makes the layer the identity, with no state.
 
     Args:
         pool_size: Number of images kept; 50 in the reference, 0 disables the pool.
@@ -80,34 +79,39 @@ class ImagePool(keras.layers.Layer):
     def call(self, images):
         if self.pool_size == 0:
             return images
-        images = ops.stop_gradient(images)
-        batch = ops.shape(images)[0]
+        import tensorflow as tf
+
+        images = tf.stop_gradient(images)
+        batch = tf.shape(images)[0]
         draws = keras.random.uniform((batch,), seed=self.seed_generator)
         slots = keras.random.randint(
             (batch,), 0, self.pool_size, dtype="int32", seed=self.seed_generator)
-        zero = ops.zeros((), "int32")
+        # The buffer is read and written one image at a time, in place; a copy of the
+        # whole buffer per step (50 images) is what a functional update would cost.
+        buffer = self.images.handle
 
-        def query_one(i, state):
-            pool, count, returned = state
-            image = ops.expand_dims(ops.take(images, i, axis=0), 0)
+        def query_one(i, count, returned):
+            image = images[i][None]
             full = count >= self.pool_size
-            swap = ops.logical_and(full, ops.take(draws, i) > 0.5)
+            swap = tf.logical_and(full, draws[i] > 0.5)
             # Not full: store at the next free slot. Full: store at a random slot, which
             # keeps its image (a no-op write) when no swap is drawn.
-            slot = ops.where(full, ops.take(slots, i), count)
-            stored = ops.expand_dims(ops.take(pool, slot, axis=0), 0)
-            pool = ops.slice_update(
-                pool, [slot, zero, zero, zero], ops.where(full & ~swap, stored, image))
-            returned = ops.slice_update(
-                returned, [i, zero, zero, zero], ops.where(swap, stored, image))
-            count = ops.where(full, count, count + 1)
-            return pool, count, returned
+            slot = tf.where(full, slots[i], count)[None]
+            stored = tf.raw_ops.ResourceGather(resource=buffer, indices=slot,
+                                               dtype=self.images.dtype)
+            tf.raw_ops.ResourceScatterUpdate(
+                resource=buffer, indices=slot,
+                updates=tf.where(tf.logical_and(full, ~swap), stored, image))
+            returned = tf.tensor_scatter_nd_update(
+                returned, [[i]], tf.where(swap, stored, image))
+            return i + 1, tf.where(full, count, count + 1), returned
 
-        pool, count, returned = ops.fori_loop(
-            0, batch, query_one,
-            (ops.convert_to_tensor(self.images), ops.convert_to_tensor(self.count),
-             ops.zeros_like(images)))
-        self.images.assign(pool)
+        # One image after the other (parallel_iterations=1): each query sees the
+        # buffer as the previous one left it.
+        _, count, returned = tf.while_loop(
+            lambda i, count, returned: i < batch, query_one,
+            (tf.constant(0), tf.convert_to_tensor(self.count), tf.zeros_like(images)),
+            parallel_iterations=1)
         self.count.assign(count)
         return returned
 
