@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from kstyle.nets import (
     NORMS,
+    BatchNormalization,
     DepthToSpace,
     InstanceNormalization,
     normalization,
@@ -60,6 +61,34 @@ def test_instance_norm_in_training_equals_its_inference_formula(shape, static):
     np.testing.assert_allclose(y_fused, y_means, atol=1e-5)
     np.testing.assert_allclose(g_fused, g_means, atol=1e-4)
     assert abs(y_means.mean(axis=(1, 2))).max() < 1e-5
+
+
+@pytest.mark.parametrize("scale", [True, False])
+def test_batch_norm_trains_as_keras_batch_norm(scale):
+    # Fused kernels in training: the same outputs, gradients (inputs, scale, offset) and
+    # moving statistics as Keras' layer, over two steps; inference as Keras'.
+    x = [tf.constant(images((2, 5, 6, 4), seed=s) * 3 + 1) for s in (0, 1)]
+    weights = tf.constant(images((2, 5, 6, 4), seed=2))
+    results = []
+    for cls in (keras.layers.BatchNormalization, BatchNormalization):
+        keras.utils.set_random_seed(0)
+        layer = cls(momentum=0.9, epsilon=1e-5, scale=scale,
+                    gamma_initializer=keras.initializers.RandomNormal(1.0, 0.1))
+        layer.build(x[0].shape)
+
+        @tf.function
+        def step(x, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x, training=True) * weights)
+            return loss, tape.gradient(loss, [x, *layer.trainable_weights])
+
+        values = [t.numpy() for batch in x for t in tf.nest.flatten(step(batch))]
+        values += [w.numpy() for w in layer.non_trainable_weights]
+        results.append(values + [layer(x[0], training=False).numpy()])
+    for fused, plain in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(fused, plain, rtol=1e-5, atol=1e-5)
+    assert type(normalization("batch")) is BatchNormalization
 
 
 # Parameter counts of the reference networks (PyTorch `UnetGenerator` "unet_256" and

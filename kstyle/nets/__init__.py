@@ -6,6 +6,7 @@ Importing this package registers every custom layer, which loading a saved netwo
 from kstyle.nets.image_pool import ImagePool
 from kstyle.nets.layers import (
     NORMS,
+    BatchNormalization,
     DepthToSpace,
     Dropout,
     InstanceNormalization,
@@ -22,6 +23,7 @@ __all__ = [
     "MOBILE_SIZE_MULTIPLE",
     "NORMS",
     "RESNET_SIZE_MULTIPLE",
+    "BatchNormalization",
     "DepthToSpace",
     "Dropout",
     "ImagePool",

@@ -65,10 +65,11 @@ def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
     """Returns a fresh normalization layer of the given kind.
 
     The settings reproduce PyTorch's defaults, which the reference pix2pix and CycleGAN
-    networks were trained with: `BatchNorm2d(momentum=0.1, eps=1e-5)` becomes a Keras
-    `BatchNormalization(momentum=0.9, epsilon=1e-5)` (Keras' momentum weighs the old
-    running value, PyTorch's the new batch), with the scale initialised from
-    N(1, 0.02) as in the reference `init_weights`. Instance normalization is
+    networks were trained with: `BatchNorm2d(momentum=0.1, eps=1e-5)` becomes a
+    :class:`BatchNormalization` (Keras' layer, trained with fused kernels) of
+    `momentum=0.9, epsilon=1e-5` (Keras' momentum weighs the old running value,
+    PyTorch's the new batch), with the scale initialised from N(1, 0.02) as in the
+    reference `init_weights`. Instance normalization is
     :class:`InstanceNormalization`: like the reference's `InstanceNorm2d(affine=False)`,
     no learned scale or offset (the conv before it keeps its bias), so parameter counts
     match the reference.
@@ -95,7 +96,7 @@ def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
         Stylization", 2016, https://arxiv.org/abs/1607.08022.
     """
     if kind == "batch":
-        return keras.layers.BatchNormalization(
+        return BatchNormalization(
             momentum=0.9,
             epsilon=1e-5,
             gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
@@ -106,6 +107,43 @@ def normalization(kind: str, name: str | None = None) -> keras.layers.Layer:
     if kind == "none":
         return keras.layers.Identity(name=name)
     raise ValueError(f"Unknown normalization {kind!r}; valid kinds are: {', '.join(NORMS)}.")
+
+
+@keras.saving.register_keras_serializable(package="kstyle")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` that trains with TensorFlow's fused kernels.
+
+    In training, the batch statistics, the normalization and its gradient are
+    TensorFlow's ``FusedBatchNormV3`` and its gradient (two ops, where Keras' moments and
+    normalization trace about twenty per layer and call, forward and backward); the
+    moving statistics are updated as Keras updates them (with the batch's biased
+    variance). Inference, frozen layers, masks and Keras' renorm and synchronized
+    options are Keras' own. Weights, configs and checkpoints are those of Keras' layer.
+
+    Args:
+        Those of `keras.layers.BatchNormalization`.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        axis = self.axis % len(inputs.shape)
+        if (not (training and self.trainable) or mask is not None or self.renorm
+                or self.synchronized or axis != len(inputs.shape) - 1
+                or len(inputs.shape) != 4 or keras.backend.backend() != "tensorflow"):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones([channels], "float32")
+        beta = self.beta if self.center else tf.zeros([channels], "float32")
+        y, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
+            inputs, tf.cast(gamma, "float32"), tf.cast(beta, "float32"),
+            epsilon=self.epsilon, is_training=True)
+        # The kernel's variance is Bessel-corrected; Keras averages the biased one.
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), "float32")
+        variance = unbiased * (count - 1.0) / count
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
+        return tf.cast(y, self.compute_dtype)
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
