@@ -426,14 +426,17 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     crop_end=1``, which is also Keras' ``padding="same"`` for that kernel and stride.
     Three computations of the same function, each where it is fastest:
 
-    - small maps (at most ``MATMUL_MAX_PIXELS`` input pixels), in training and inference:
-      one matmul of the pixels with the kernel as it is stored, then the overlap-add of
-      the taps, as shifted blocks (see `_matmul`). TensorFlow's transposed conv (oneDNN's
-      backward-data kernel) spends most of its time on the weights at such shapes: on a
-      2-core AMD EPYC, 2x2x1024 -> 4x4x512 took 39 ms that way and 2.6 ms by matmul,
-      16x16x1024 -> 32x32x256 37.5 and about 8 ms; the U-Net's 256 px forward pass went
-      from 108-119 ms to 62-67, its forward + backward from 349 to 239 ms. At 64x64 and up
-      TensorFlow's own kernel was faster;
+    - small maps (at most ``MATMUL_MAX_PIXELS`` input pixels) of a kernel that is a
+      multiple of the stride, in training and inference: one matmul of the pixels with
+      the kernel as it is stored, then the overlap-add of the taps, as shifted blocks
+      (see `_matmul`). TensorFlow's transposed conv (oneDNN's backward-data kernel)
+      spends most of its time on the weights at such shapes: on a 2-core AMD EPYC,
+      2x2x1024 -> 4x4x512 took 39 ms that way and 2.6 ms by matmul, 16x16x1024 ->
+      32x32x256 37.5 and about 8 ms; the U-Net's 256 px forward pass went from 108-119
+      ms to 62-67, its forward + backward from 349 to 239 ms. From 32x32 up TensorFlow's
+      own kernel was as fast or faster (forward + backward of 32x32x512 -> 64x64x128
+      20.7 ms against 21.1, of the ResNet's 32x32x256 -> 64x64x128 with a 3x3 kernel,
+      whose taps the matmul pads to 4x4, 7.5 against 12.2), and it traces half the ops;
     - larger maps in training: one transposed conv with the cropping as its padding
       (``tf.nn.conv2d_transpose`` with explicit padding), which does not write and then
       copy the cropped output: forward + backward took 23 ms instead of 39-41 ms for a
@@ -450,7 +453,7 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
     """
 
     #: Largest input (height x width) computed by a matmul.
-    MATMUL_MAX_PIXELS = 32 * 32
+    MATMUL_MAX_PIXELS = 16 * 16
 
     def __init__(self, *args, crop=1, crop_end=0, **kwargs):
         kwargs["padding"] = "valid"
@@ -495,7 +498,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         height, width = shape[1], shape[2]
         return (keras.backend.backend() == "tensorflow" and self.dilation_rate == (1, 1)
                 and self.strides[0] == self.strides[1]
-                and min(self.kernel_size) >= self.strides[0]  # every phase has a tap
+                # every phase has the same taps, none of them padding
+                and all(k % self.strides[0] == 0 for k in self.kernel_size)
                 and height is not None and width is not None
                 and height * width <= self.MATMUL_MAX_PIXELS)
 
@@ -504,9 +508,9 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         # times the kernel (as [taps x K, C], the layout it is stored in, so nothing is
         # copied) give the K outputs of each of its kh x kw taps; output pixel
         # s * i + t - crop sums tap t of input pixel i. With the taps split as
-        # t = s * a + r (zero taps added up to a multiple of s), the outputs of input
-        # pixel i at tap offset a land in output block i + a, phase r: so the overlap-add
-        # is a sum of q x q shifted copies (q = ceil(k / s)), and the blocks unfold into
+        # t = s * a + r (k a multiple of s), the outputs of input pixel i at tap offset
+        # a land in output block i + a, phase r: so the overlap-add is a sum of q x q
+        # shifted copies (q = k / s), and the blocks unfold into
         # rows and columns. Few ops, so that the step traces about as fast as with
         # TensorFlow's kernel.
         import tensorflow as tf
@@ -519,11 +523,7 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         # took 3-5x longer at these shapes.
         taps = tf.einsum("pc,nc->np", tf.reshape(inputs, [-1, channels]),
                          tf.reshape(kernel, [kh * kw * k_out, channels]))
-        qh, qw = -(-kh // s), -(-kw // s)
-        taps = tf.reshape(taps, [kh, kw, k_out, -1, height, width])
-        if (qh * s, qw * s) != (kh, kw):
-            taps = tf.pad(taps, [[0, qh * s - kh], [0, qw * s - kw], [0, 0], [0, 0], [0, 0],
-                                 [0, 0]])
+        qh, qw = kh // s, kw // s
         taps = tf.reshape(taps, [qh, s, qw, s, k_out, -1, height, width])
         shifted = []
         for a, row in enumerate(tf.unstack(taps, axis=0)):  # row: [s, qw, s, K, N, H, W]
