@@ -40,7 +40,9 @@ class TranslationModel(keras.Model):
         ``sample_columns(a, b)``: named image batches for a sample grid.
         ``sample_outputs(a, b)``: given here for translators of one input; a model whose
             translator takes more (AdaIN's content and style) writes its own.
-        ``train_step`` / ``test_step`` / ``metrics``: the objective, as in any Keras model.
+        ``train_step`` / ``test_step`` / ``metrics``: the objective, as in any Keras model;
+            the steps are traced as plain Python, without AutoGraph (a branch on a tensor
+            is ``tf.cond``, a loop ``tf.while_loop``).
 
     and may override :meth:`build_state`, the hook that creates per-replica state before
     the first step (under the strategy's scope).

@@ -6,6 +6,7 @@ ONNX). :func:`portable_graph` selects the plain form while a graph is traced for
 """
 
 import contextlib
+import math
 import threading
 
 import keras
@@ -139,7 +140,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
             inputs, tf.cast(gamma, "float32"), tf.cast(beta, "float32"),
             epsilon=self.epsilon, is_training=True)
         # The kernel's variance is Bessel-corrected; Keras averages the biased one.
-        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), "float32")
+        count = (float(math.prod(inputs.shape[:-1])) if None not in inputs.shape[:-1]
+                 else tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), "float32"))
         variance = unbiased * (count - 1.0) / count
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
@@ -510,9 +512,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         # s * i + t - crop sums tap t of input pixel i. With the taps split as
         # t = s * a + r (k a multiple of s), the outputs of input pixel i at tap offset
         # a land in output block i + a, phase r: so the overlap-add is a sum of q x q
-        # shifted copies (q = k / s), and the blocks unfold into
-        # rows and columns. Few ops, so that the step traces about as fast as with
-        # TensorFlow's kernel.
+        # shifted copies (q = k / s), and the blocks unfold into rows and columns. Few
+        # ops, so that the step traces about as fast as with TensorFlow's kernel.
         import tensorflow as tf
 
         s, (kh, kw), k_out = self.strides[0], self.kernel_size, self.filters
