@@ -477,9 +477,18 @@ def test_reflection_padding_is_numpys_for_every_converter(target):
         layer = ReflectionPadding2D(padding)
         (top, bottom), (left, right) = layer.padding
         expected = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="reflect")
-        np.testing.assert_array_equal(layer(x), expected)
+        for training in (False, True):  # concatenated slices, and MirrorPad
+            np.testing.assert_array_equal(layer(x, training=training), expected)
         with portable_graph(target):
             np.testing.assert_array_equal(tf.function(layer)(x), expected)
+        # In training the gradient is MirrorPad's: each input pixel collects the
+        # gradients of its reflections.
+        x_var = tf.constant(x)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x_var)
+            sums = [tf.reduce_sum(layer(x_var, training=t) * expected) for t in (False, True)]
+        inference, training = (tape.gradient(total, x_var) for total in sums)
+        np.testing.assert_allclose(inference, training, atol=1e-6)
 
 
 def test_portable_graph_names_its_targets_and_nests():
