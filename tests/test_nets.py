@@ -36,11 +36,11 @@ def images(shape, seed=0):
 
 
 @pytest.mark.parametrize(("shape", "static"), [((1, 6, 5, 4), True), ((3, 6, 5, 4), True),
-                                               ((2, 6, 5, 4), False)])
+                                               ((6, 6, 5, 4), True), ((2, 6, 5, 4), False)])
 def test_instance_norm_in_training_equals_its_inference_formula(shape, static):
-    # Training runs fused batch-norm kernels (on the image itself for a batch of one, on
-    # the images as channels of one otherwise); inference the plain means. Values and
-    # input gradients agree, with static and unknown batch sizes.
+    # Training runs fused batch-norm kernels (image by image for small batches, on the
+    # images as channels of one for larger or unknown ones); inference the plain means.
+    # Values and input gradients agree, with static and unknown batch sizes.
     layer = InstanceNormalization()
     x = tf.constant(images(shape) * 3 + 1)
     weights = tf.constant(images(shape, seed=1))

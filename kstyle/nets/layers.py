@@ -183,6 +183,9 @@ class InstanceNormalization(keras.layers.Layer):
         Stylization", 2016, https://arxiv.org/abs/1607.08022.
     """
 
+    #: Largest batch normalized image by image in training.
+    SPLIT_MAX = 4
+
     def __init__(self, epsilon=1e-5, affine=False, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
@@ -208,26 +211,33 @@ class InstanceNormalization(keras.layers.Layer):
         return y
 
     def _fused(self, inputs):
-        # Training: TensorFlow's fused batch norm over a batch of one image whose channels
-        # are the N x C (image, channel) pairs is instance norm; its kernels (forward and
-        # gradient, statistics in float32 for bfloat16 inputs) ran forward + backward
-        # 1.4-2.5x faster than the means above on a 2-core AMD EPYC. Inference keeps the
-        # means: the fused op in training mode does not convert to LiteRT, and in
-        # TensorFlow it made the ResNet generator's inference only 3% faster, while
-        # rounding about twice as far from the exact values.
-        # A batch of one image is already that batch (and a static shape spares the
-        # traced step the shape arithmetic: hundreds of ops over a CycleGAN step).
+        # Training: TensorFlow's fused batch norm over one image is instance norm; its
+        # kernels (forward and gradient, statistics in float32 for bfloat16 inputs) ran
+        # forward + backward 1.4-2.5x faster than the means above on a 2-core AMD EPYC.
+        # Inference keeps the means: the fused op in training mode does not convert to
+        # LiteRT, and in TensorFlow it made the ResNet generator's inference only 3%
+        # faster, while rounding about twice as far from the exact values.
+        # A batch of up to SPLIT_MAX images (known when traced) is normalized image by
+        # image (a CycleGAN generator's forward + backward on two 128 px images: 297 ->
+        # 284 ms against transposing them); a larger or unknown batch as one image whose
+        # channels are the N x C (image, channel) pairs.
         import tensorflow as tf
 
+        def normalize(x):
+            ones = tf.ones([x.shape[-1] if x.shape[-1] is not None else tf.shape(x)[-1]],
+                           "float32")
+            return tf.compat.v1.nn.fused_batch_norm(
+                x, ones, tf.zeros_like(ones), epsilon=self.epsilon, is_training=True)[0]
+
+        n = inputs.shape[0]
+        if n == 1:
+            return normalize(inputs)
+        if n is not None and n <= self.SPLIT_MAX:
+            return tf.concat([normalize(x) for x in tf.split(inputs, n)], 0)
         n, h, w, c = (size if size is not None else tf.shape(inputs)[axis]
                       for axis, size in enumerate(inputs.shape))
-        single = inputs.shape[0] == 1
-        x = inputs if single else tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]),
-                                             [1, h, w, n * c])
-        ones = tf.ones([n * c], "float32")
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            x, ones, tf.zeros_like(ones), epsilon=self.epsilon, is_training=True)
-        return y if single else tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3])
+        y = normalize(tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]), [1, h, w, n * c]))
+        return tf.transpose(tf.reshape(y, [h, w, n, c]), [2, 0, 1, 3])
 
     def compute_output_shape(self, input_shape):
         return input_shape
