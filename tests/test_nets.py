@@ -503,3 +503,69 @@ def test_portable_graph_names_its_targets_and_nests():
     with pytest.raises(ValueError, match="target must be one of"):
         with portable_graph("coreml"):
             pass
+
+
+@pytest.mark.parametrize("shape", [(2, 10, 14, 5), (1, 6, 4, 64)])
+def test_winograd_conv_rounds_no_worse_than_the_direct_conv(shape):
+    from kstyle.nets.layers import winograd_conv3x3
+
+    x = images(shape, seed=7)
+    kernel = np.random.default_rng(8).normal(0, 0.3, (3, 3, shape[-1], 6)).astype("float32")
+    exact = tf.nn.conv2d(x.astype("float64"), kernel.astype("float64"), 1, "VALID")
+    direct = tf.nn.conv2d(x, kernel, 1, "VALID")
+    wino = winograd_conv3x3(tf.constant(x), tf.constant(kernel))
+    assert wino.shape == direct.shape == (shape[0], shape[1] - 2, shape[2] - 2, 6)
+    error = float(tf.reduce_max(tf.abs(tf.cast(wino, "float64") - exact)))
+    assert error <= max(2 * float(tf.reduce_max(tf.abs(tf.cast(direct, "float64") - exact))),
+                        1e-6)
+
+
+def test_conv2d_takes_winograd_only_where_it_applies():
+    from kstyle.nets.layers import Conv2D, portable_graph
+
+    layer = Conv2D(4, 3, padding="valid")
+    layer.build((None, None, None, 3))
+    layer.WINOGRAD_MIN_PIXELS = 1
+    taken = {
+        "inference": layer._winograd(tf.zeros((1, 8, 10, 3)), training=False),
+        "training": layer._winograd(tf.zeros((1, 8, 10, 3)), training=True),
+        "odd height": layer._winograd(tf.zeros((1, 9, 10, 3)), training=False),
+        "bfloat16": layer._winograd(tf.zeros((1, 8, 10, 3), "bfloat16"), training=False),
+    }
+    with portable_graph():
+        taken["export"] = layer._winograd(tf.zeros((1, 8, 10, 3)), training=False)
+    assert taken == {"inference": True, "training": False, "odd height": False,
+                     "bfloat16": False, "export": False}
+    for size in ((2, 8, 10, 3), (2, 9, 10, 3)):  # Winograd, and Keras' own conv
+        x = images(size)
+        np.testing.assert_allclose(layer(x), keras.layers.Conv2D.call(layer, x), atol=1e-5)
+    assert Conv2D(4, 3).WINOGRAD_MIN_PIXELS == 48 * 48  # the instance above only
+
+
+def test_the_resnet_generator_computes_the_same_function_by_winograd():
+    # At 192 px the residual blocks' 48x48 maps are convolved by Winograd's algorithm in
+    # inference. Both float32 graphs are measured against the same network in float64:
+    # the Winograd one is within 1e-5 of it, and no farther than the plain one.
+    from kstyle.nets.layers import portable_graph
+
+    keras.utils.set_random_seed(4)
+    net = resnet_generator()
+    x = tf.constant(images((1, 192, 192, 3), seed=4))
+    fast = tf.function(lambda x: net(x, training=False))(x)
+    with portable_graph():
+        plain = tf.function(lambda x: net(x, training=False))(x)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        net64 = resnet_generator(name="float64")
+    finally:
+        keras.config.set_dtype_policy(previous)
+    net64.set_weights([w.astype("float64") for w in net.get_weights()])
+    with portable_graph():
+        # the output layer is float32 (rounding by about 6e-8)
+        exact = tf.cast(net64(tf.cast(x, "float64"), training=False), "float64")
+    assert float(tf.reduce_max(tf.abs(plain))) > 0.01  # not a vanishing output
+    errors = {name: float(tf.reduce_max(tf.abs(tf.cast(y, "float64") - exact)))
+              for name, y in (("winograd", fast), ("plain", plain))}
+    assert errors["winograd"] <= 1e-5 and errors["winograd"] <= 1.5 * errors["plain"], errors
+    assert 0 < float(tf.reduce_max(tf.abs(fast - plain)))  # Winograd did run

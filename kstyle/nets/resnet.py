@@ -3,6 +3,7 @@
 import keras
 
 from kstyle.nets.layers import (
+    Conv2D,
     Conv2DTranspose,
     Dropout,
     NearestUpsampling2D,
@@ -23,7 +24,9 @@ def _weights() -> keras.initializers.Initializer:
 
 
 def _conv(filters, kernel_size, use_bias, name, strides=1):
-    return keras.layers.Conv2D(
+    # kstyle's Conv2D: the residual blocks' 3x3 convs run by Winograd's algorithm in
+    # inference.
+    return Conv2D(
         filters,
         kernel_size,
         strides=strides,
