@@ -355,102 +355,45 @@ def _reflect(x, before: int, after: int, axis: int):
     return tf.concat(parts, axis) if len(parts) > 1 else x
 
 
-#: Winograd's F(2x2, 3x3) transforms: input (B^T), kernel (G) and output (A^T).
-_WINOGRAD_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
-_WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
-
-
-def _signed_sum(terms):
-    # sum(sign * tensor) over (sign, tensor) pairs, signs +-1, with as few ops as that takes
-    total = None
-    for sign, tensor in terms:
-        if total is None:
-            total = tensor if sign > 0 else -tensor
-        else:
-            total = total + tensor if sign > 0 else total - tensor
-    return total
-
-
-def _winograd_rows(parts):
-    # B^T applied to the four rows (or columns) of every 4x4 tile: d0 - d2, d1 + d2, ...
-    return [_signed_sum((sign, part) for sign, part in zip(row, parts) if sign)
-            for row in _WINOGRAD_BT]
-
-
-def winograd_conv3x3(inputs, kernel):
-    """A 3x3, stride-1, 'valid' convolution of NHWC ``inputs`` by Winograd's F(2x2, 3x3).
-
-    The same function as ``tf.nn.conv2d(inputs, kernel, 1, "VALID")`` with 2.25x fewer
-    multiplications: each 2x2 block of output pixels is ``A^T [(G g G^T) * (B^T d B)] A``
-    of the 4x4 input tile ``d`` under it (Lavin & Gray, "Fast Algorithms for Convolutional
-    Neural Networks", CVPR 2016, https://arxiv.org/abs/1509.09308), where the products
-    over channels are 16 matmuls of [tiles, C] x [C, K], one per position in the tile.
-    The transforms add and subtract (B, A) or halve (G) and are written as slices of
-    the input seen as 2x2 pixel blocks, so nothing is gathered. In float32 it rounds no
-    worse than the direct convolution (max |error| against float64 3.3e-6 for a
-    64x64x256 -> 256 layer, oneDNN's direct kernel 1.2e-5).
-
-    Args:
-        inputs: ``[N, H + 2, W + 2, C]``, static shape, H and W even.
-        kernel: ``[3, 3, C, K]``.
-
-    Returns:
-        ``[N, H, W, K]``, in the inputs' dtype.
-    """
-    import tensorflow as tf
-
-    n, height, width, channels = inputs.shape
-    rows, cols = (height - 2) // 2, (width - 2) // 2  # tiles
-    k_out = kernel.shape[-1]
-    g = tf.constant(_WINOGRAD_G, kernel.dtype)
-    u = tf.reshape(tf.einsum("ap,pqck,bq->abck", g, kernel, g), [16, channels, k_out])
-    # The padded map as 2x2 blocks: pixel (2i + a, 2j + b) is blocks[:, i, a, j, b].
-    blocks = tf.reshape(inputs, [n, height // 2, 2, width // 2, 2, channels])
-    tile_rows = _winograd_rows([blocks[:, a // 2:a // 2 + rows, a % 2] for a in range(4)])
-    v = []
-    for row in tile_rows:  # [N, rows, W / 2 + 1, 2, C]
-        v += _winograd_rows([row[:, :, b // 2:b // 2 + cols, b % 2] for b in range(4)])
-    m = tf.matmul(tf.reshape(tf.stack(v), [16, n * rows * cols, channels]), u)
-    m = tf.reshape(m, [4, 4, n, rows, cols, k_out])
-    # A^T = [[1, 1, 1, 0], [0, 1, -1, -1]] down the rows, then along them.
-    half = (m[0] + m[1] + m[2], m[1] - m[2] - m[3])
-    y = tf.stack([tf.stack([z[0] + z[1] + z[2], z[1] - z[2] - z[3]], axis=3) for z in half],
-                 axis=2)  # [N, rows, 2, cols, 2, K]
-    return tf.reshape(y, [n, 2 * rows, 2 * cols, k_out])
-
-
 @keras.saving.register_keras_serializable(package="kstyle")
 class Conv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D` that runs 3x3 convolutions by Winograd's algorithm in
-    TensorFlow's float32 inference on CPU.
+    """`keras.layers.Conv2D` that runs 3x3 convolutions by Winograd's algorithm on CPU.
 
     Named like Keras' layer, so weights files and checkpoints written with
-    ``keras.layers.Conv2D`` load into it unchanged. A 3x3, stride-1, 'valid' convolution
-    of a float32 map whose size is known when traced, at least ``WINOGRAD_MIN_PIXELS``
-    output pixels and an even height and width (the ResNet generator's residual
-    blocks) is :func:`winograd_conv3x3`; everything else, training, GPUs and graphs
-    traced for export (:func:`portable_graph`) are Keras' layer as it is.
+    ``keras.layers.Conv2D`` load into it unchanged. A 3x3, stride-1, 'valid' float32
+    convolution of a map whose size is known when traced, with at least
+    ``WINOGRAD_MIN_PIXELS`` output pixels, ``WINOGRAD_MIN_CHANNELS`` input channels and
+    an even height and width (the ResNet generator's residual blocks from 128 px up) is
+    :func:`kstyle.nets.winograd.winograd_conv3x3`, in training and inference: the same
+    function with 2.25x fewer multiplications. Everything else, GPUs (where cuDNN picks
+    its own algorithm) and graphs traced for export (:func:`portable_graph`) are Keras'
+    layer as it is.
 
     Args:
         Those of `keras.layers.Conv2D`.
     """
 
     #: Smallest output (height x width) computed by Winograd's algorithm.
-    WINOGRAD_MIN_PIXELS = 48 * 48
+    WINOGRAD_MIN_PIXELS = 32 * 32
+    #: Fewest input channels: below, the transforms cost more than the matmuls save
+    #: (a 128x128x64 -> 64 layer ran as fast either way).
+    WINOGRAD_MIN_CHANNELS = 128
 
-    def call(self, inputs, training=False):
-        if not self._winograd(inputs, training):
+    def call(self, inputs):
+        if not self._winograd(inputs):
             return super().call(inputs)
         import tensorflow as tf
 
-        y = winograd_conv3x3(inputs, self.kernel)
+        from kstyle.nets.winograd import winograd_conv3x3
+
+        y = winograd_conv3x3(inputs, tf.convert_to_tensor(self.kernel))
         if self.use_bias:
             y = tf.nn.bias_add(y, self.bias)
         return self.activation(y)
 
-    def _winograd(self, inputs, training) -> bool:
+    def _winograd(self, inputs) -> bool:
         shape = inputs.shape
-        if (training or keras.backend.backend() != "tensorflow" or tracing_portable()
+        if (keras.backend.backend() != "tensorflow" or tracing_portable()
                 or self.kernel_size != (3, 3) or self.strides != (1, 1)
                 or self.dilation_rate != (1, 1) or self.padding != "valid"
                 or self.groups != 1 or self.data_format != "channels_last"
@@ -459,7 +402,8 @@ class Conv2D(keras.layers.Conv2D):
             return False
         height, width = shape[1] - 2, shape[2] - 2
         return (height % 2 == 0 and width % 2 == 0
-                and height * width >= self.WINOGRAD_MIN_PIXELS and not _gpus())
+                and height * width >= self.WINOGRAD_MIN_PIXELS
+                and shape[3] >= self.WINOGRAD_MIN_CHANNELS and not _gpus())
 
 
 @functools.cache
