@@ -539,8 +539,7 @@ def test_conv2d_takes_winograd_only_where_it_applies():
 
     layer = Conv2D(4, 3, padding="valid")
     layer.build((None, None, None, 3))
-    layer.WINOGRAD_MIN_PIXELS = layer.WINOGRAD_MIN_TRAINING_PIXELS = 1
-    layer.WINOGRAD_MIN_CHANNELS = 1
+    layer.WINOGRAD_MIN_PIXELS = layer.WINOGRAD_MIN_CHANNELS = 1
     taken = {
         "float32": layer._winograd(tf.zeros((1, 8, 10, 3))),
         "odd height": layer._winograd(tf.zeros((1, 9, 10, 3))),
@@ -557,19 +556,16 @@ def test_conv2d_takes_winograd_only_where_it_applies():
     assert not default._winograd(tf.zeros((1, 32, 34, 128)))  # 32 x 30 output pixels
     assert default._winograd(tf.zeros((1, 34, 34, 128)))
     assert not default._winograd(tf.zeros((1, 34, 34, 64)))
-    assert not default._winograd(tf.zeros((1, 34, 34, 128)), training=True)
-    assert default._winograd(tf.zeros((1, 66, 66, 128)), training=True)
 
 
-def test_the_resnet_generator_computes_the_same_function_by_winograd(monkeypatch):
+def test_the_resnet_generator_computes_the_same_function_by_winograd():
     # At 128 px the residual blocks' 32x32x256 maps are convolved by Winograd's
-    # algorithm (in training too, here). The float32 graphs, Winograd's and the plain
+    # algorithm. The float32 graphs, Winograd's and the plain
     # one, are both measured against the same network in float64: Winograd's output is
     # as close to it as the plain graph's (both about 1e-5 away), and every gradient no
     # farther from it, in inference and in training.
-    from kstyle.nets.layers import Conv2D, portable_graph
+    from kstyle.nets.layers import portable_graph
 
-    monkeypatch.setattr(Conv2D, "WINOGRAD_MIN_TRAINING_PIXELS", 32 * 32)
     keras.utils.set_random_seed(4)
     net = resnet_generator(num_blocks=6)
     previous = keras.config.dtype_policy()

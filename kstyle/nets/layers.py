@@ -362,31 +362,26 @@ class Conv2D(keras.layers.Conv2D):
     Named like Keras' layer, so weights files and checkpoints written with
     ``keras.layers.Conv2D`` load into it unchanged. A 3x3, stride-1, 'valid' float32
     convolution of a map whose size is known when traced, with at least
-    ``WINOGRAD_MIN_PIXELS`` output pixels (``WINOGRAD_MIN_TRAINING_PIXELS`` in
-    training), ``WINOGRAD_MIN_CHANNELS`` input channels and an even height and width
-    (the ResNet generator's residual blocks from 128 px up, from 256 px in training) is
-    :func:`kstyle.nets.winograd.winograd_conv3x3`: the same
-    function with 2.25x fewer multiplications. Everything else, GPUs (where cuDNN picks
-    its own algorithm) and graphs traced for export (:func:`portable_graph`) are Keras'
-    layer as it is.
+    ``WINOGRAD_MIN_PIXELS`` output pixels, ``WINOGRAD_MIN_CHANNELS`` input channels and
+    an even height and width (the ResNet generator's residual blocks from 128 px up) is
+    :func:`kstyle.nets.winograd.winograd_conv3x3`, in training and inference: the same
+    function with 2.25x fewer multiplications. Its transforms are compiled by XLA once
+    per shape, which adds a second or two to a CycleGAN's first step. Everything else,
+    GPUs (where cuDNN picks its own algorithm) and graphs traced for export
+    (:func:`portable_graph`) are Keras' layer as it is.
 
     Args:
         Those of `keras.layers.Conv2D`.
     """
 
-    #: Smallest output (height x width) computed by Winograd's algorithm in inference.
+    #: Smallest output (height x width) computed by Winograd's algorithm.
     WINOGRAD_MIN_PIXELS = 32 * 32
-    #: The same in training. A CycleGAN step at 128 px (32x32 maps) was no faster for it
-    #: once the gradients were computed in an order that holds no more memory (see
-    #: `kstyle.nets.winograd`), and its first step took 3.5 s longer (XLA compiling the
-    #: transforms for each batch size); at 256 px its step went 5.1 -> 4.1 s.
-    WINOGRAD_MIN_TRAINING_PIXELS = 64 * 64
     #: Fewest input channels: below, the transforms cost more than the matmuls save
     #: (a 128x128x64 -> 64 layer ran as fast either way).
     WINOGRAD_MIN_CHANNELS = 128
 
-    def call(self, inputs, training=False):
-        if not self._winograd(inputs, training):
+    def call(self, inputs):
+        if not self._winograd(inputs):
             return super().call(inputs)
         import tensorflow as tf
 
@@ -397,7 +392,7 @@ class Conv2D(keras.layers.Conv2D):
             y = tf.nn.bias_add(y, self.bias)
         return self.activation(y)
 
-    def _winograd(self, inputs, training=False) -> bool:
+    def _winograd(self, inputs) -> bool:
         shape = inputs.shape
         if (keras.backend.backend() != "tensorflow" or tracing_portable()
                 or self.kernel_size != (3, 3) or self.strides != (1, 1)
@@ -408,8 +403,7 @@ class Conv2D(keras.layers.Conv2D):
             return False
         height, width = shape[1] - 2, shape[2] - 2
         return (height % 2 == 0 and width % 2 == 0
-                and height * width >= (self.WINOGRAD_MIN_TRAINING_PIXELS if training
-                                       else self.WINOGRAD_MIN_PIXELS)
+                and height * width >= self.WINOGRAD_MIN_PIXELS
                 and shape[3] >= self.WINOGRAD_MIN_CHANNELS and not _gpus())
 
 

@@ -87,10 +87,12 @@ def input_transform(inputs):
     rows, cols = (height - 2) // 2, (width - 2) // 2
     # pixel (2i + a, 2j + b) is blocks[:, i, a, j, b]
     blocks = tf.reshape(inputs, [n, height // 2, 2, width // 2, 2, channels])
-    v = []
-    for row in _bt([blocks[:, a // 2:a // 2 + rows, a % 2] for a in range(4)]):
-        v += _bt([row[:, :, b // 2:b // 2 + cols, b % 2] for b in range(4)])
-    return tf.reshape(tf.stack(v), [16, -1, channels])
+    # B^T along the tiles' columns, on every row of the map: [4 (b), N, R + 1, 2, S, C];
+    # then down the tiles' rows: [4 (a), 4 (b), N, R, S, C]. (Rows first, or as 16
+    # separate sums, ran 1.8x slower.)
+    by_col = tf.stack(_bt([blocks[:, :, :, b // 2:b // 2 + cols, b % 2] for b in range(4)]))
+    v = tf.stack(_bt([by_col[:, :, a // 2:a // 2 + rows, a % 2] for a in range(4)]))
+    return tf.reshape(v, [16, -1, channels])
 
 
 @tf.function(jit_compile=True, autograph=False)
@@ -109,13 +111,13 @@ def output_transform(products, shape):
 
 @tf.function(jit_compile=True, autograph=False)
 def _output_adjoint(grad):
-    # The 16 products' gradients from the output's: A^T's adjoint, phase by phase.
+    # The 16 products' gradients from the output's: A^T's adjoint down the phases' rows,
+    # then along them (as 16 separate sums it ran 1.5x slower and compiled 3x longer).
     n, height, width, k_out = grad.shape
     phases = tf.reshape(grad, [n, height // 2, 2, width // 2, 2, k_out])
-    m = []
-    for row in _at_adjoint([phases[:, :, u] for u in range(2)]):
-        m += _at_adjoint([row[:, :, :, v] for v in range(2)])
-    return tf.reshape(tf.stack(m), [16, -1, k_out])
+    rows = tf.stack(_at_adjoint([phases[:, :, u] for u in range(2)]))  # [4, N, R, S, 2, K]
+    m = tf.stack(_at_adjoint([rows[..., v, :] for v in range(2)]), axis=1)  # [4, 4, N, R, S, K]
+    return tf.reshape(m, [16, -1, k_out])
 
 
 def _forward(inputs, kernel):
