@@ -47,6 +47,14 @@ def float32_copy(network: keras.Model) -> keras.Model:
 #: times (about 8x on an AVX2 CPU) as long as a float32 one.
 BF16_CPU_FEATURES = ("avx512_bf16", "amx_bf16")
 
+#: Of those, the ones that make bfloat16 worth it. With AVX-512 BF16 alone (an AMD EPYC of
+#: the Zen 5 generation, 2 cores) kstyle's float32 steps were the faster ones: pix2pix
+#: 305 against 1,149 ms at 256 px, CycleGAN 3,914 against 8,848 (float32 runs the
+#: ResNet's convolutions by Winograd's algorithm, the U-Net's small transposed convs as
+#: matmuls, norms through fused kernels). AMX's tile units multiply bfloat16 matrices
+#: many times faster than AVX-512 does.
+BF16_FAST_CPU_FEATURES = ("amx_bf16",)
+
 
 @dataclasses.dataclass(frozen=True)
 class Hardware:
@@ -75,6 +83,13 @@ class Hardware:
             return "bf16" in self.cpu_flags and _onednn_on()
         return any(f in self.cpu_flags for f in BF16_CPU_FEATURES)
 
+    def fast_bf16_cpu(self) -> bool:
+        """Whether bfloat16 steps beat float32 ones on this CPU (see
+        `BF16_FAST_CPU_FEATURES`)."""
+        if self.arm:
+            return self.native_bf16_cpu()
+        return any(f in self.cpu_flags for f in BF16_FAST_CPU_FEATURES)
+
 
 def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, frozenset[str]]:
     """``(model name, flags)`` of the first CPU in ``path`` (empty where it is absent)."""
@@ -100,10 +115,11 @@ def _onednn_on() -> bool:
 def choose(setting: str, hardware: Hardware | None = None) -> tuple[str, str]:
     """The dtype policy for ``train.precision`` on this machine, and why.
 
-    ``"auto"``: ``mixed_bfloat16`` where the hardware computes bfloat16 natively (a GPU of
-    compute capability 8.0 or more; a CPU with AVX-512 BF16 or AMX when training on the
-    CPU; an ARM CPU with bf16 under oneDNN), ``mixed_float16`` on older GPUs with tensor
-    cores (7.x, loss-scaled), else ``float32``. Any other setting is used as it is, the
+    ``"auto"``: ``mixed_bfloat16`` where the hardware computes bfloat16 fast (a GPU of
+    compute capability 8.0 or more; a CPU with AMX when training on the CPU; an ARM CPU
+    with bf16 under oneDNN), ``mixed_float16`` on older GPUs with tensor cores (7.x,
+    loss-scaled), else ``float32`` (on a CPU with AVX-512 BF16 but no AMX too: see
+    `BF16_FAST_CPU_FEATURES`). Any other setting is used as it is, the
     reason then warning when it runs emulated (bfloat16 on a CPU without it, float16 on a
     CPU).
 
@@ -126,14 +142,21 @@ def choose(setting: str, hardware: Hardware | None = None) -> tuple[str, str]:
     native = hardware.native_bf16_cpu()
     feature = "bf16" if hardware.arm else " or ".join(BF16_CPU_FEATURES)
     if setting == "auto":
-        if native:
+        if hardware.fast_bf16_cpu():
             found = sorted(hardware.cpu_flags & {*BF16_CPU_FEATURES, "bf16"})
             return "mixed_bfloat16", f"auto: {cpu} has {', '.join(found)}"
+        if native:
+            return "float32", (f"auto: {cpu} has avx512_bf16 but no amx_bf16: float32 "
+                               "steps are the faster ones there")
         return "float32", f"auto: {cpu} has no {feature} (bfloat16 would be emulated)"
     if setting == "mixed_bfloat16" and not native:
         return setting, (f"warning: {cpu} has no {feature}: TensorFlow emulates bfloat16 "
                          "on it, and each step takes several times (about 8x) as long as in "
                          "float32; train.precision = \"auto\" picks float32 here")
+    if setting == "mixed_bfloat16" and not hardware.fast_bf16_cpu():
+        return setting, (f"warning: {cpu} has avx512_bf16 but no amx_bf16: a bfloat16 "
+                         "step took 2-4x as long as a float32 one on such a CPU; "
+                         "train.precision = \"auto\" picks float32 here")
     if setting == "mixed_float16":
         return setting, (f"warning: {cpu} computes float16 by converting to float32: "
                          "steps are slower than in float32 without a GPU; "

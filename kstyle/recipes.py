@@ -113,9 +113,10 @@ class TrainConfig:
         "(hosts) of $TF_CONFIG, each running the same kstyle fit, the first (chief) writing "
         "the run folder")
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = option(
-        "auto", "compute dtype: auto picks mixed_bfloat16 where the hardware has bfloat16 "
-        "math (GPUs of compute capability 8.0+, CPUs with AVX-512 BF16 or AMX), "
-        "mixed_float16 on GPUs of 7.x (loss-scaled), else float32; variables, norms, "
+        "auto", "compute dtype: auto picks mixed_bfloat16 where the hardware has fast "
+        "bfloat16 math (GPUs of compute capability 8.0+, CPUs with AMX, ARM CPUs with bf16), "
+        "mixed_float16 on GPUs of 7.x (loss-scaled), else float32 (on CPUs with AVX-512 "
+        "BF16 alone too: float32 steps are faster there); variables, norms, "
         "losses and outputs stay float32. fit prints the choice; run.json records it")
     seed: int = option(0, "seed of weight init and dropout", low=0, high=2**32 - 1)
 

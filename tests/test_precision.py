@@ -12,10 +12,12 @@ ZEN3 = Hardware((), "AMD EPYC 7B13", frozenset({"avx2", "fma", "sse4_2"}))
 SAPPHIRE_RAPIDS = Hardware((), "Intel Xeon Platinum 8481C",
                            frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}))
 GRAVITON3 = Hardware((), "", frozenset({"fp", "asimd", "bf16", "sve"}), arm=True)
+ZEN5 = Hardware((), "AMD EPYC", frozenset({"avx2", "avx512f", "avx512_bf16"}))
 
 
 @pytest.mark.parametrize("hardware, policy, why", [
     (ZEN3, "float32", "auto: AMD EPYC 7B13 has no avx512_bf16 or amx_bf16"),
+    (ZEN5, "float32", "auto: AMD EPYC has avx512_bf16 but no amx_bf16"),
     (SAPPHIRE_RAPIDS, "mixed_bfloat16", "auto: Intel Xeon Platinum 8481C has amx_bf16, "
                                         "avx512_bf16"),
     (GRAVITON3, "mixed_bfloat16", "auto: this CPU has bf16"),
@@ -39,6 +41,8 @@ def test_forced_bf16_without_the_feature_warns_naming_it():
     assert reason.startswith("warning: AMD EPYC 7B13 has no avx512_bf16 or amx_bf16: "
                              "TensorFlow emulates bfloat16")
     assert choose("mixed_bfloat16", SAPPHIRE_RAPIDS) == ("mixed_bfloat16", "as set")
+    assert choose("mixed_bfloat16", ZEN5)[1].startswith(
+        "warning: AMD EPYC has avx512_bf16 but no amx_bf16: a bfloat16 step took 2-4x")
     assert choose("mixed_float16", ZEN3)[1].startswith("warning: AMD EPYC 7B13 computes "
                                                        "float16 by converting")
     assert choose("float32", SAPPHIRE_RAPIDS) == ("float32", "as set")
