@@ -558,6 +558,16 @@ def test_conv2d_takes_winograd_only_where_it_applies():
     assert not default._winograd(tf.zeros((1, 34, 34, 64)))
 
 
+def test_conv2d_keeps_keras_conv_where_xla_cannot_compile(monkeypatch):
+    from kstyle.nets import layers
+
+    layer = layers.Conv2D(4, 3)
+    layer.build((None, None, None, 128))
+    assert layer._winograd(tf.zeros((1, 34, 34, 128)))
+    monkeypatch.setattr(layers, "_winograd_pays", lambda: False)
+    assert not layer._winograd(tf.zeros((1, 34, 34, 128)))
+
+
 def test_the_resnet_generator_computes_the_same_function_by_winograd():
     # At 128 px the residual blocks' 32x32x256 maps are convolved by Winograd's
     # algorithm. The float32 graphs, Winograd's and the plain

@@ -404,15 +404,23 @@ class Conv2D(keras.layers.Conv2D):
         height, width = shape[1] - 2, shape[2] - 2
         return (height % 2 == 0 and width % 2 == 0
                 and height * width >= self.WINOGRAD_MIN_PIXELS
-                and shape[3] >= self.WINOGRAD_MIN_CHANNELS and not _gpus())
+                and shape[3] >= self.WINOGRAD_MIN_CHANNELS and _winograd_pays())
 
 
 @functools.cache
-def _gpus() -> bool:
-    # cuDNN picks its own algorithms (Winograd among them) on a GPU.
+def _winograd_pays() -> bool:
+    # Not on a GPU, where cuDNN picks its own algorithms (Winograd among them), and only
+    # where TensorFlow can compile the transforms with XLA (a build without XLA's CPU
+    # JIT keeps Keras' conv rather than fail).
     import tensorflow as tf
 
-    return bool(tf.config.list_logical_devices("GPU"))
+    if tf.config.list_logical_devices("GPU"):
+        return False
+    try:
+        tf.function(lambda x: x + 1.0, jit_compile=True)(tf.zeros([2]))
+    except (tf.errors.OpError, ValueError, NotImplementedError):
+        return False
+    return True
 
 
 @keras.saving.register_keras_serializable(package="kstyle")
