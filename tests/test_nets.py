@@ -570,10 +570,10 @@ def test_conv2d_keeps_keras_conv_where_xla_cannot_compile(monkeypatch):
 
 def test_the_resnet_generator_computes_the_same_function_by_winograd():
     # At 128 px the residual blocks' 32x32x256 maps are convolved by Winograd's
-    # algorithm. The float32 graphs, Winograd's and the plain
-    # one, are both measured against the same network in float64: Winograd's output is
-    # as close to it as the plain graph's (both about 1e-5 away), and every gradient no
-    # farther from it, in inference and in training.
+    # algorithm. The float32 graphs, Winograd's and the plain one, are both measured
+    # against the same network in float64: Winograd's output is as close to it as the
+    # plain graph's (both about 1e-5 away), and every gradient no farther from it, in
+    # inference and in training.
     from kstyle.nets.layers import portable_graph
 
     keras.utils.set_random_seed(4)

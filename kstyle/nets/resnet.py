@@ -24,8 +24,7 @@ def _weights() -> keras.initializers.Initializer:
 
 
 def _conv(filters, kernel_size, use_bias, name, strides=1):
-    # kstyle's Conv2D: the residual blocks' 3x3 convs run by Winograd's algorithm in
-    # inference.
+    # kstyle's Conv2D: the residual blocks' 3x3 convs run by Winograd's algorithm.
     return Conv2D(
         filters,
         kernel_size,
