@@ -118,9 +118,12 @@ def test_preserve_color_keeps_the_content_chroma(gatys):
     yiq_content = tf.image.rgb_to_yiq((content + 1) / 2).numpy()
     # Chroma (I, Q) is the content's; luminance has been changed by the optimization. Where
     # the new luminance with the content's chroma leaves the RGB cube, clipping moves the
-    # chroma a little (a pixel or two of 1,024, depending on float rounding).
-    chroma_diff = np.abs(yiq_out[..., 1:] - yiq_content[..., 1:])
-    assert np.mean(chroma_diff <= 2e-3) > 0.99 and chroma_diff.max() < 2e-2
+    # chroma: a pixel or two of 1,024, by as much as the luminance overshot (up to 2.7e-2
+    # with oneDNN on AVX2, 2e-2 on AVX-512), so those are checked to be clipped ones.
+    chroma_diff = np.abs(yiq_out[..., 1:] - yiq_content[..., 1:]).max(axis=-1)
+    clipped = np.any(np.abs(out) >= 1 - 1e-6, axis=-1)
+    assert np.mean(chroma_diff <= 2e-3) > 0.99
+    assert np.all(clipped[chroma_diff > 2e-3]), (chroma_diff.max(), clipped.sum())
     assert np.abs(yiq_out[..., 0] - yiq_content[..., 0]).mean() > 0.01
     # Without it, the style's colors come through.
     plain = gatys.transfer(content, [style], steps=10, start_size=0, init="noise", verbose=0)
