@@ -554,12 +554,14 @@ def test_winograd_numerics_hold_on_avx2_kernels():
     assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout[-4000:]
 
 
-def test_conv2d_takes_winograd_only_where_it_applies():
+def test_conv2d_takes_winograd_only_where_it_applies(monkeypatch):
+    from kstyle.nets import layers
     from kstyle.nets.layers import Conv2D, portable_graph
 
     layer = Conv2D(4, 3, padding="valid")
     layer.build((None, None, None, 3))
     layer.WINOGRAD_MIN_PIXELS = layer.WINOGRAD_MIN_CHANNELS = 1
+    layer.WINOGRAD_MIN_CHANNELS_GEMM_CONV = 1
     taken = {
         "float32": layer._winograd(tf.zeros((1, 8, 10, 3))),
         "odd height": layer._winograd(tf.zeros((1, 9, 10, 3))),
@@ -573,9 +575,35 @@ def test_conv2d_takes_winograd_only_where_it_applies():
         np.testing.assert_allclose(layer(x), keras.layers.Conv2D.call(layer, x), atol=1e-5)
     default = Conv2D(4, 3)
     default.build((None, None, None, 128))
-    assert not default._winograd(tf.zeros((1, 32, 34, 128)))  # 32 x 30 output pixels
-    assert default._winograd(tf.zeros((1, 34, 34, 128)))
-    assert not default._winograd(tf.zeros((1, 34, 34, 64)))
+    for direct in (True, False):  # oneDNN's AVX-512 kernels, or an im2col and a GEMM
+        monkeypatch.setattr(layers, "direct_conv_kernels", lambda direct=direct: direct)
+        assert not default._winograd(tf.zeros((1, 32, 34, 128)))  # 32 x 30 output pixels
+        assert default._winograd(tf.zeros((1, 34, 34, 128)))
+        assert default._winograd(tf.zeros((1, 34, 34, 64))) is not direct
+        assert not default._winograd(tf.zeros((1, 34, 34, 32)))
+
+
+@pytest.mark.parametrize(("flags", "env", "direct"), [
+    ("avx2 fma avx512f avx512bw avx512vl avx512dq", {}, True),
+    ("avx2 fma avx512f avx512bw avx512vl avx512dq", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, True),
+    ("avx2 fma avx512f avx512bw avx512vl avx512dq", {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+    ("avx2 fma avx512f avx512bw avx512vl avx512dq", {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),
+    ("avx2 fma", {}, False),
+])
+def test_direct_conv_kernels_follow_the_cpu_and_onednn(monkeypatch, flags, env, direct):
+    from kstyle import precision
+    from kstyle.nets.layers import direct_conv_kernels
+
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(precision, "cpu_info", lambda: ("CPU", frozenset(flags.split())))
+    direct_conv_kernels.cache_clear()
+    try:
+        assert direct_conv_kernels() is direct
+    finally:
+        direct_conv_kernels.cache_clear()
 
 
 def test_conv2d_keeps_keras_conv_where_xla_cannot_compile(monkeypatch):

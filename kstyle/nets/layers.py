@@ -213,15 +213,14 @@ class InstanceNormalization(keras.layers.Layer):
 
     def _fused(self, inputs):
         # Training: TensorFlow's fused batch norm over one image is instance norm; its
-        # kernels (forward and gradient, statistics in float32 for bfloat16 inputs) ran
-        # forward + backward 1.4-2.5x faster than the means above on a 2-core AMD EPYC.
-        # Inference keeps the means: the fused op in training mode does not convert to
-        # LiteRT, and in TensorFlow it made the ResNet generator's inference only 3%
-        # faster, while rounding about twice as far from the exact values.
+        # kernels (forward and gradient, statistics in float32 for bfloat16 inputs) run
+        # forward + backward faster than the means above. Inference keeps the means: the
+        # fused op in training mode does not convert to LiteRT, gained TensorFlow's
+        # inference next to nothing, and rounds about twice as far from the exact values.
         # A batch of up to SPLIT_MAX images (known when traced) is normalized image by
-        # image (a CycleGAN generator's forward + backward on two 128 px images: 297 ->
-        # 284 ms against transposing them); a larger or unknown batch as one image whose
-        # channels are the N x C (image, channel) pairs.
+        # image, faster than transposing them; a larger or unknown batch as one image
+        # whose channels are the N x C (image, channel) pairs. Both choices are timed by
+        # `python bench/thresholds.py --only norm`.
         import tensorflow as tf
 
         def normalize(x):
@@ -256,9 +255,9 @@ class Dropout(keras.layers.Dropout):
     """`keras.layers.Dropout` drawing its mask with the Philox generator on TensorFlow.
 
     Same behaviour and seeding as Keras' layer. TensorFlow's default stateless algorithm
-    compiles to a slow kernel under XLA on CPU (about 25 ms for one 16x16x512 mask against
-    1 ms with Philox), which made the U-Net's three dropouts a visible part of a jit-compiled
-    pix2pix step.
+    compiles to a slow kernel under XLA on CPU (an order of magnitude slower than Philox
+    for the U-Net's masks), which made the U-Net's three dropouts a visible part of a
+    jit-compiled pix2pix step.
 
     Args:
         Those of `keras.layers.Dropout`.
@@ -318,12 +317,11 @@ class ReflectionPadding2D(keras.layers.Layer):
                 and portable_target() != "onnx"):
             # The reflected rows and columns as one-row slices, concatenated. For LiteRT:
             # its MIRROR_PAD kernel is not one XNNPACK runs, so each pad split the graph
-            # between XNNPACK and the built-in kernels: the light AdaIN stylizer ran 512 px
-            # in 228 ms that way and in 115 ms with these pads (2 cores of an AMD EPYC).
-            # For TensorFlow's inference: 0.4 ms instead of MirrorPad's 1.5 for a
-            # 64x64x256 map (the ResNet-9 generator at 256 px: 297 -> 283 ms). In training
-            # MirrorPad stays: the concatenation's gradient was the slower one. ONNX has a
-            # reflect pad of its own.
+            # between XNNPACK and the built-in kernels (the light AdaIN stylizer's .tflite
+            # ran twice as fast with these pads). TensorFlow's inference runs them faster
+            # than MirrorPad too; in training MirrorPad stays, the concatenation's gradient
+            # being the slower one (`python bench/thresholds.py --only padding`). ONNX has
+            # a reflect pad of its own.
             return _reflect(_reflect(inputs, top, bottom, 1), left, right, 2)
         return keras.ops.pad(
             inputs, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="reflect")
@@ -370,15 +368,23 @@ class Conv2D(keras.layers.Conv2D):
     GPUs (where cuDNN picks its own algorithm) and graphs traced for export
     (:func:`portable_graph`) are Keras' layer as it is.
 
+    The channel threshold depends on the CPU: where oneDNN has its AVX-512 kernels it
+    convolves directly, and Winograd pays from 128 input channels; without them (an AVX2
+    CPU, oneDNN off or capped) TensorFlow's conv is an im2col and a GEMM, several times
+    slower, and Winograd pays from 64. ``python bench/thresholds.py`` times both forms on
+    the machine at hand.
+
     Args:
         Those of `keras.layers.Conv2D`.
     """
 
     #: Smallest output (height x width) computed by Winograd's algorithm.
     WINOGRAD_MIN_PIXELS = 32 * 32
-    #: Fewest input channels: below, the transforms cost more than the matmuls save
-    #: (a 128x128x64 -> 64 layer ran as fast either way).
+    #: Fewest input channels where oneDNN convolves with AVX-512: below, the transforms
+    #: cost more than the matmuls save.
     WINOGRAD_MIN_CHANNELS = 128
+    #: Fewest input channels where TensorFlow's conv is an im2col and a GEMM.
+    WINOGRAD_MIN_CHANNELS_GEMM_CONV = 64
 
     def call(self, inputs):
         if not self._winograd(inputs):
@@ -404,7 +410,31 @@ class Conv2D(keras.layers.Conv2D):
         height, width = shape[1] - 2, shape[2] - 2
         return (height % 2 == 0 and width % 2 == 0
                 and height * width >= self.WINOGRAD_MIN_PIXELS
-                and shape[3] >= self.WINOGRAD_MIN_CHANNELS and _winograd_pays())
+                and shape[3] >= (self.WINOGRAD_MIN_CHANNELS if direct_conv_kernels()
+                                 else self.WINOGRAD_MIN_CHANNELS_GEMM_CONV)
+                and _winograd_pays())
+
+
+@functools.cache
+def direct_conv_kernels() -> bool:
+    """Whether TensorFlow convolves on this CPU with oneDNN's direct (AVX-512) kernels.
+
+    oneDNN runs a float32 NHWC convolution by its brgemm kernels with AVX-512; with AVX2
+    alone, as an im2col and a GEMM (``x64:gemm:jit`` in ``ONEDNN_VERBOSE``). False too
+    where oneDNN is off (``TF_ENABLE_ONEDNN_OPTS=0``: Eigen's convolutions) or capped
+    below AVX-512 by ``ONEDNN_MAX_CPU_ISA``.
+    """
+    import os
+
+    from kstyle.precision import cpu_info
+
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") in ("0", "false", "False"):
+        return False
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL"))
+    if cap.upper() not in ("ALL", "DEFAULT", "") and "512" not in cap:
+        return False
+    flags = cpu_info()[1]
+    return all(f in flags for f in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
 
 
 @functools.cache
@@ -516,17 +546,14 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
       multiple of the stride, in training and inference: one matmul of the pixels with
       the kernel as it is stored, then the overlap-add of the taps, as shifted blocks
       (see `_matmul`). TensorFlow's transposed conv (oneDNN's backward-data kernel)
-      spends most of its time on the weights at such shapes: on a 2-core AMD EPYC,
-      2x2x1024 -> 4x4x512 took 39 ms that way and 2.6 ms by matmul, 16x16x1024 ->
-      32x32x256 37.5 and about 8 ms; the U-Net's 256 px forward pass went from 108-119
-      ms to 62-67, its forward + backward from 349 to 239 ms. From 32x32 up TensorFlow's
-      own kernel was as fast or faster (forward + backward of 32x32x512 -> 64x64x128
-      20.7 ms against 21.1, of the ResNet's 32x32x256 -> 64x64x128 with a 3x3 kernel,
-      whose taps the matmul pads to 4x4, 7.5 against 12.2), and it traces half the ops;
+      spends most of its time on the weights at such shapes, several times as long as
+      the matmul for the U-Net's innermost layers. From 32x32 up TensorFlow's own kernel
+      is faster in inference and within about 20% in training, on AVX-512 and AVX2 CPUs
+      alike, and it traces half the ops (`python bench/thresholds.py --only transposed`
+      times both on the CPU at hand);
     - larger maps in training: one transposed conv with the cropping as its padding
       (``tf.nn.conv2d_transpose`` with explicit padding), which does not write and then
-      copy the cropped output: forward + backward took 23 ms instead of 39-41 ms for a
-      64x64x256 -> 128x128x128 layer;
+      copy the cropped output (faster forward and backward than the copy);
     - larger maps in inference, and everything within :func:`portable_graph`: the
       'valid' transposed conv and a slice, which LiteRT and ONNX convert.
 

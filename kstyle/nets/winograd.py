@@ -11,18 +11,18 @@ and 1.2e-5 with oneDNN's direct kernel.
 
 The transforms read the padded map as 2x2 pixel blocks (a reshape), so each of their
 terms is a plain slice. They are memory-bound, and compiled by XLA (once per shape, a
-few tenths of a second each): a 64x64x256 -> 256 layer's forward pass took 7 ms where
-oneDNN's direct kernel took 13 (2 cores of an AMD EPYC), 9 ms with the transforms as
-TensorFlow ops.
+few tenths of a second each), which runs them faster than the same transforms as
+TensorFlow ops. Where the algorithm pays against TensorFlow's own conv depends on the CPU
+(see `kstyle.nets.layers.Conv2D`); `python bench/thresholds.py --only winograd` times
+both.
 
 In training the gradient is written out (``winograd_conv3x3``'s custom gradient): the
 input's is the 'full' convolution of the output's gradient by the flipped kernel, itself
 by Winograd's algorithm; the kernel's is the same 16 matmuls transposed, between the
 input's transform (computed again rather than kept: 16 MB a layer for a 256 px image)
-and the adjoint of the output transform. Forward and backward of that layer: 34 ms
-direct, 23 ms this way. The gradient's work waits for the gradient, and the layer
-before for the kernel's gradient: computed as soon as they could be, the transforms
-were held or piled up, and a CycleGAN step at 256 px held 1.1 GiB more.
+and the adjoint of the output transform. The gradient's work waits for the gradient,
+and the layer before for the kernel's gradient: computed as soon as they could be, the
+transforms were held or piled up, and a CycleGAN step at 256 px held 1.1 GiB more.
 """
 
 import numpy as np
