@@ -355,18 +355,24 @@ def _reflect(x, before: int, after: int, axis: int):
 
 @keras.saving.register_keras_serializable(package="kstyle")
 class Conv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D` that runs 3x3 convolutions by Winograd's algorithm on CPU.
+    """`keras.layers.Conv2D` with two faster forms of the same function on CPU.
 
     Named like Keras' layer, so weights files and checkpoints written with
-    ``keras.layers.Conv2D`` load into it unchanged. A 3x3, stride-1, 'valid' float32
-    convolution of a map whose size is known when traced, with at least
-    ``WINOGRAD_MIN_PIXELS`` output pixels, ``WINOGRAD_MIN_CHANNELS`` input channels and
-    an even height and width (the ResNet generator's residual blocks from 128 px up) is
-    :func:`kstyle.nets.winograd.winograd_conv3x3`, in training and inference: the same
-    function with 2.25x fewer multiplications. Its transforms are compiled by XLA once
-    per shape, which adds a second or two to a CycleGAN's first step. Everything else,
-    GPUs (where cuDNN picks its own algorithm) and graphs traced for export
-    (:func:`portable_graph`) are Keras' layer as it is.
+    ``keras.layers.Conv2D`` load into it unchanged. Two kinds of stride-1, 'valid'
+    float32 convolutions are computed otherwise:
+
+    - a 3x3 convolution of a map whose size is known when traced, with at least
+      ``WINOGRAD_MIN_PIXELS`` output pixels, ``WINOGRAD_MIN_CHANNELS`` input channels
+      and an even height and width (the ResNet generator's residual blocks from 128 px
+      up), in training and inference: :func:`kstyle.nets.winograd.winograd_conv3x3`,
+      with 2.25x fewer multiplications. Its transforms are compiled by XLA once per
+      shape, which adds a second or two to a CycleGAN's first step;
+    - in inference, a convolution to at most ``TAPS_MAX_FILTERS`` filters (an image
+      from a feature map: the generators' last conv): one matmul for every tap, then the
+      taps' shifted sum (see `_taps`).
+
+    Everything else, GPUs (where cuDNN picks its own algorithm) and graphs traced for
+    export (:func:`portable_graph`) are Keras' layer as it is.
 
     The channel threshold depends on the CPU: where oneDNN has its AVX-512 kernels it
     convolves directly, and Winograd pays from 128 input channels; without them (an AVX2
@@ -386,24 +392,63 @@ class Conv2D(keras.layers.Conv2D):
     #: Fewest input channels where TensorFlow's conv is an im2col and a GEMM.
     WINOGRAD_MIN_CHANNELS_GEMM_CONV = 64
 
-    def call(self, inputs):
-        if not self._winograd(inputs):
-            return super().call(inputs)
+    #: Most filters of a conv computed tap by tap in inference (see `_taps`).
+    TAPS_MAX_FILTERS = 4
+
+    def call(self, inputs, training=None):
         import tensorflow as tf
 
-        from kstyle.nets.winograd import winograd_conv3x3
+        if self._winograd(inputs):
+            from kstyle.nets.winograd import winograd_conv3x3
 
-        y = winograd_conv3x3(inputs, tf.convert_to_tensor(self.kernel))
+            y = winograd_conv3x3(inputs, tf.convert_to_tensor(self.kernel))
+        elif not training and self._by_taps(inputs):
+            y = self._taps(inputs, tf.convert_to_tensor(self.kernel))
+        else:
+            return super().call(inputs)
         if self.use_bias:
             y = tf.nn.bias_add(y, self.bias)
         return self.activation(y)
 
+    def _plain(self) -> bool:
+        # A stride-1, 'valid', undilated, ungrouped NHWC conv, traced for TensorFlow on a
+        # CPU and not for export.
+        return (keras.backend.backend() == "tensorflow" and not tracing_portable()
+                and self.strides == (1, 1) and self.dilation_rate == (1, 1)
+                and self.padding == "valid" and self.groups == 1
+                and self.data_format == "channels_last" and _on_cpu())
+
+    def _by_taps(self, inputs) -> bool:
+        return (self._plain() and self.filters <= self.TAPS_MAX_FILTERS
+                and self.kernel_size != (1, 1) and len(inputs.shape) == 4
+                and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+                and self.compute_dtype == "float32")
+
+    def _taps(self, inputs, kernel):
+        # An image from a feature map (the generators' last conv: 3 filters, a 7x7 or 9x9
+        # kernel). TensorFlow's conv is a skinny GEMM at that shape (K = 3 columns), and
+        # an im2col and a GEMM on CPUs without AVX-512. Instead: every tap's outputs of
+        # every pixel as one matmul, [kh x kw x K, C] x [C, pixels], then the sum of the
+        # kh x kw taps' planes, each shifted by its offset (contiguous slices, taps first).
+        # The same function; its gradient (the slices' scattered back) is slower than
+        # TensorFlow's, so training keeps Keras' conv.
+        import tensorflow as tf
+
+        (kh, kw), k_out = self.kernel_size, self.filters
+        shape = tf.shape(inputs)
+        n, height, width = shape[0], shape[1], shape[2]
+        channels = inputs.shape[-1]
+        weights = tf.reshape(tf.transpose(kernel, [0, 1, 3, 2]), [kh * kw * k_out, channels])
+        taps = tf.matmul(weights, tf.reshape(inputs, [-1, channels]), transpose_b=True)
+        taps = tf.reshape(taps, tf.stack([kh, kw, k_out, n, height, width]))
+        rows, cols = height - kh + 1, width - kw + 1
+        y = tf.add_n([taps[a, b, :, :, a:a + rows, b:b + cols]
+                      for a in range(kh) for b in range(kw)])  # [K, N, H, W]
+        return tf.transpose(y, [1, 2, 3, 0])
+
     def _winograd(self, inputs) -> bool:
         shape = inputs.shape
-        if (keras.backend.backend() != "tensorflow" or tracing_portable()
-                or self.kernel_size != (3, 3) or self.strides != (1, 1)
-                or self.dilation_rate != (1, 1) or self.padding != "valid"
-                or self.groups != 1 or self.data_format != "channels_last"
+        if (not self._plain() or self.kernel_size != (3, 3)
                 or keras.backend.standardize_dtype(inputs.dtype) != "float32"
                 or self.compute_dtype != "float32" or len(shape) != 4 or None in shape):
             return False
@@ -438,14 +483,19 @@ def direct_conv_kernels() -> bool:
 
 
 @functools.cache
-def _winograd_pays() -> bool:
-    # Not on a GPU, where cuDNN picks its own algorithms (Winograd among them), and only
-    # where TensorFlow can compile the transforms with XLA (a build without XLA's CPU
-    # JIT keeps Keras' conv rather than fail).
+def _on_cpu() -> bool:
+    # Not on a GPU, where cuDNN picks its own algorithms (Winograd among them).
     import tensorflow as tf
 
-    if tf.config.list_logical_devices("GPU"):
-        return False
+    return not tf.config.list_logical_devices("GPU")
+
+
+@functools.cache
+def _winograd_pays() -> bool:
+    # Only where TensorFlow can compile the transforms with XLA (a build without XLA's
+    # CPU JIT keeps Keras' conv rather than fail).
+    import tensorflow as tf
+
     try:
         tf.function(lambda x: x + 1.0, jit_compile=True)(tf.zeros([2]))
     except (tf.errors.OpError, ValueError, NotImplementedError):

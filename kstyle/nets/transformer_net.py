@@ -2,7 +2,12 @@
 
 import keras
 
-from kstyle.nets.layers import InstanceNormalization, NearestUpsampling2D, ReflectionPadding2D
+from kstyle.nets.layers import (
+    Conv2D,
+    InstanceNormalization,
+    NearestUpsampling2D,
+    ReflectionPadding2D,
+)
 
 #: Height and width must be multiples of this (two stride-2 convs, two x2 upsamplings).
 TRANSFORMER_NET_SIZE_MULTIPLE = 4
@@ -46,8 +51,9 @@ def transformer_net(base_filters: int = 32, num_blocks: int = 5,
 
     def conv(x, filters, kernel, stride, layer_name):
         x = ReflectionPadding2D(kernel // 2, name=f"{layer_name}_pad")(x)
-        return keras.layers.Conv2D(filters, kernel, strides=stride, padding="valid",
-                                   name=layer_name)(x)
+        # kstyle's Conv2D: the residual blocks' 3x3 convs by Winograd's algorithm, the
+        # last conv tap by tap.
+        return Conv2D(filters, kernel, strides=stride, padding="valid", name=layer_name)(x)
 
     def norm_relu(x, layer_name):
         x = InstanceNormalization(affine=True, name=layer_name)(x)
