@@ -539,16 +539,16 @@ def test_winograd_conv_and_its_gradients_round_no_worse_than_the_direct_conv(sha
 
 
 @pytest.mark.skipif("avx512f" not in cpu_info()[1],
-                    reason="no AVX-512 here: the Winograd tests already ran on AVX2 kernels")
+                    reason="no AVX-512 here: the tests above already ran on AVX2 kernels")
 def test_winograd_numerics_hold_on_avx2_kernels():
-    # The Winograd tests again, with oneDNN's and XLA's kernels capped at AVX2 as on a
-    # Zen 3 CPU, so that a tolerance tuned on AVX-512 fails here rather than on the
-    # next machine.
+    # The Winograd and tap-by-tap tests again, with oneDNN's and XLA's kernels capped at
+    # AVX2 as on a Zen 3 CPU, so that a tolerance tuned on AVX-512 fails here rather than
+    # on the next machine.
     env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2",
                XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa=AVX2".strip())
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-k", "winograd and not avx2", __file__],
+         "-k", "(winograd or tap_by_tap) and not avx2", __file__],
         env=env, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-4000:]
     assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout[-4000:]
@@ -604,6 +604,30 @@ def test_direct_conv_kernels_follow_the_cpu_and_onednn(monkeypatch, flags, env, 
         assert direct_conv_kernels() is direct
     finally:
         direct_conv_kernels.cache_clear()
+
+
+@pytest.mark.parametrize(("kernel", "channels", "filters"), [(7, 16, 3), (9, 8, 3), (3, 5, 4)])
+def test_conv2d_to_few_filters_computes_the_same_function_tap_by_tap(kernel, channels, filters):
+    from kstyle.nets.layers import Conv2D, portable_graph
+
+    layer = Conv2D(filters, kernel, activation="tanh")
+    layer.build((None, None, None, channels))
+    layer.bias.assign(np.random.default_rng(0).normal(0, 0.5, filters).astype("float32"))
+    x = images((2, 20, 23, channels), seed=1)
+    taken = {"inference": layer._by_taps(tf.constant(x))}
+    with portable_graph():
+        taken["export"] = layer._by_taps(tf.constant(x))
+    wide = Conv2D(filters + Conv2D.TAPS_MAX_FILTERS, kernel)
+    wide.build((None, None, None, channels))
+    taken["wide"] = wide._by_taps(tf.constant(x))
+    assert taken == {"inference": True, "export": False, "wide": False}
+    # a graph of unknown size, as the stylizers trace
+    run = tf.function(lambda x: layer(x, training=False),
+                      input_signature=[tf.TensorSpec([None, None, None, channels])])
+    keras_conv = keras.layers.Conv2D.call(layer, x)
+    assert run(x).shape == (2, 21 - kernel, 24 - kernel, filters)
+    np.testing.assert_allclose(run(x), keras_conv, atol=1e-5)
+    np.testing.assert_allclose(layer(x, training=True), keras_conv, atol=1e-5)
 
 
 def test_conv2d_keeps_keras_conv_where_xla_cannot_compile(monkeypatch):
