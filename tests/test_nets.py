@@ -541,14 +541,14 @@ def test_winograd_conv_and_its_gradients_round_no_worse_than_the_direct_conv(sha
 @pytest.mark.skipif("avx512f" not in cpu_info()[1],
                     reason="no AVX-512 here: the tests above already ran on AVX2 kernels")
 def test_winograd_numerics_hold_on_avx2_kernels():
-    # The Winograd and tap-by-tap tests again, with oneDNN's and XLA's kernels capped at
+    # The tests of the CPU-chosen convs again, with oneDNN's and XLA's kernels capped at
     # AVX2 as on a Zen 3 CPU, so that a tolerance tuned on AVX-512 fails here rather than
     # on the next machine.
     env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2",
                XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa=AVX2".strip())
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-k", "(winograd or tap_by_tap) and not avx2", __file__],
+         "-k", "(winograd or tap_by_tap or by_blocks) and not avx2", __file__],
         env=env, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout[-4000:]
     assert " passed" in result.stdout and " failed" not in result.stdout, result.stdout[-4000:]
@@ -628,6 +628,31 @@ def test_conv2d_to_few_filters_computes_the_same_function_tap_by_tap(kernel, cha
     assert run(x).shape == (2, 21 - kernel, 24 - kernel, filters)
     np.testing.assert_allclose(run(x), keras_conv, atol=1e-5)
     np.testing.assert_allclose(layer(x, training=True), keras_conv, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 66, 64), (1, 66, 64, 80)])
+def test_a_strided_conv_computes_the_same_function_by_blocks(monkeypatch, shape):
+    # Where TensorFlow's conv is an im2col and a GEMM, the U-Net's 4x4 stride-2 convs of
+    # large enough maps are a matmul of 2x2 pixel blocks in inference.
+    from kstyle.nets import layers
+    from kstyle.nets.layers import Conv2D, portable_graph
+
+    layer = Conv2D(24, 4, strides=2, padding="same")
+    layer.build((None, None, None, shape[-1]))
+    layer.bias.assign(np.random.default_rng(0).normal(0, 0.5, 24).astype("float32"))
+    x = images(shape, seed=2)
+    taken = {}
+    for direct in (True, False):
+        monkeypatch.setattr(layers, "direct_conv_kernels", lambda direct=direct: direct)
+        taken[direct] = layer._by_blocks(tf.constant(x))
+    with portable_graph():
+        taken["export"] = layer._by_blocks(tf.constant(x))
+    taken["small"] = layer._by_blocks(tf.constant(x[:, :62, :62]))  # 31 x 31 outputs
+    assert taken == {True: False, False: True, "export": False, "small": False}
+    keras_conv = keras.layers.Conv2D.call(layer, x)
+    blocks = tf.function(lambda x: layer(x, training=False))(x)
+    assert blocks.shape == (shape[0], shape[1] // 2, shape[2] // 2, 24)
+    np.testing.assert_allclose(blocks, keras_conv, atol=1e-5)
 
 
 def test_conv2d_keeps_keras_conv_where_xla_cannot_compile(monkeypatch):

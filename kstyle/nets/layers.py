@@ -371,6 +371,11 @@ class Conv2D(keras.layers.Conv2D):
       from a feature map: the generators' last conv): one matmul for every tap, then the
       taps' shifted sum (see `_taps`).
 
+    And where TensorFlow's conv is an im2col and a GEMM (:func:`direct_conv_kernels` is
+    False), a 4x4 stride-2 'same' convolution of an even-sized map with at least
+    ``BLOCKS_MIN_PIXELS`` output pixels and ``BLOCKS_MIN_CHANNELS`` input channels (the
+    U-Net's middle levels) is one matmul of 2x2 pixel blocks in inference (see `_blocks`).
+
     Everything else, GPUs (where cuDNN picks its own algorithm) and graphs traced for
     export (:func:`portable_graph`) are Keras' layer as it is.
 
@@ -394,6 +399,11 @@ class Conv2D(keras.layers.Conv2D):
 
     #: Most filters of a conv computed tap by tap in inference (see `_taps`).
     TAPS_MAX_FILTERS = 4
+    #: Smallest output (height x width) and fewest input channels of a 4x4 stride-2 conv
+    #: computed on 2x2 pixel blocks in inference where TensorFlow's conv is an im2col and
+    #: a GEMM (see `_blocks`).
+    BLOCKS_MIN_PIXELS = 32 * 32
+    BLOCKS_MIN_CHANNELS = 64
 
     def call(self, inputs, training=None):
         import tensorflow as tf
@@ -404,6 +414,8 @@ class Conv2D(keras.layers.Conv2D):
             y = winograd_conv3x3(inputs, tf.convert_to_tensor(self.kernel))
         elif not training and self._by_taps(inputs):
             y = self._taps(inputs, tf.convert_to_tensor(self.kernel))
+        elif not training and self._by_blocks(inputs):
+            y = self._blocks(inputs, tf.convert_to_tensor(self.kernel))
         else:
             return super().call(inputs)
         if self.use_bias:
@@ -423,6 +435,41 @@ class Conv2D(keras.layers.Conv2D):
                 and self.kernel_size != (1, 1) and len(inputs.shape) == 4
                 and keras.backend.standardize_dtype(inputs.dtype) == "float32"
                 and self.compute_dtype == "float32")
+
+    def _by_blocks(self, inputs) -> bool:
+        shape = inputs.shape
+        return (keras.backend.backend() == "tensorflow" and not tracing_portable()
+                and self.kernel_size == (4, 4) and self.strides == (2, 2)
+                and self.padding == "same" and self.dilation_rate == (1, 1)
+                and self.groups == 1 and self.data_format == "channels_last"
+                and len(shape) == 4 and None not in shape[1:]
+                and shape[1] % 2 == 0 and shape[2] % 2 == 0
+                and shape[1] * shape[2] // 4 >= self.BLOCKS_MIN_PIXELS
+                and shape[3] >= self.BLOCKS_MIN_CHANNELS
+                and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+                and self.compute_dtype == "float32" and _on_cpu()
+                and not direct_conv_kernels())
+
+    def _blocks(self, inputs, kernel):
+        # The U-Net's 4x4 stride-2 convs where oneDNN has no direct kernel (its im2col
+        # and GEMM ran these shapes about half as fast). With 'same' padding (one pixel
+        # each side of an even map), output pixel (i, j) reads padded rows 2i..2i+3: the
+        # 2x2 pixel blocks i and i + 1, columns likewise. So the conv is one matmul of
+        # the four neighbouring blocks of each output pixel, [pixels, 4 x 4 x C], with the
+        # kernel regrouped by block offset and position within the block.
+        import tensorflow as tf
+
+        _, height, width, channels = inputs.shape
+        rows, cols = height // 2, width // 2
+        blocks = tf.nn.space_to_depth(
+            tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)  # (dy, dx, c) per block
+        patches = tf.concat([blocks[:, a:a + rows, b:b + cols] for a in (0, 1) for b in (0, 1)],
+                            axis=-1)
+        # kernel row 2a + dy, column 2b + dx -> (a, b, dy, dx, c)
+        weights = tf.reshape(tf.transpose(tf.reshape(kernel, [2, 2, 2, 2, channels, -1]),
+                                          [0, 2, 1, 3, 4, 5]), [16 * channels, -1])
+        y = tf.matmul(tf.reshape(patches, [-1, 16 * channels]), weights)
+        return tf.reshape(y, [-1, rows, cols, self.filters])
 
     def _taps(self, inputs, kernel):
         # An image from a feature map (the generators' last conv: 3 filters, a 7x7 or 9x9

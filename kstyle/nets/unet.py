@@ -2,7 +2,7 @@
 
 import keras
 
-from kstyle.nets.layers import Conv2DTranspose, Dropout, normalization
+from kstyle.nets.layers import Conv2D, Conv2DTranspose, Dropout, normalization
 
 
 def size_multiple(num_downs: int) -> int:
@@ -115,7 +115,7 @@ def unet_generator(
     inputs = keras.Input(shape=(None, None, in_channels), name="image")
 
     # Down path. Level 0 is the outermost; down_outputs[d - 1] is what level d concatenates.
-    x = keras.layers.Conv2D(
+    x = Conv2D(
         filters(0),
         4,
         strides=2,
@@ -128,7 +128,8 @@ def unet_generator(
     for depth in range(1, num_downs):
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{depth}_lrelu")(x)
         down_outputs.append(x)
-        x = keras.layers.Conv2D(
+        # kstyle's Conv2D: the middle levels by blocks where TensorFlow's conv is a GEMM
+        x = Conv2D(
             filters(depth),
             4,
             strides=2,
