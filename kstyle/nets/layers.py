@@ -355,11 +355,11 @@ def _reflect(x, before: int, after: int, axis: int):
 
 @keras.saving.register_keras_serializable(package="kstyle")
 class Conv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D` with two faster forms of the same function on CPU.
+    """`keras.layers.Conv2D` with faster forms of the same function on CPU.
 
     Named like Keras' layer, so weights files and checkpoints written with
     ``keras.layers.Conv2D`` load into it unchanged. Two kinds of stride-1, 'valid'
-    float32 convolutions are computed otherwise:
+    float32 convolutions are computed otherwise on every CPU:
 
     - a 3x3 convolution of a map whose size is known when traced, with at least
       ``WINOGRAD_MIN_PIXELS`` output pixels, ``WINOGRAD_MIN_CHANNELS`` input channels
