@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from kstyle import __version__, quiet
 from kstyle.errors import KstyleError
+from kstyle.models import DEFAULT_KIND
 
 
 def _quiet_tf():
@@ -389,7 +390,7 @@ def recipe():
 
 
 @recipe.command()
-@click.option("--kind", default="pix2pix", show_default=True, help="Model kind.")
+@click.option("--kind", default=DEFAULT_KIND, show_default=True, help="Model kind.")
 def keys(kind):
     """List every recipe key with its type, default and meaning."""
     from kstyle.models import KINDS

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from kstyle.data.layout import KNOWN_DATASETS, UNPAIRED_SOURCES
 from kstyle.errors import RecipeError
-from kstyle.models import KINDS
+from kstyle.models import DEFAULT_KIND, KINDS
 from kstyle.models.options import ModelOptions, OptionError, check_fields, is_path, option
 
 
@@ -188,7 +188,7 @@ def saved_model_options(path: str | os.PathLike) -> ModelOptions:
     """
     raw = _read_toml(Path(path))
     model = raw.get("model", {}) if isinstance(raw.get("model", {}), dict) else {}
-    kind = model.get("kind", "pix2pix")
+    kind = model.get("kind", DEFAULT_KIND)
     if not isinstance(kind, str) or kind not in KINDS:
         raise RecipeError(f"{path}: model.kind = {kind!r} is not a model kind; allowed: "
                           f"{_fmt(KINDS)}")
@@ -250,7 +250,7 @@ def recipe_from_dict(raw: dict[str, Any], overrides: typing.Sequence[str] = (), 
         raise RecipeError(f"{source}: name = {name!r} must be a plain folder name")
 
     model_raw = raw.get("model", {})
-    kind = model_raw.get("kind", "pix2pix")
+    kind = model_raw.get("kind", DEFAULT_KIND)
     if not isinstance(kind, str) or kind not in KINDS:  # a list or table is unhashable
         raise RecipeError(
             f"{source}: model.kind = {kind!r} is not a model kind"
@@ -428,7 +428,7 @@ def _toml_value(v: Any) -> str:
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
-def describe_keys(kind: str = "pix2pix") -> str:
+def describe_keys(kind: str = DEFAULT_KIND) -> str:
     """Every recipe key with its type, default and doc, as text (for ``--help``)."""
     out = []
     for table, cls in (("data", DataConfig), ("model", KINDS[kind]), ("train", TrainConfig)):

@@ -24,6 +24,9 @@ from kstyle.models.pix2pix_options import Pix2PixOptions
 KINDS = {"pix2pix": Pix2PixOptions, "cyclegan": CycleGANOptions, "cdae": CDAEOptions,
          "fast_style": FastStyleOptions, "adain": AdaINOptions}
 
+#: The kind a recipe without ``model.kind`` trains.
+DEFAULT_KIND = "pix2pix"
+
 _CLASSES = {"Pix2Pix": "pix2pix", "CycleGAN": "cyclegan", "CDAE": "cdae",
             "FastStyle": "fast_style", "AdaIN": "adain"}
 
