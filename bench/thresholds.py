@@ -20,6 +20,11 @@ sum with respect to the input and the weights).
   conv, output maps of 16 to 128 px a side, 64 to 256 input channels
   (``WINOGRAD_MIN_PIXELS``, ``WINOGRAD_MIN_CHANNELS`` where oneDNN has its AVX-512 kernels,
   ``WINOGRAD_MIN_CHANNELS_GEMM_CONV`` where TensorFlow's conv is an im2col and a GEMM).
+- ``heads``: a conv to a few filters (the generators' last conv) tap by tap against
+  Keras' conv, in inference (``TAPS_MAX_FILTERS``).
+- ``blocks``: a 4x4 stride-2 conv (the U-Net's down path) as a matmul of 2x2 pixel
+  blocks against Keras' conv, in inference (``BLOCKS_MIN_PIXELS``,
+  ``BLOCKS_MIN_CHANNELS``; taken only where TensorFlow's conv is an im2col and a GEMM).
 - ``transposed``: the U-Net's 4x4 stride-2 transposed convs by matmul and overlap-add
   against TensorFlow's kernel, inputs of 1 to 64 px a side (``MATMUL_MAX_PIXELS``).
 - ``padding``: reflection padding by one-row slices against ``MirrorPad``.
@@ -42,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CHOICES = ("winograd", "transposed", "padding", "norm")
+CHOICES = ("winograd", "heads", "blocks", "transposed", "padding", "norm")
 
 
 def timed(fn, repeats: int) -> float:
@@ -146,6 +151,71 @@ def _suggest_winograd(wins) -> str:
                  f"{Conv2D.WINOGRAD_MIN_CHANNELS_GEMM_CONV} (im2col and GEMM); this CPU: "
                  f"{'direct kernels' if direct else 'im2col and GEMM'}")
     return "\n".join(lines)
+
+
+def heads(repeats: int) -> str:
+    import keras
+    import tensorflow as tf
+
+    from kstyle.nets.layers import Conv2D
+
+    wins = []
+    # (side, kernel, channels in, filters): the ResNet's, fast style's and AdaIN's last
+    # convs, then wider ones
+    for side, kernel, channels, filters in ((256, 7, 64, 3), (256, 9, 32, 3), (512, 3, 64, 3),
+                                            (256, 3, 64, 8), (256, 3, 64, 16)):
+        layer = Conv2D(filters, kernel)
+        layer.build((None, None, None, channels))
+        x = tf.random.uniform((1, side + kernel - 1, side + kernel - 1, channels), -1, 1)
+        taken = "taps" if layer._by_taps(x) else "keras"
+        forms = {}
+        for form, limit in (("taps", 10**6), ("keras", 0)):
+            layer.TAPS_MAX_FILTERS = limit
+            forms[form] = timed(compiled(lambda v, layer=layer: layer(v, training=False),
+                                         [x], False), repeats)
+        del layer.TAPS_MAX_FILTERS
+        faster = row(f"{side} px {kernel}x{kernel} {channels} -> {filters} infer",
+                     ("taps", forms["taps"]), ("keras", forms["keras"]), taken)
+        wins.append((filters, faster == "taps"))
+        keras.backend.clear_session()
+    return (f"  taps win at {sorted({f for f, w in wins if w}) or 'no'} filters, lose at "
+            f"{sorted({f for f, w in wins if not w}) or 'no'}\n"
+            f"  in the code: TAPS_MAX_FILTERS = {Conv2D.TAPS_MAX_FILTERS}")
+
+
+def blocks(repeats: int) -> str:
+    import keras
+    import tensorflow as tf
+
+    from kstyle.nets import layers
+    from kstyle.nets.layers import Conv2D
+
+    # The U-Net 256's down convs: input side, channels in, filters out.
+    shapes = [(256, 3, 64), (128, 64, 128), (64, 128, 256), (32, 256, 512), (16, 512, 512)]
+    original = layers.direct_conv_kernels
+    direct = original()
+    for side, channels, filters in shapes:
+        layer = Conv2D(filters, 4, strides=2, padding="same")
+        layer.build((None, None, None, channels))
+        x = tf.random.uniform((1, side, side, channels), -1, 1)
+        taken = "blocks" if layer._by_blocks(x) else "keras"
+        forms = {}
+        for form, minimum in (("blocks", 0), ("keras", 10**12)):
+            layer.BLOCKS_MIN_PIXELS = layer.BLOCKS_MIN_CHANNELS = minimum
+            layers.direct_conv_kernels = lambda: False  # so that the minimums decide
+            try:
+                forms[form] = timed(compiled(lambda v, layer=layer: layer(v, training=False),
+                                             [x], False), repeats)
+            finally:
+                layers.direct_conv_kernels = original
+        del layer.BLOCKS_MIN_PIXELS, layer.BLOCKS_MIN_CHANNELS
+        row(f"{side}x{side}x{channels} -> {filters} infer", ("blocks", forms["blocks"]),
+            ("keras", forms["keras"]), taken)
+        keras.backend.clear_session()
+    return (f"  in the code: BLOCKS_MIN_PIXELS = {Conv2D.BLOCKS_MIN_PIXELS}, "
+            f"BLOCKS_MIN_CHANNELS = {Conv2D.BLOCKS_MIN_CHANNELS}, only where TensorFlow's "
+            f"conv is an im2col and a GEMM; this CPU: "
+            f"{'direct kernels' if direct else 'im2col and GEMM'}")
 
 
 def transposed(repeats: int) -> str:
