@@ -80,7 +80,7 @@ class Hardware:
 
     def native_bf16_cpu(self) -> bool:
         if self.arm:  # oneDNN's ARM kernels use bf16 where the CPU has it (Graviton 3+)
-            return "bf16" in self.cpu_flags and _onednn_on()
+            return "bf16" in self.cpu_flags and onednn_on()
         return any(f in self.cpu_flags for f in BF16_CPU_FEATURES)
 
     def fast_bf16_cpu(self) -> bool:
@@ -108,7 +108,8 @@ def cpu_info(path: str = "/proc/cpuinfo") -> tuple[str, frozenset[str]]:
     return name, flags
 
 
-def _onednn_on() -> bool:
+def onednn_on() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS``, on by default)."""
     return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False")
 
 

@@ -422,33 +422,31 @@ class Conv2D(keras.layers.Conv2D):
             y = tf.nn.bias_add(y, self.bias)
         return self.activation(y)
 
-    def _plain(self) -> bool:
-        # A stride-1, 'valid', undilated, ungrouped NHWC conv, traced for TensorFlow on a
-        # CPU and not for export.
+    def _rewritable(self, inputs) -> bool:
+        # An undilated, ungrouped float32 NHWC conv of 4-d inputs, traced for TensorFlow
+        # on a CPU and not for export: what every form below needs.
         return (keras.backend.backend() == "tensorflow" and not tracing_portable()
-                and self.strides == (1, 1) and self.dilation_rate == (1, 1)
-                and self.padding == "valid" and self.groups == 1
-                and self.data_format == "channels_last" and _on_cpu())
+                and self.dilation_rate == (1, 1) and self.groups == 1
+                and self.data_format == "channels_last" and len(inputs.shape) == 4
+                and keras.backend.standardize_dtype(inputs.dtype) == "float32"
+                and self.compute_dtype == "float32" and _on_cpu())
+
+    def _plain(self, inputs) -> bool:
+        # ... with stride 1 and 'valid' padding.
+        return (self._rewritable(inputs) and self.strides == (1, 1)
+                and self.padding == "valid")
 
     def _by_taps(self, inputs) -> bool:
-        return (self._plain() and self.filters <= self.TAPS_MAX_FILTERS
-                and self.kernel_size != (1, 1) and len(inputs.shape) == 4
-                and keras.backend.standardize_dtype(inputs.dtype) == "float32"
-                and self.compute_dtype == "float32")
+        return (self._plain(inputs) and self.filters <= self.TAPS_MAX_FILTERS
+                and self.kernel_size != (1, 1))
 
     def _by_blocks(self, inputs) -> bool:
         shape = inputs.shape
-        return (keras.backend.backend() == "tensorflow" and not tracing_portable()
-                and self.kernel_size == (4, 4) and self.strides == (2, 2)
-                and self.padding == "same" and self.dilation_rate == (1, 1)
-                and self.groups == 1 and self.data_format == "channels_last"
-                and len(shape) == 4 and None not in shape[1:]
-                and shape[1] % 2 == 0 and shape[2] % 2 == 0
+        return (self._rewritable(inputs) and self.kernel_size == (4, 4)
+                and self.strides == (2, 2) and self.padding == "same"
+                and None not in shape[1:] and shape[1] % 2 == 0 and shape[2] % 2 == 0
                 and shape[1] * shape[2] // 4 >= self.BLOCKS_MIN_PIXELS
-                and shape[3] >= self.BLOCKS_MIN_CHANNELS
-                and keras.backend.standardize_dtype(inputs.dtype) == "float32"
-                and self.compute_dtype == "float32" and _on_cpu()
-                and not direct_conv_kernels())
+                and shape[3] >= self.BLOCKS_MIN_CHANNELS and not direct_conv_kernels())
 
     def _blocks(self, inputs, kernel):
         # The U-Net's 4x4 stride-2 convs where oneDNN has no direct kernel (its im2col
@@ -495,9 +493,7 @@ class Conv2D(keras.layers.Conv2D):
 
     def _winograd(self, inputs) -> bool:
         shape = inputs.shape
-        if (not self._plain() or self.kernel_size != (3, 3)
-                or keras.backend.standardize_dtype(inputs.dtype) != "float32"
-                or self.compute_dtype != "float32" or len(shape) != 4 or None in shape):
+        if not self._plain(inputs) or self.kernel_size != (3, 3) or None in shape:
             return False
         height, width = shape[1] - 2, shape[2] - 2
         return (height % 2 == 0 and width % 2 == 0
@@ -518,9 +514,9 @@ def direct_conv_kernels() -> bool:
     """
     import os
 
-    from kstyle.precision import cpu_info
+    from kstyle.precision import cpu_info, onednn_on
 
-    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") in ("0", "false", "False"):
+    if not onednn_on():
         return False
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL"))
     if cap.upper() not in ("ALL", "DEFAULT", "") and "512" not in cap:
