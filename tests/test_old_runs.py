@@ -1,7 +1,8 @@
 """Run folders written by earlier kstyle versions load, stylize and resume with today's code.
 
 tests/old_runs/ holds tiny runs made by kstyle before its model contract (see
-tests/old_runs/make.py), each stopped after the first of two epochs.
+tests/old_runs/make.py), each stopped after the first of two epochs; tests/old_exports/
+the files ``kstyle export`` wrote before the inference contract (tests/old_exports/make.py).
 """
 
 import shutil
@@ -12,6 +13,8 @@ import pytest
 from conftest import write_tiny_photos
 
 OLD_RUNS = Path(__file__).resolve().parent / "old_runs"
+OLD_EXPORTS = OLD_RUNS.parent / "old_exports"
+EXPORTED = ("saved_model", "translator.tflite", "translator.onnx")
 KINDS = ("pix2pix", "cyclegan", "cdae")
 
 
@@ -54,3 +57,19 @@ def test_an_old_run_resumes_where_it_stopped(kind, tmp_path):
     with np.load(run / "probe.npz") as probe:  # the second epoch changed the translator
         out = kstyle.load(run)(probe["input"])
         assert np.abs(out.astype(int) - probe["a2b"].astype(int)).max() > 0
+
+
+@pytest.mark.parametrize("exported", EXPORTED)
+@pytest.mark.parametrize("kind", ["pix2pix", "adain"])
+def test_an_old_export_runs_as_it_did(kind, exported, tmp_path):
+    import kstyle
+
+    folder = tmp_path / kind
+    shutil.copytree(OLD_EXPORTS / kind, folder)
+    with np.load(folder / "probe.npz") as probe:
+        inputs = ({} if kind == "pix2pix" else
+                  {"style": probe["style"], "style_size": 0, "strength": float(probe["strength"])})
+        out = kstyle.load(folder / exported)(probe["content"], **inputs)
+        expected = probe[exported.replace(".", "_")]
+    assert out.shape == expected.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - expected.astype(int)).max() <= 1, (kind, exported)
