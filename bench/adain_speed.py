@@ -13,9 +13,9 @@ and exported by `kstyle export` (the same code and checks), then timed stylizing
 uint8 image of each size with a style encoded beforehand, as an app that keeps a style's
 statistics does:
 
-- `keras`: `ArbitraryStylizer.stylize_array` with a `StyleCode`;
+- `keras`: `kstyle.load(run).stylize_array` with a `StyleCode`;
 - `tflite`: the LiteRT file's `stylize_with_statistics` signature (one thread per CPU);
-- `onnx`: `translator_with_statistics.onnx` under ONNX Runtime (one thread per CPU).
+- `onnx`: `translator_stylize_with_statistics.onnx` under ONNX Runtime (one thread per CPU).
 
 Also timed: encoding a 512 px style (Keras, LiteRT `encode_style`). Two untimed calls,
 then the median of `--repeats`. The CPU is printed. It prints figures; it asserts nothing.
@@ -90,7 +90,6 @@ def bench_variant(encoder_width: float, width: float, sizes, repeats: int, tmp: 
 
     import kstyle
     from kstyle.export import export_run
-    from kstyle.serving import ARBITRARY_ONNX
 
     run = _write_run(tmp / f"adain_{encoder_width}_{width}", encoder_width, width)
     export_run(run, saved_model=False, tflite=True, onnx=True, log=lambda *_: None)
@@ -108,7 +107,7 @@ def bench_variant(encoder_width: float, width: float, sizes, repeats: int, tmp: 
     options.intra_op_num_threads = os.cpu_count() or 1
     options.log_severity_level = 3
     onnx = onnxruntime.InferenceSession(
-        str(run / "export" / ARBITRARY_ONNX["stylize_with_statistics"]), options,
+        str(run / "export" / "translator_stylize_with_statistics.onnx"), options,
         providers=["CPUExecutionProvider"])
     strength = np.array(1.0, np.float32)
     result = {"encoder_width": encoder_width, "width": width,
@@ -122,7 +121,7 @@ def bench_variant(encoder_width: float, width: float, sizes, repeats: int, tmp: 
         image = rng.integers(0, 256, (1, size, size, 3), np.uint8)
         feeds = {"content": image, "statistics": statistics_input, "strength": strength}
         result["stylize_ms"][size] = {
-            "keras": _median_ms(lambda x=image: stylizer.stylize_array(x[0], code), repeats),
+            "keras": _median_ms(lambda x=image: stylizer.stylize_array(x[0], style=code), repeats),
             "tflite": _median_ms(lambda f=feeds: litert(**f), repeats),
             "onnx": _median_ms(lambda f=feeds: onnx.run(None, f), repeats)}
         print(f"  widths {encoder_width:g}:{width:g}, {size} px: " + ", ".join(

@@ -23,15 +23,15 @@ Rows, one per model and format; every row times the same uint8 -> uint8 graph
 (`kstyle.serving.Uint8Translator`: mirror padding to the size multiple, value mapping,
 the network, cropping), as `kstyle.load` runs it and `kstyle export` writes it:
 
-- `keras`: `kstyle.Translator(net).translate_array` (a `tf.function` over the Keras model).
+- `keras`: `kstyle.Stylizer.from_network(net).stylize_array` (a `tf.function` over the Keras model).
 - `saved_model`: the exported SavedModel, loaded and run with TensorFlow
-  (`kstyle.serving.saved_model_runner`).
+  (`kstyle.serving.saved_model_call`).
 - `tflite`, `tflite-fp16`, `tflite-dynamic`, `tflite-int8`: the exported LiteRT file,
   float32, float16 weights, int8 weights (dynamic range) and full int8 (calibrated on 8
   seeded random 256 px images), run by the LiteRT interpreter with one thread per CPU
-  (`kstyle.serving.litert_runner`).
+  (`kstyle.serving.litert_call`).
 - `onnx`: the ONNX file `kstyle export --onnx` writes (float32), run by ONNX Runtime with
-  one thread per CPU (`kstyle.serving.onnx_runner`); needs `pip install -e ".[onnx]"`.
+  one thread per CPU (`kstyle.serving.onnx_call`); needs `pip install -e ".[onnx]"`.
 
 Files are exported with the same converter settings as `kstyle export` into a temporary
 folder. Each (model, format, size) gets one seeded random uint8 square image, batch 1:
@@ -143,38 +143,31 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
 
     `run` maps uint8 [1, H, W, 3] to uint8 [1, H, W, 3].
     """
-    from kstyle.export import _converter_options, _input_spec
-    from kstyle.nets.layers import portable_graph
-    from kstyle.serving import litert_runner, onnx_runner, saved_model_runner
+    from kstyle.export import convert_to_litert, convert_to_onnx, write_saved_model
+    from kstyle.serving import litert_call, onnx_call, saved_model_call
 
+    inference = translator.inference
+    stylize = inference.signature.main
     if fmt == "keras":
         path = folder / "translator.keras"
         net.save(path)
-        return (lambda images: translator.translate_array(images[0])[None]), path
-    if fmt == "saved_model":
-        path = folder / "saved_model"
-        with portable_graph("litert"):  # as kstyle export traces
-            serving.export(str(path), format="tf_saved_model", input_signature=_input_spec(),
-                           verbose=False)
-        run, _ = saved_model_runner(path)
-        return run, path
+        return (lambda images: translator.stylize_array(images[0])[None]), path
     if fmt == "onnx":
-        import warnings
-
         path = folder / "translator.onnx"
-        with warnings.catch_warnings(), portable_graph("onnx"):
-            warnings.simplefilter("ignore")
-            serving.export(str(path), format="onnx", input_signature=_input_spec(),
-                           verbose=False)
-        run, _ = onnx_runner(path)
-        return run, path
-    quantize = TFLITE_QUANTIZE[fmt]
-    path = folder / f"translator_{quantize}.tflite"
-    with portable_graph("litert"):
-        serving.export(str(path), format="litert", input_signature=_input_spec(),
-                       verbose=False, **_converter_options(quantize, _calibration))
-    run, _ = litert_runner(path)
-    return run, path
+        convert_to_onnx(inference.functions("onnx")[stylize.name], stylize, path)
+        call = onnx_call(path, [stylize.name], {})
+    else:
+        saved = folder / "saved_model"
+        if not saved.is_dir():
+            write_saved_model(inference, saved, "litert")  # as kstyle export traces
+        if fmt == "saved_model":
+            path, call = saved, saved_model_call(saved)
+        else:
+            quantize = TFLITE_QUANTIZE[fmt]
+            path = folder / f"translator_{quantize}.tflite"
+            path.write_bytes(convert_to_litert(saved, [stylize.name], quantize, _calibration))
+            call = litert_call(path)
+    return (lambda images: call(stylize.name, images=images)), path
 
 
 def bench_format(kind, fmt, net, translator, serving, images, reference, repeats, folder):
@@ -258,7 +251,7 @@ def main():
     import numpy as np
     import tensorflow as tf
 
-    from kstyle.api import Translator
+    from kstyle.api import Stylizer
     from kstyle.serving import Uint8Translator
 
     models = [m for m in MODELS if m in args.models]
@@ -274,9 +267,9 @@ def main():
         for kind in models:
             try:
                 net = build_network(kind)
-                translator = Translator(net, {"size_multiple": SIZE_MULTIPLE[kind]})
+                translator = Stylizer.from_network(net, {"size_multiple": SIZE_MULTIPLE[kind]})
                 serving = Uint8Translator(net, SIZE_MULTIPLE[kind], "none")
-                reference = translator.translate_array(images[sizes[0]])
+                reference = translator.stylize_array(images[sizes[0]])
             except Exception as e:
                 for fmt in formats:
                     row = {"model": kind, "format": fmt, "ms": {}, "file_mib": None,

@@ -13,7 +13,7 @@ Parts:
 - `converge`: wall time and steps until the total loss falls to half its first value,
   at 256 px from the content image (a fixed target, comparable between code versions).
 - `fast`: milliseconds per image of the fast stylizer's transformer (Johnson et al.:
-  32 filters, 5 residual blocks, resize-conv), batch 1, through ``kstyle.Translator``
+  32 filters, 5 residual blocks, resize-conv), batch 1, through ``kstyle.Stylizer``
   (uint8 in and out, compiled), at 256, 512 and 1024 px.
 - `losses`: final content and style losses of each shared content photo with each shared
   style after a fixed number of steps at 256 px.
@@ -135,12 +135,12 @@ def bench_converge(weights, max_steps):
 def bench_fast(repeats):
     import numpy as np
 
-    from kstyle.api import Translator
+    from kstyle.api import Stylizer
     from kstyle.nets.resnet import resnet_generator
 
     net = resnet_generator(base_filters=32, num_blocks=5, outer_kernel=9, upsample="resize",
                            name="transformer")
-    translator = Translator(net, {"size_multiple": 4})
+    translator = Stylizer.from_network(net, {"size_multiple": 4})
     rng = np.random.default_rng(0)
     rows = []
     for size in (256, 512, 1024):

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 def __getattr__(name):
     # The Python API is imported lazily so that `import kstyle` (and `kstyle --help`)
     # does not pay for importing TensorFlow.
-    if name in ("stylize", "load", "transfer_style", "Translator"):
+    if name in ("stylize", "load", "transfer_style", "Stylizer", "Translator"):
         from kstyle import api
 
         return getattr(api, name)
@@ -25,4 +25,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'kstyle' has no attribute {name!r}")
 
 
-__all__ = ["stylize", "load", "transfer_style", "Translator", "import_weights", "__version__"]
+__all__ = ["stylize", "load", "transfer_style", "Stylizer", "Translator", "import_weights",
+           "__version__"]

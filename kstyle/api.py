@@ -4,8 +4,10 @@ Images cross this boundary as the caller gives them: a ``numpy`` array (uint8 ``
 ``HxW`` gray, ``HxWx4`` RGBA; or float in [0, 1]), a ``PIL.Image``, or a file path. Each
 comes back as the same kind. Inside, models see float32 in [-1, 1].
 
-A little over 400 lines: the two entry points (a trained model, Gatys' optimization) share
-the image conversions and the file-or-folder handling, and are read together.
+Every model, whatever its kind and wherever it was loaded from (a run folder, a
+``.keras`` file, a SavedModel, a LiteRT or ONNX file), is a :class:`Stylizer`: its kind's
+inference declaration (``kstyle.models.signature``) says what it takes, and a backend
+runs its endpoints. Gatys' optimization (:func:`transfer_style`) needs no trained model.
 """
 
 from __future__ import annotations
@@ -19,87 +21,113 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 import kstyle.nets  # noqa: F401  (registers kstyle's layers, needed to load networks)
 from kstyle import runs
-from kstyle.arbitrary import ArbitraryStylizer, style_problems
 from kstyle.data import derive as kderive
 from kstyle.data import images as kimages
-from kstyle.errors import DataError, ModelLoadError, StyleOptionError
-from kstyle.serving import Uint8Translator
+from kstyle.errors import ModelLoadError, StyleOptionError
+from kstyle.models import get_inference
+from kstyle.models.signature import Inference, Signature
 
 
-class Translator:
-    """A trained image-to-image network, ready for images of any size.
+class Stylizer:
+    """A trained model, ready for images of any size: ``stylizer(image, **inputs)``.
 
-    Images are padded (by mirroring) to the network's size multiple, translated, and
-    cropped back, so the output has the input's size; all of it runs in one graph,
-    :class:`kstyle.serving.Uint8Translator`, the same that ``kstyle export`` writes.
+    What it takes besides the image (a style image, a strength, ...) is its kind's
+    signature (:attr:`signature`, and :attr:`inputs` by name). Images are padded (by
+    mirroring) to the network's size multiple and cropped back, so that the output has
+    the input's size; large images from a Keras model go tile by tile
+    (``kstyle.tiling``). Helpers of the kind (an adain model's ``encode_style``) are
+    reached as attributes.
 
     Args:
-        model: a Keras model mapping ``[N, H, W, 3]`` in [-1, 1] to the same.
-        info: the run's ``run.json`` (``size_multiple``, ``input_transform``, ...).
+        inference: the model's :class:`kstyle.models.signature.Inference`, bound to the
+            backend that runs it.
+        tile: tile side in pixels: None tiles images above ``TILE_ABOVE`` pixels at 512,
+            0 never tiles.
 
     Example:
-        >>> translator = kstyle.load("saved_models/quickstart")
-        >>> out = translator(np.zeros((300, 200, 3), np.uint8))
-        >>> out.shape
+        >>> stylizer = kstyle.load("saved_models/quickstart")
+        >>> stylizer(np.zeros((300, 200, 3), np.uint8)).shape
         (300, 200, 3)
+        >>> kstyle.load("saved_models/adain")(photo, style="scream.jpg", strength=0.8)
     """
 
     #: Images with more pixels than this are translated in tiles when ``tile`` is None.
     TILE_ABOVE = 2048 * 2048
 
-    def __init__(self, model: keras.Model | None, info: dict | None = None, *, run=None,
-                 tile: int | None = None):
-        self.model = model
-        self.info = dict(info or {})
+    def __init__(self, inference: Inference, *, tile: int | None = None):
+        if tile is not None and tile < 0:
+            raise ValueError(f"tile must be 0 (never tile) or a side in pixels, got {tile}")
+        self.inference = inference
         self.tile = tile
-        self._tiled = None
-        self.input_transform = self.info.get("input_transform", "none")
-        if run is not None:
-            self.size_multiple = int(self.info.get("size_multiple") or 1)
-            self._run = run
-            return
-        self.size_multiple = int(self.info.get("size_multiple") or infer_size_multiple(model))
-        self.serving = Uint8Translator(model, self.size_multiple, self.input_transform)
-        self._run = tf.function(lambda images: self.serving(images), reduce_retracing=True)
 
     @classmethod
-    def from_function(cls, run, info: dict | None = None) -> Translator:
-        """A translator around ``run``: uint8 ``[1, H, W, 3]`` -> uint8 of the same shape."""
-        return cls(None, info, run=run)
+    def from_network(cls, network: keras.Model, info: dict | None = None, *,
+                     tile: int | None = None) -> Stylizer:
+        """A stylizer of a Keras network (the kind from ``info["kind"]``, or the network)."""
+        info = dict(info or {})
+        return cls(get_inference(info.get("kind"), network)(network, info), tile=tile)
 
-    def translate_array(self, image: np.ndarray) -> np.ndarray:
-        """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape.
+    @property
+    def signature(self) -> Signature:
+        return self.inference.signature
 
-        Large images (more than ``TILE_ABOVE`` pixels, or any image when ``tile`` is set)
-        go through :class:`kstyle.tiling.TiledTranslator`: overlapping tiles with
-        feathered seams and instance-norm statistics of the whole image.
+    @property
+    def inputs(self) -> dict[str, str]:
+        """What a call takes besides the image, with what each is: ports and options."""
+        ports = {p.name: p.doc for p in self.signature.main.inputs[1:]}
+        return {**ports, **self.inference.options}
+
+    @property
+    def info(self) -> dict:
+        return self.inference.info
+
+    @property
+    def model(self) -> keras.Model | None:
+        """The Keras network (None for an exported file)."""
+        return self.inference.network
+
+    @property
+    def size_multiple(self) -> int:
+        return self.inference.size_multiple
+
+    def __getattr__(self, name):
+        # The kind's own helpers (AdaINInference.encode_style, ...).
+        if name.startswith("_") or name == "inference":
+            raise AttributeError(name)
+        return getattr(self.inference, name)
+
+    def stylize_array(self, image: np.ndarray, **inputs) -> np.ndarray:
+        """Stylizes one uint8 ``HxWx3`` array; returns uint8 of the same shape.
+
+        Raises:
+            StyleOptionError: an input the model does not take, one it needs and was not
+                given, or a value out of range; each named.
         """
+        inputs = self.inference.check(inputs)
         h, w = image.shape[:2]
-        tiled = self.tile if self.tile is not None else (512 if h * w > self.TILE_ABOVE else 0)
-        if tiled and self.model is not None and max(h, w) > tiled:
-            if self._tiled is None or self._tiled.tile < tiled:
-                from kstyle.tiling import TiledTranslator
+        tile = self.tile if self.tile is not None else (512 if h * w > self.TILE_ABOVE else 0)
+        if tile and self.model is not None and max(h, w) > tile:
+            return self.inference.tiled(image, tile, **inputs)
+        return self.inference.run(np.ascontiguousarray(image), **inputs)
 
-                self._tiled = TiledTranslator(self.model, self.size_multiple,
-                                              self.input_transform, tile=tiled,
-                                              overlap=min(64, tiled // 4))
-            return self._tiled(image)
-        return np.asarray(self._run(np.ascontiguousarray(image[None])))[0]
-
-    def __call__(self, image, out: str | os.PathLike | None = None):
-        """Translates one image (array, PIL image or path); returns the same kind.
+    def __call__(self, image, out: str | os.PathLike | None = None, **inputs):
+        """Stylizes one image (array, PIL image or path); returns the same kind.
 
         Args:
             image: the image.
-            out: for a path input, where to write the result (default: ``<stem>_kstyle.png``
-                beside the input). Ignored otherwise.
+            out: for a path input, where to write the result (default:
+                ``<stem>_kstyle.png`` beside the input). Ignored otherwise.
+            **inputs: what the model takes besides the image (:attr:`inputs`).
         """
-        return map_image(self.translate_array, image, out)
+        return map_image(lambda rgb: self.stylize_array(rgb, **inputs), image, out)
+
+
+#: The name this class had before every kind shared it.
+Translator = Stylizer
 
 
 def map_image(function, image, out: str | os.PathLike | None = None):
@@ -130,8 +158,9 @@ def unpack_image(image):
         ``(rgb, give_back)``: the uint8 ``HxWx3`` array, and ``give_back(result, out)``
         that turns a uint8 RGB result into the input's kind (see :func:`map_image`).
     """
-    if isinstance(image, str | os.PathLike):
-        src = Path(image)
+    rgb, kind = kimages.as_rgb(image)
+    if "path" in kind:
+        src = Path(kind["path"])
 
         def to_file(result, out=None):
             dest = Path(out) if out else src.with_name(f"{src.stem}_kstyle.png")
@@ -140,45 +169,16 @@ def unpack_image(image):
                 Image.fromarray(result).save(tmp, format=_pil_format(dest))
             return dest
 
-        return kimages.read_image(src), to_file
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB")), lambda result, out=None: Image.fromarray(result)
-    array = np.asarray(image)
-    is_float = np.issubdtype(array.dtype, np.floating)
-    if is_float:
-        array = np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
-    if array.dtype != np.uint8:
-        raise DataError(
-            f"expected a uint8 image array (or float in [0, 1]), got dtype {array.dtype}")
-    gray = array.ndim == 2
-    if gray:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise DataError(
-            f"expected an image array of shape HxW, HxWx3 or HxWx4, got {array.shape}")
+        return rgb, to_file
+    if "pil" in kind:
+        return rgb, lambda result, out=None: Image.fromarray(result)
 
     def to_array(result, out=None):
-        if gray:
+        if kind["gray"]:
             result = result.mean(axis=-1).round().astype(np.uint8)
-        return result.astype(np.float32) / 255.0 if is_float else result
+        return result.astype(np.float32) / 255.0 if kind["float"] else result
 
-    return np.ascontiguousarray(array[..., :3]), to_array
-
-
-def infer_size_multiple(model: keras.Model) -> int:
-    """The side multiple a network needs: the product of its strided convolutions' strides.
-
-    Used for a bare ``.keras`` file with no ``run.json`` beside it: 2**8 = 256 for an
-    8-level U-Net, 4 for a ResNet generator.
-    """
-    multiple = 1
-    for layer in getattr(model, "layers", []):
-        if isinstance(layer, keras.layers.Conv2D) and not isinstance(
-                layer, keras.layers.Conv2DTranspose):
-            multiple *= int(layer.strides[0])
-        else:
-            multiple *= infer_size_multiple(layer)
-    return multiple
+    return rgb, to_array
 
 
 def _pil_format(path: Path) -> str:
@@ -187,22 +187,21 @@ def _pil_format(path: Path) -> str:
 
 
 def load(model: str | os.PathLike, direction: str | None = None,
-         tile: int | None = None) -> Translator | ArbitraryStylizer:
-    """Loads a trained translator from a run folder, a ``.keras`` file or an export.
+         tile: int | None = None) -> Stylizer:
+    """Loads a trained model from a run folder, a ``.keras`` file or an export.
 
     Args:
-        model: a run folder written by ``kstyle fit`` (``saved_models/<name>``), a
-            ``.keras`` file of a translator network, or a file written by ``kstyle
-            export``: a ``.tflite`` file (run with LiteRT), an ``.onnx`` file (run with
-            ONNX Runtime) or a SavedModel folder.
-        direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"`` (default) or
-            ``"b2a"``.
+        model: a run folder written by ``kstyle fit`` or ``kstyle import``
+            (``saved_models/<name>``), a ``.keras`` file of a translator network, or what
+            ``kstyle export`` wrote: a ``.tflite`` file (run with LiteRT), an ``.onnx``
+            file (run with ONNX Runtime) or a SavedModel folder.
+        direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"``
+            (default) or ``"b2a"``.
         tile: translate in tiles of this side (pixels): None tiles images above
-            ``Translator.TILE_ABOVE`` pixels at 512, 0 never tiles (see ``kstyle.tiling``).
+            ``Stylizer.TILE_ABOVE`` pixels at 512, 0 never tiles (see ``kstyle.tiling``).
 
     Returns:
-        A :class:`Translator`; for a run of model kind ``adain``, a
-        :class:`kstyle.arbitrary.ArbitraryStylizer` (called with ``style=``).
+        A :class:`Stylizer`; ``stylizer.inputs`` lists what it takes besides the image.
 
     Raises:
         ModelLoadError: the folder holds no translator, or the file cannot be loaded.
@@ -211,7 +210,7 @@ def load(model: str | os.PathLike, direction: str | None = None,
         raise ValueError(f"tile must be 0 (never tile) or a side in pixels, got {tile}")
     path = Path(model)
     if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
-        return _load_exported(path)
+        return Stylizer(_load_exported(path), tile=0)
     if path.is_dir():
         info = runs.read_run_info(path)
         files = info.get("translators", {runs.DEFAULT_DIRECTION: runs.TRANSLATOR_FILE})
@@ -250,68 +249,65 @@ def load(model: str | os.PathLike, direction: str | None = None,
     except Exception as e:  # Keras raises many types for a bad file.
         raise ModelLoadError(f"{file}: could not load the model ({type(e).__name__}: {e}). "
                              f"{runs.rewrite_hint(file.parent)}") from None
-    if len(net.inputs) == 2:  # content and style: an arbitrary-style (AdaIN) stylizer
-        return ArbitraryStylizer(net, info, tile=tile)
-    return Translator(net, info, tile=tile)
+    return Stylizer.from_network(net, info, tile=tile)
 
 
-def _load_exported(path: Path) -> Translator | ArbitraryStylizer:
-    from kstyle.arbitrary import ExportedArbitraryStylizer
-    from kstyle.serving import (
-        arbitrary_runners,
-        exported_info,
-        litert_runner,
-        onnx_runner,
-        saved_model_runner,
-    )
+def _load_exported(path: Path) -> Inference:
+    from kstyle.serving import exported_info, litert_call, onnx_call, saved_model_call
 
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
     if path.suffix == ".onnx" and importlib.util.find_spec("onnxruntime") is None:
         raise ModelLoadError(f"{path}: running .onnx files needs onnxruntime; install it "
                              "with: pip install 'kstyle[onnx]'")
-    runners = {".tflite": litert_runner, ".onnx": onnx_runner}
     try:
         info = exported_info(path)
-        if info.get("kind") == "adain":  # content and style in: the stylize endpoints
-            return ExportedArbitraryStylizer(*arbitrary_runners(path), info)
-        run, info = runners.get(path.suffix, saved_model_runner)(path)
+        inference = get_inference(info.get("kind"))
+        signature = (Signature.from_dict(info["signature"]) if "signature" in info
+                     else inference.signature)
+        if path.suffix == ".tflite":
+            call = litert_call(path)
+        elif path.suffix == ".onnx":
+            call = onnx_call(path, signature.names, info)
+        else:
+            call = saved_model_call(path)
+    except FileNotFoundError as e:
+        raise ModelLoadError(str(e)) from None
     except Exception as e:  # LiteRT and TensorFlow raise many types for a bad file.
         raise ModelLoadError(f"{path}: could not load the exported model "
                              f"({type(e).__name__}: {e})") from None
-    return Translator.from_function(run, info)
+    return inference(None, info, call)
 
 
-def stylize(image, model: str | os.PathLike | Translator | ArbitraryStylizer | None = None,
-            out=None,
-            direction=None, *, style=None, tile: int | None = None, **style_options):
+def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
+            direction=None, *, style=None, tile: int | None = None, **options):
     """Stylizes an image: with a trained model, a style image (Gatys et al.), or both.
 
-    Give ``model`` (a run folder, ``.keras`` file or :class:`Translator`: one forward
-    pass), or ``style`` (one or more style images: the content image is optimized to
-    match their style, see :func:`transfer_style` for the options), or both for an
-    arbitrary-style (``adain``) run: one forward pass in the style of any image, with the
-    options ``strength`` (0..1), ``blend``, ``preserve_color`` and ``style_size`` of
-    :meth:`kstyle.arbitrary.ArbitraryStylizer.stylize_array`.
+    Give ``model`` (a run folder, ``.keras`` file, exported file or :class:`Stylizer`:
+    one forward pass), or ``style`` alone (one or more style images: the content image
+    is optimized to match their style, see :func:`transfer_style` for the options), or
+    both for a model that takes a style (an ``adain`` run: one forward pass in the style
+    of any image). Other keyword inputs are those the model takes (``stylizer.inputs``:
+    for an adain run ``strength``, ``blend``, ``preserve_color``, ``style_size``).
 
     Args:
         image: ``numpy`` array, ``PIL.Image`` or path (or a list of them).
-        model: run folder, ``.keras`` file, or a loaded :class:`Translator`.
+        model: run folder, ``.keras`` file, exported file, or a loaded :class:`Stylizer`.
         out: for path inputs, output file (one input) or folder (a list).
         direction: ``"a2b"`` or ``"b2a"`` for two-way models (see :func:`load`).
         tile: with ``model``, tile side for large images (see :func:`load`).
         style: a style image (array, PIL image, path) or a list of them.
-        **style_options: with ``style`` alone, the options of :func:`transfer_style`
-            (``steps``, ``size``, ``blend``, ``preserve_color``, ...); with an adain
-            ``model``, those above.
+        **options: with ``style`` alone, the options of :func:`transfer_style`
+            (``steps``, ``size``, ``blend``, ``preserve_color``, ...); with ``model``, its
+            inputs.
 
     Returns:
         The stylized image(s), as the same kind as the input(s); for a path, the path
         of the written file.
 
     Raises:
-        ValueError: neither ``model`` nor ``style``; both, for a model that takes no style;
-            options the model does not take.
+        ValueError: neither ``model`` nor ``style``; an input the model does not take
+            (``style`` included), or one it needs (StyleOptionError).
 
     Example:
         >>> out = kstyle.stylize(np.asarray(photo), model="saved_models/quickstart")
@@ -322,27 +318,20 @@ def stylize(image, model: str | os.PathLike | Translator | ArbitraryStylizer | N
     """
     if model is None and style is None:
         raise ValueError("give model= (a trained run or .keras file), style= (a style "
-                         "image), or both (an adain run and a style image)")
+                         "image), or both (a model that takes a style, and a style image)")
     if model is None:
-        function = functools.partial(transfer_style, style=style, **style_options)
+        function = functools.partial(transfer_style, style=style, **options)
     else:
-        function = model if isinstance(model, Translator | ArbitraryStylizer) else load(
-            model, direction, tile)
-        if isinstance(function, ArbitraryStylizer):
-            if style is None:
-                raise ValueError(f"{model} stylizes in the style of an image: give style=")
-            unknown = sorted(set(style_options) - ARBITRARY_OPTIONS)
-            if unknown:
-                raise ValueError(f"options {', '.join(unknown)} are for optimization (style= "
-                                 "without model=); an adain model takes "
-                                 f"{', '.join(sorted(ARBITRARY_OPTIONS))}")
-            function = functools.partial(function, style=style, **style_options)
-        elif style is not None:
-            raise ValueError(f"{model} is not an arbitrary-style (adain) model: give model= "
-                             "or style=, not both")
-        elif style_options:
-            raise ValueError(f"options {', '.join(sorted(style_options))} need style=, "
-                             "not model=")
+        stylizer = model if isinstance(model, Stylizer) else load(model, direction, tile)
+        inputs = {**options, **({} if style is None else {"style": style})}
+        unknown = sorted(set(inputs) - set(stylizer.inputs))
+        if unknown:
+            raise StyleOptionError(
+                f"{model} takes no {', '.join(unknown)} (it takes: "
+                f"{', '.join(stylizer.inputs) or 'the image alone'}); "
+                + ("style= without model= optimizes the image" if "style" in unknown else
+                   "these options are for optimization (style= without model=)"))
+        function = functools.partial(stylizer, **inputs)
     if isinstance(image, list | tuple):
         results = []
         for item in image:
@@ -352,10 +341,6 @@ def stylize(image, model: str | os.PathLike | Translator | ArbitraryStylizer | N
             results.append(function(item, out=dest))
         return results
     return function(image, out=out)
-
-
-#: The options ``stylize(..., model=<adain run>, style=...)`` takes.
-ARBITRARY_OPTIONS = frozenset({"blend", "strength", "preserve_color", "style_size"})
 
 
 @functools.lru_cache(maxsize=2)
@@ -453,6 +438,8 @@ def transfer_style(image, style, out=None, *, blend=None, frames=None, verbose: 
 
 
 def _check_style_options(options, styles, blend):
+    from kstyle.models.options import style_problems
+
     problems = style_problems(styles, blend) + options.problems()
     if problems:
         raise StyleOptionError("; ".join(problems))

@@ -152,12 +152,15 @@ def fit(recipe, overrides, quiet):
 @click.option("--blend", type=float, multiple=True,
               help="--style: weight of each style, in --style order (default equal).")
 @click.option("--strength", type=click.FloatRange(0, 1), default=None,
-              help="--model of an adain run with --style: how much style, from 0 (the "
+              help="--model that takes a strength (adain): how much style, from 0 (the "
                    "content) to 1 (full style, the default).")
+@click.option("--input", "extra_inputs", multiple=True, metavar="NAME=FILE|NUMBER",
+              help="--model: another input the model takes, by name (repeatable): a "
+                   "file for an image, a number for a scalar.")
 @gatys_options
 @handle_errors
 def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, strength,
-            **style_options):
+            extra_inputs, **style_options):
     """Stylize INPUTS (image files or folders of images).
 
     \b
@@ -167,18 +170,20 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, s
     With a style image, neural style transfer by optimization (Gatys et al.):
       kstyle stylize photo.jpg --style starry_night.jpg --steps 300 --size 512
       kstyle stylize photo.jpg -s wave.jpg -s udnie.jpg --blend 0.7 --blend 0.3
-    With both, an arbitrary-style (adain) run in one pass, for any style image:
+    With both, a model that takes a style (adain) in one pass, for any style image:
       kstyle stylize photos/ --model saved_models/adain --style scream.jpg --strength 0.8
+    A model's other inputs by name (kstyle stylize fails naming any it needs):
+      kstyle stylize photo.jpg --model saved_models/inpaint --input mask=mask.png
     """
     _quiet_tf()
     if not model and not styles:
         raise click.UsageError("give --model (a trained run), --style (a style image), or "
-                               "both (an adain run and a style image)")
+                               "both (a model that takes a style, and a style image)")
     ctx = click.get_current_context()
     given = sorted(name for name in style_options
                    if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT))
-    if strength is not None and not (model and styles):
-        raise click.UsageError("--strength needs --model (an adain run) and --style")
+    if strength is not None and not model:
+        raise click.UsageError("--strength needs --model (a model that takes a strength)")
     from kstyle import api
     from kstyle.data.images import IMAGE_EXTENSIONS, ImageRefused, list_images
 
@@ -195,26 +200,9 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, s
             return api.transfer_style(src, style=list(styles), out=out, blend=list(blend) or None,
                                       frames=frames, **style_options)
     else:
-        function = api.load(model, direction, tile)
-        arbitrary = isinstance(function, api.ArbitraryStylizer)
-        if styles and not arbitrary:
-            raise click.UsageError(f"--model {model} takes no style image: --style with "
-                                   "--model needs an adain run (without --model, --style "
-                                   "optimizes each input)")
-        if arbitrary and not styles:
-            raise click.UsageError(f"--model {model} is an adain run: give the style image "
-                                   "with --style")
-        only_optimization = [n for n in given if not (arbitrary and n == "preserve_color")]
-        if blend and not arbitrary:
-            only_optimization.append("blend")
-        if only_optimization:
-            flags = ", ".join("--" + n.replace("_", "-") for n in only_optimization)
-            raise click.UsageError(f"{flags}: for --style without --model (optimization)")
-        if arbitrary:
-            function = functools.partial(
-                function, style=list(styles), blend=list(blend) or None,
-                strength=1.0 if strength is None else strength,
-                preserve_color=style_options["preserve_color"])
+        stylizer = api.load(model, direction, tile)
+        function = functools.partial(stylizer, **_model_inputs(
+            stylizer, model, styles, blend, strength, extra_inputs, given))
     folder = Path(out).parent if to_file else Path(out)
     from kstyle import runs
 
@@ -238,6 +226,59 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, s
     if refused:
         raise UserError(f"{len(refused)} of {len(files)} inputs could not be read (listed "
                         f"above); the other results are in {folder}")
+
+
+#: The flags that give a model's common inputs; any other goes by --input NAME=VALUE.
+INPUT_FLAGS = {"style": "--style", "strength": "--strength", "blend": "--blend",
+               "preserve_color": "--preserve-color"}
+
+
+def _flag(name: str) -> str:
+    return INPUT_FLAGS.get(name, f"--input {name}=...")
+
+
+def _model_inputs(stylizer, model, styles, blend, strength, extra_inputs, given) -> dict:
+    """The keyword inputs of ``stylizer`` from the command line; UsageError for a flag the
+    model does not take, or an input it needs and was not given."""
+    inputs = {}
+    if styles:
+        inputs["style"] = list(styles)
+    if blend:
+        inputs["blend"] = list(blend)
+    if strength is not None:
+        inputs["strength"] = strength
+    if "preserve_color" in given and "preserve_color" in stylizer.inputs:
+        inputs["preserve_color"] = True
+    for item in extra_inputs:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--input {item}: expected NAME=FILE or NAME=NUMBER")
+        try:
+            inputs[name] = float(value)
+        except ValueError:
+            inputs[name] = value
+    takes = stylizer.inputs
+    unknown = [name for name in inputs if name not in takes]
+    optimization = [n for n in given if n not in takes]
+    if unknown or optimization:
+        flags = ", ".join(_flag(n) for n in unknown)
+        where = (f"--model {model} takes no {flags} (it takes: "
+                 f"{', '.join(_flag(n) for n in takes) or 'the image alone'})")
+        if "style" in unknown:
+            where += "; --style without --model optimizes each input instead"
+        if optimization:
+            where = "; ".join(([where] if unknown else []) + [
+                ", ".join("--" + n.replace("_", "-") for n in optimization)
+                + ": for --style without --model (optimization)"])
+        raise click.UsageError(where)
+    needed = [p for p in stylizer.signature.main.inputs[1:]
+              if p.default is None and p.name not in inputs]
+    if needed:
+        raise click.UsageError(f"--model {model} needs " + "; ".join(
+            f"{_flag(p.name)} ({p.doc})" for p in needed))
+    if len(inputs.get("style", [])) == 1 and "blend" not in takes:
+        inputs["style"] = inputs["style"][0]  # one image, for a model of one style input
+    return inputs
 
 
 @main.command(name="eval")
@@ -380,8 +421,13 @@ def import_command(files, arch, vgg, out):
     from kstyle.convert import import_weights
 
     run_dir = import_weights(files, out, arch=arch, vgg=vgg, log=click.echo)
-    style = " --style STYLE" if runs.read_run_info(run_dir).get("kind") == "adain" else ""
-    click.echo(f"try it: kstyle stylize IMAGE --model {run_dir}{style}")
+    from kstyle.models import get_inference
+
+    signature = get_inference(runs.read_run_info(run_dir).get("kind")).signature
+    needed = "".join(f" {_flag(p.name).removesuffix('...')}{p.name.upper()}"
+                     if p.name not in INPUT_FLAGS else f" {_flag(p.name)} {p.name.upper()}"
+                     for p in signature.main.inputs[1:] if p.default is None)
+    click.echo(f"try it: kstyle stylize IMAGE --model {run_dir}{needed}")
 
 
 @main.group()

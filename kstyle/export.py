@@ -1,10 +1,11 @@
-"""``kstyle export``: a trained translator as a SavedModel, a LiteRT (.tflite) and an ONNX file.
+"""``kstyle export``: a trained model as a SavedModel, a LiteRT (.tflite) and ONNX files.
 
-Only the inference network is exported (never a discriminator), wrapped in
-:class:`kstyle.serving.Uint8Translator`: uint8 ``[N, H, W, 3]`` in, uint8 out, H and W
-dynamic, padding, input derivation and value mapping included. Every file is checked
-against the Keras model on real images before it is kept: the largest difference (and,
-for quantized files, the PSNR) is printed, and a file that misses the bar is not written.
+What is written is the model's signature (``kstyle.models.signature``): every endpoint
+its kind declares, as the graphs it runs in ``kstyle.load`` (uint8 images in and out, H
+and W dynamic, padding, input derivation and value mapping included; never a
+discriminator). Every file is checked against the Keras model on real images before it
+is kept: the largest difference (and, for quantized files, the PSNR) is printed, and a
+file that misses the bar is not written.
 """
 
 from __future__ import annotations
@@ -21,19 +22,16 @@ import numpy as np
 import tensorflow as tf
 
 from kstyle import lock, runs
-from kstyle.arbitrary import ArbitraryStylizer, endpoints
 from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
-from kstyle.nets.layers import portable_graph
+from kstyle.models.signature import IMAGE, SCALAR, Signature
 from kstyle.serving import (
-    ARBITRARY_ONNX,
     METADATA_FILE,
     add_onnx_metadata,
     add_tflite_metadata,
-    litert_runner,
-    onnx_runner,
+    litert_call,
     onnx_session,
-    saved_model_runner,
+    saved_model_call,
 )
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
@@ -43,10 +41,6 @@ MAX_ABS_DIFF = 2
 MIN_PSNR = {"fp16": 35.0, "dynamic": 25.0, "int8": 20.0}
 # Images used by the parity check and, for int8, as the representative set.
 MAX_CHECK_IMAGES = 8
-
-
-def _input_spec():
-    return [tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")]
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,12 +93,13 @@ def representative_images(run_dir: Path, direction: str, input_transform: str,
 
 
 def parity(reference, run, images, quantize: str) -> dict:
-    """Runs both on every image; returns max |difference| and PSNR, and whether it passed."""
+    """Runs both on every image (uint8 ``HxWx3`` -> uint8); returns max |difference| and
+    PSNR, and whether they pass the bar for ``quantize``."""
     worst, psnrs = 0, []
     for image in images:
         expected = reference(image)
         try:
-            got = np.asarray(run(image[None]))[0]
+            got = run(image)
         except Exception as e:  # the runtime refuses the file: report it, keep nothing
             raise ExportError(f"the exported model failed to run on a {image.shape} image "
                               f"({type(e).__name__}: {str(e).splitlines()[0]})") from e
@@ -118,22 +113,74 @@ def parity(reference, run, images, quantize: str) -> dict:
     return {"max_abs_diff": worst, "psnr_db": psnr, "n_images": len(images), "passed": passed}
 
 
+def every_endpoint(call, signature: Signature, first: np.ndarray):
+    """``image -> uint8``: every endpoint of ``signature`` run by ``call`` on one image,
+    their image outputs side by side (what the export check compares).
+
+    Each endpoint's first image input (and each aligned one) is the image, any other
+    image input is ``first``; a scalar is the middle of its range (else its default); a
+    tensor input is the output of the same name of an endpoint before it (a style's
+    statistics, say), so that the file's endpoints are checked chained as well.
+    """
+    def run(image):
+        outputs, images = {}, []
+        for endpoint in signature.endpoints:
+            feeds = {}
+            for i, port in enumerate(endpoint.inputs):
+                if port.type == IMAGE:
+                    feeds[port.name] = (image if i == 0 or port.aligned else first)[None]
+                elif port.type == SCALAR:
+                    middle = (None if port.low is None or port.high is None
+                              else (port.low + port.high) / 2)
+                    feeds[port.name] = np.float32(middle if middle is not None
+                                                  else port.default or 0.0)
+                else:
+                    feeds[port.name] = outputs[port.name]
+            result = call(endpoint.name, **feeds)
+            outputs[endpoint.outputs[0].name] = result
+            if endpoint.outputs[0].type == IMAGE:
+                images.append(result[0])
+        return np.concatenate(images, axis=1)
+
+    return run
+
+
 def _converter_options(quantize: str, calibration):
     builtins = tf.lite.OpsSet.TFLITE_BUILTINS
     if quantize == "none":
-        return {"target_spec": {"supported_ops": [builtins]}}
+        return {"target_spec": {"supported_ops": {builtins}}}
     options = {"optimizations": [tf.lite.Optimize.DEFAULT]}
     if quantize == "fp16":
-        options["target_spec"] = {"supported_types": [tf.float16], "supported_ops": [builtins]}
+        options["target_spec"] = {"supported_types": [tf.float16], "supported_ops": {builtins}}
     elif quantize == "int8":
         def representative():
             for image in calibration():
                 yield [image[None]]
 
         options["representative_dataset"] = representative
-        options["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                                    builtins]}
+        options["target_spec"] = {"supported_ops": {tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                    builtins}}
     return options
+
+
+def convert_to_litert(saved_model: Path, endpoints: list[str], quantize: str,
+                      calibration) -> bytes:
+    """A SavedModel's endpoints as one .tflite flatbuffer (a signature each)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model),
+                                                         signature_keys=endpoints)
+    for key, value in _converter_options(quantize, calibration).items():
+        if key == "target_spec":
+            for field, setting in value.items():
+                setattr(converter.target_spec, field, setting)
+        else:
+            setattr(converter, key, value)
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises many kinds of errors
+        lines = [ln.strip() for ln in str(e).splitlines()
+                 if "ops" in ln.lower() or ln.strip().startswith("error")]
+        raise ExportError(f"LiteRT conversion failed ({type(e).__name__}: "
+                          f"{'; '.join(lines[:3]) or str(e)[:300]})") from e
 
 
 #: Scratch folders of exports in the system temp folder: ``kstyle-export-<pid>-<random>``.
@@ -154,19 +201,24 @@ def _clean_scratch() -> list[str]:
 def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True,
                onnx: bool = False, quantize: str = "none", direction: str | None = None,
                images=None, log=print) -> dict:
-    """Exports a trained translator and checks each file against the Keras model.
+    """Exports a trained model and checks each file against the Keras model.
+
+    Every endpoint of the model's signature (``kstyle.models.signature``) is written: a
+    signature of the SavedModel and of the .tflite file, an ONNX file each. The
+    SavedModel's first signature is also its ``serving_default``.
 
     Args:
         model: a run folder written by ``kstyle fit`` (or a translator ``.keras`` file).
         out: the folder for the files (default ``<run>/export``).
         saved_model: write ``saved_model/`` (with ``kstyle.json`` metadata beside it).
         tflite: write ``translator[_b2a][_<quantize>].tflite`` (metadata embedded).
-        onnx: write ``translator[_b2a].onnx`` (float32, metadata in ``metadata_props``;
-            needs the ``onnx`` extra: tf2onnx and onnxruntime).
+        onnx: write ``translator[_b2a].onnx``, and ``translator[_b2a]_<endpoint>.onnx``
+            for each further endpoint (float32, metadata in ``metadata_props``; needs the
+            ``onnx`` extra: tf2onnx and onnxruntime).
         quantize: ``"none"`` (float32), ``"fp16"`` (float16 weights), ``"dynamic"`` (int8
             weights) or ``"int8"`` (int8 weights and activations, calibrated on training
-            inputs of the run's recipe, or on ``images`` when given); applies to the
-            .tflite file.
+            inputs of the run's recipe, or on ``images`` when given; for models of one
+            endpoint that takes images only); applies to the .tflite file.
         direction: ``"a2b"`` or ``"b2a"`` for two-way models.
         images: image files or folders for the check (default: the run's sample inputs).
         log: where messages go.
@@ -182,15 +234,6 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     Example:
         >>> export_run("saved_models/quickstart", quantize="fp16")["tflite"]["psnr_db"]
     """
-    # The converters' ops, not TensorFlow's fastest: the SavedModel and the LiteRT file
-    # are traced for LiteRT (the SavedModel is what the converter reads), ONNX for ONNX.
-    with portable_graph("litert"):
-        return _export_run(model, out, saved_model=saved_model, tflite=tflite, onnx=onnx,
-                           quantize=quantize, direction=direction, images=images, log=log)
-
-
-def _export_run(model, out, *, saved_model, tflite, onnx, quantize, direction, images,
-                log) -> dict:
     from kstyle.api import load
 
     if quantize not in QUANTIZATIONS:
@@ -200,9 +243,15 @@ def _export_run(model, out, *, saved_model, tflite, onnx, quantize, direction, i
                           ".onnx file")
     if onnx:
         _check_onnx_installed()
-    translator = load(model, direction)
-    if translator.model is None:
+    inference = load(model, direction, tile=0).inference
+    if inference.network is None:
         raise ModelLoadError(f"{model}: already an exported file; export a run folder")
+    signature = inference.signature
+    if quantize == "int8" and (len(signature.endpoints) > 1 or any(
+            p.type != IMAGE for p in signature.main.inputs)):
+        raise ExportError(f"--quantize int8 is not available for this model (its calibration "
+                          f"takes images alone; it has {', '.join(signature.names)}); use "
+                          "fp16 or dynamic")
     source = Path(model)
     run_dir = source if source.is_dir() else source.parent
     out = Path(out) if out else run_dir / "export"
@@ -215,73 +264,114 @@ def _export_run(model, out, *, saved_model, tflite, onnx, quantize, direction, i
     out.mkdir(parents=True, exist_ok=True)
     for line in [*runs.clean_temporaries(out), *_clean_scratch()]:
         log(f"{out}: {line} (left by an interrupted export)")
-    if isinstance(translator, ArbitraryStylizer):
-        return _export_arbitrary(translator, run_dir, out, saved_model=saved_model,
-                                 tflite=tflite, onnx=onnx, quantize=quantize,
-                                 images=check_images(run_dir, images), log=log)
     direction = direction or runs.DEFAULT_DIRECTION
-    info = {k: translator.info.get(k) for k in ("kind", "name", "image_size", "step")}
-    info.update({"direction": direction, "size_multiple": translator.size_multiple,
-                 "input_transform": translator.input_transform, "value_range": [0, 255],
-                 "dtype": "uint8", "layout": "NHWC", "quantize": quantize})
+    stem = runs.translator_file(direction).removesuffix(".keras")
+    onnx_files = {name: f"{stem}.onnx" if i == 0 else f"{stem}_{name}.onnx"
+                  for i, name in enumerate(signature.names)}
+    info = {k: inference.info.get(k) for k in ("kind", "name", "image_size", "step")}
+    info.update({"direction": direction, "size_multiple": inference.size_multiple,
+                 "input_transform": inference.input_transform, "value_range": [0, 255],
+                 "dtype": "uint8", "layout": "NHWC", "quantize": quantize,
+                 "signature": signature.to_dict(), "files": onnx_files,
+                 "endpoints": {e.name: e.describe() for e in signature.endpoints}})
     user_images = images
     images = check_images(run_dir, images)
-    reference = translator.translate_array
-    serving = translator.serving
-    stem = runs.translator_file(direction).removesuffix(".keras")
+    reference = every_endpoint(inference.call, signature, images[0])
     results = {}
 
-    if saved_model:
-        dest = out / "saved_model"
-        with runs.atomic_path(dest) as tmp:
-            serving.export(str(tmp), format="tf_saved_model", input_signature=_input_spec(),
-                           verbose=False)
-            runs.write_json(tmp / METADATA_FILE, {**info, "quantize": "none"})
-            run, _ = saved_model_runner(tmp)
-            results["saved_model"] = _checked(run, reference, images, "none", tmp, dest, log)
+    def checked(call, quantize, tmp, dest):
+        return _checked(every_endpoint(call, signature, images[0]), reference, images,
+                        quantize, tmp, dest, log)
 
-    if tflite:
-        name = stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite"
-        dest = out / name
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         # Scratch in the system temp folder: a kill leaves nothing in the export folder
         # (and the next export removes a killed one's scratch: its name holds the pid).
-        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
-            raw = Path(scratch) / "raw.tflite"
+        raw = Path(scratch) / "saved_model"
+        if saved_model or tflite:
+            # The graph LiteRT converts, kept as the SavedModel too.
+            write_saved_model(inference, raw, "litert")
+            runs.write_json(raw / METADATA_FILE, {**info, "quantize": "none"})
+        if saved_model:
+            dest = out / "saved_model"
+            with runs.atomic_path(dest) as tmp:
+                shutil.copytree(raw, tmp)
+                results["saved_model"] = checked(saved_model_call(tmp), "none", tmp, dest)
+        if tflite:
             if quantize == "int8" and user_images is None:
                 def calibration():
-                    return representative_images(run_dir, direction,
-                                                 translator.input_transform)
+                    return representative_images(run_dir, direction, inference.input_transform)
             else:
                 def calibration():
                     return images
-            try:
-                serving.export(str(raw), format="litert", input_signature=_input_spec(),
-                               verbose=False, **_converter_options(quantize, calibration))
-            except Exception as e:  # the converter raises many kinds of errors
-                lines = [ln.strip() for ln in str(e).splitlines()
-                         if "ops" in ln.lower() or ln.strip().startswith("error")]
-                raise ExportError(f"LiteRT conversion failed ({type(e).__name__}: "
-                                  f"{'; '.join(lines[:3]) or str(e)[:300]})") from e
+            flatbuffer = convert_to_litert(raw, signature.names, quantize, calibration)
+            dest = out / (stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite")
             with runs.atomic_path(dest, suffix=".tflite") as tmp:
-                tmp.write_bytes(add_tflite_metadata(raw.read_bytes(), info))
-                run, _ = litert_runner(tmp)
-                results["tflite"] = _checked(run, reference, images, quantize, tmp, dest, log)
-
+                tmp.write_bytes(add_tflite_metadata(flatbuffer, info))
+                results["tflite"] = checked(litert_call(tmp), quantize, tmp, dest)
     if onnx:
-        dest = out / (stem + ".onnx")
-        with runs.atomic_path(dest, suffix=".onnx") as tmp:
-            try:
-                with warnings.catch_warnings(), portable_graph("onnx"):
-                    warnings.simplefilter("ignore")  # tf2onnx's numpy deprecations
-                    serving.export(str(tmp), format="onnx", input_signature=_input_spec(),
-                                   verbose=False)
-            except Exception as e:  # tf2onnx raises many kinds of errors
-                raise ExportError(f"ONNX conversion failed ({type(e).__name__}: "
-                                  f"{str(e)[:300]})") from e
-            add_onnx_metadata(tmp, {**info, "quantize": "none"})
-            run, _ = onnx_runner(tmp)
-            results["onnx"] = _checked(run, reference, images, "none", tmp, dest, log)
+        results["onnx"] = _export_onnx(inference, out, onnx_files, {**info, "quantize": "none"},
+                                       checked)
     return results
+
+
+def write_saved_model(inference, path: Path, target: str | None) -> None:
+    """Writes every endpoint of ``inference`` as a signature of one SavedModel, traced for
+    ``target`` (see ``Inference.functions``); the first is also ``serving_default``."""
+    import keras
+
+    # Keras' export archive, as `model.export` uses: LiteRT converts what it writes
+    # correctly (a plain tf.Module around the model converted to wrong numbers).
+    archive = keras.export.ExportArchive()
+    archive.track(inference.serving_model())
+    functions = inference.functions(target)
+    for endpoint in inference.signature.endpoints:
+        archive.add_endpoint(endpoint.name, functions[endpoint.name],
+                             input_signature=endpoint.specs())
+    archive.write_out(str(path), verbose=False)
+
+
+def convert_to_onnx(function, endpoint, path: Path) -> None:
+    """Writes one endpoint's function (traced for ONNX) as an ONNX file."""
+    import tf2onnx
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf2onnx's numpy deprecations
+            tf2onnx.convert.from_function(tf.function(function),
+                                          input_signature=endpoint.specs(),
+                                          output_path=str(path))
+    except Exception as e:  # tf2onnx raises many kinds of errors
+        raise ExportError(f"ONNX conversion of {endpoint.name} failed "
+                          f"({type(e).__name__}: {str(e)[:300]})") from e
+
+
+def _export_onnx(inference, out: Path, files: dict, info: dict, checked) -> dict:
+    """Each endpoint as an ONNX file (written together: all are kept or none)."""
+    import logging
+
+    logger = logging.getLogger("tf2onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its optimizer logs (and survives) a traceback
+    functions = inference.functions("onnx")
+    try:
+        with contextlib.ExitStack() as stack:
+            written = {}
+            for endpoint in inference.signature.endpoints:
+                dest = out / files[endpoint.name]
+                tmp = stack.enter_context(runs.atomic_path(dest, suffix=".onnx"))
+                convert_to_onnx(functions[endpoint.name], endpoint, tmp)
+                add_onnx_metadata(tmp, {**info, "endpoint": endpoint.name})
+                written[endpoint.name] = tmp
+            sessions = {name: onnx_session(path) for name, path in written.items()}
+
+            def call(name, **feeds):
+                arrays = {k: np.asarray(v) for k, v in feeds.items()}  # numpy scalars too
+                return np.asarray(sessions[name].run(None, arrays)[0])
+
+            main = inference.signature.main.name
+            return checked(call, "none", written[main], out / files[main])
+    finally:
+        logger.setLevel(level)
 
 
 def _check_onnx_installed() -> None:
@@ -306,144 +396,3 @@ def _checked(run, reference, images, quantize, tmp: Path, dest: Path, log) -> di
         raise ExportError(f"{line}: check FAILED (needs {bar}); the file was not written")
     log(line + " - ok")
     return {"path": str(dest), "bytes": size, **result}
-
-
-
-
-def _arbitrary_check(stylizer: ArbitraryStylizer, images):
-    """``(reference, check)`` for :func:`_checked`: each image is stylized in the style of
-    the first, at strength 1 by ``stylize`` and at 0.5 by ``stylize_with_statistics`` from
-    ``encode_style``'s statistics, side by side; ``check(call)`` turns an exported file's
-    endpoints (``call(name, **inputs)``) into the runner of the same."""
-    style = images[0]
-
-    def reference(image):
-        return np.concatenate([stylizer.stylize_array(image, style, style_size=0),
-                               stylizer.stylize_array(image, style, style_size=0,
-                                                      strength=0.5)], axis=1)
-
-    def check(call):
-        def run(batch):
-            statistics = call("encode_style", style=style[None])
-            return np.concatenate([
-                call("stylize", content=batch, style=style[None],
-                     strength=np.array(1.0, np.float32)),
-                call("stylize_with_statistics", content=batch, statistics=statistics,
-                     strength=np.array(0.5, np.float32))], axis=2)
-        return run
-
-    return reference, check
-
-
-def _export_arbitrary(stylizer: ArbitraryStylizer, run_dir: Path, out: Path, *,
-                      saved_model: bool, tflite: bool, onnx: bool, quantize: str, images,
-                      log) -> dict:
-    """An adain run's three endpoints (:func:`kstyle.arbitrary.endpoints`) as a SavedModel
-    and a LiteRT file (three signatures each) and three ONNX files, each checked."""
-    if quantize == "int8":
-        raise ExportError("--quantize int8 is not available for adain runs (its calibration "
-                          "would need content and style pairs); use fp16 or dynamic")
-    info = {k: stylizer.info.get(k) for k in ("kind", "name", "image_size", "step")}
-    info.update({"size_multiple": stylizer.size_multiple, "value_range": [0, 255],
-                 "dtype": "uint8", "layout": "NHWC", "quantize": quantize,
-                 "endpoints": {"stylize": "content, style, strength -> image",
-                               "encode_style": "style -> statistics [N, 2, C]",
-                               "stylize_with_statistics":
-                                   "content, statistics, strength -> image"}})
-    reference, check = _arbitrary_check(stylizer, images)
-    graphs = endpoints(stylizer)
-    results = {}
-    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
-        import keras
-
-        # Keras' export archive, as `model.export` uses: LiteRT converts what it writes
-        # correctly (a plain tf.Module around the model converted to wrong numbers).
-        archive = keras.export.ExportArchive()
-        archive.track(stylizer.model)
-        for name, (function, specs) in graphs.items():
-            archive.add_endpoint(name, function, input_signature=specs)
-        raw = Path(scratch) / "saved_model"
-        archive.write_out(str(raw), verbose=False)
-        runs.write_json(raw / METADATA_FILE, {**info, "quantize": "none"})
-        if saved_model:
-            dest = out / "saved_model"
-            with runs.atomic_path(dest) as tmp:
-                shutil.copytree(raw, tmp)
-                loaded = tf.saved_model.load(str(tmp))
-
-                def call(name, **inputs):
-                    return next(iter(loaded.signatures[name](**inputs).values())).numpy()
-
-                results["saved_model"] = _checked(check(call), reference, images, "none",
-                                                  tmp, dest, log)
-        if tflite:
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(raw),
-                                                                 signature_keys=list(graphs))
-            for key, value in _converter_options(quantize, None).items():
-                if key == "target_spec":
-                    for field, setting in value.items():
-                        setattr(converter.target_spec, field,
-                                set(setting) if field == "supported_ops" else setting)
-                else:
-                    setattr(converter, key, value)
-            try:
-                model = converter.convert()
-            except Exception as e:  # the converter raises many kinds of errors
-                raise ExportError(f"LiteRT conversion failed ({type(e).__name__}: "
-                                  f"{str(e)[:300]})") from e
-            dest = out / ("translator" + ("" if quantize == "none" else f"_{quantize}")
-                          + ".tflite")
-            with runs.atomic_path(dest, suffix=".tflite") as tmp:
-                tmp.write_bytes(add_tflite_metadata(model, info))
-                from ai_edge_litert.interpreter import Interpreter
-
-                interpreter = Interpreter(model_path=str(tmp), num_threads=os.cpu_count())
-
-                def call(name, **inputs):
-                    runner = interpreter.get_signature_runner(name)
-                    return next(iter(runner(**inputs).values()))
-
-                results["tflite"] = _checked(check(call), reference, images, quantize, tmp,
-                                             dest, log)
-    if onnx:
-        results["onnx"] = _export_arbitrary_onnx(graphs, out, {**info, "quantize": "none"},
-                                                 reference, check, images, log)
-    return results
-
-
-def _export_arbitrary_onnx(graphs, out: Path, info, reference, check, images, log) -> dict:
-    import logging
-
-    import tf2onnx
-
-    written = []
-    logger = logging.getLogger("tf2onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # its optimizer logs (and survives) a traceback
-    try:
-        with contextlib.ExitStack() as stack:
-            sessions = {}
-            for name, (function, specs) in graphs.items():
-                dest = out / ARBITRARY_ONNX[name]
-                tmp = stack.enter_context(runs.atomic_path(dest, suffix=".onnx"))
-                try:
-                    with warnings.catch_warnings(), portable_graph("onnx"):
-                        warnings.simplefilter("ignore")  # tf2onnx's numpy deprecations
-                        tf2onnx.convert.from_function(tf.function(function),
-                                                      input_signature=specs,
-                                                      output_path=str(tmp))
-                except Exception as e:  # tf2onnx raises many kinds of errors
-                    raise ExportError(f"ONNX conversion of {name} failed "
-                                      f"({type(e).__name__}: {str(e)[:300]})") from e
-                add_onnx_metadata(tmp, {**info, "endpoint": name})
-                sessions[name] = onnx_session(tmp)
-                written.append(tmp)
-
-            def call(name, **inputs):
-                return sessions[name].run(None, inputs)[0]
-
-            result = _checked(check(call), reference, images, "none", written[0],
-                              out / ARBITRARY_ONNX["stylize"], log)
-    finally:
-        logger.setLevel(level)
-    return result

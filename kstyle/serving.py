@@ -144,27 +144,6 @@ def read_tflite_metadata(model: bytes) -> dict:
     return {}
 
 
-def litert_runner(path, num_threads: int | None = None):
-    """Runs a .tflite translator with LiteRT: ``(run, info)``.
-
-    ``run(images)`` takes uint8 ``[1, H, W, 3]`` of any H and W (the input is resized on
-    each new shape) and returns uint8 of the same shape; ``info`` is the embedded
-    metadata.
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    model = Path(path).read_bytes()
-    interpreter = Interpreter(model_content=model, num_threads=num_threads or os.cpu_count())
-    runner = interpreter.get_signature_runner()
-    (input_name,) = runner.get_input_details()
-    (output_name,) = runner.get_output_details()
-
-    def run(images):
-        return runner(**{input_name: np.asarray(images, np.uint8)})[output_name]
-
-    return run, read_tflite_metadata(model)
-
-
 def add_onnx_metadata(path, info: dict) -> None:
     """Embeds ``info`` as JSON in an ONNX file's ``metadata_props`` (key ``"kstyle"``)."""
     import onnx
@@ -191,37 +170,10 @@ def onnx_session(path, num_threads: int | None = None):
                                         providers=["CPUExecutionProvider"])
 
 
-def onnx_runner(path, num_threads: int | None = None):
-    """Runs an exported .onnx translator with ONNX Runtime: ``(run, info)``.
-
-    Like :func:`litert_runner`: uint8 ``[N, H, W, 3]`` of any H and W in, the same out;
-    ``info`` is the metadata :func:`add_onnx_metadata` embedded.
-    """
-    session = onnx_session(path, num_threads)
-    (inputs,) = session.get_inputs()
-    meta = session.get_modelmeta().custom_metadata_map.get(METADATA_NAME)
-
-    def run(images):
-        return session.run(None, {inputs.name: np.asarray(images, np.uint8)})[0]
-
-    return run, json.loads(meta) if meta else {}
-
-
-def saved_model_runner(path):
-    """Runs an exported SavedModel translator with TensorFlow: ``(run, info)``."""
-    loaded = tf.saved_model.load(os.fspath(path))
-    info_file = Path(path) / METADATA_FILE
-    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-
-    def run(images):
-        return loaded.serve(tf.convert_to_tensor(images, tf.uint8)).numpy()
-
-    return run, info
-
-
-#: The files of an adain run's ONNX export, by endpoint (ONNX has one graph per file).
-ARBITRARY_ONNX = {"stylize": "translator.onnx", "encode_style": "style_encoder.onnx",
-                  "stylize_with_statistics": "translator_with_statistics.onnx"}
+#: The ONNX files of an export made before its metadata listed them (``"files"``): one
+#: file per endpoint, the first endpoint's being the file given.
+LEGACY_ONNX_FILES = {"stylize": "translator.onnx", "encode_style": "style_encoder.onnx",
+                     "stylize_with_statistics": "translator_with_statistics.onnx"}
 
 
 def exported_info(path) -> dict:
@@ -239,53 +191,64 @@ def exported_info(path) -> dict:
     return json.loads(info_file.read_text()) if info_file.is_file() else {}
 
 
-def arbitrary_runners(path):
-    """``(encode, stylize)`` of an exported adain stylizer (``.tflite``, ``translator.onnx``
-    with its two sibling files, or a SavedModel folder).
+def _arrays(feeds: dict) -> dict:
+    # numpy scalars (np.float32(0.5)) as 0-d arrays: ONNX Runtime takes arrays only.
+    return {name: np.asarray(value) for name, value in feeds.items()}
 
-    ``encode(style)``: uint8 ``[1, H, W, 3]`` -> float32 statistics ``[1, 2, C]``;
-    ``stylize(content, statistics, strength)``: uint8 ``[1, H, W, 3]`` -> the same.
+
+def _first(outputs: dict) -> np.ndarray:
+    return np.asarray(next(iter(outputs.values())))
+
+
+def saved_model_call(path):
+    """``call(endpoint, **feeds)`` of an exported SavedModel: each endpoint a signature
+    (the first also ``serving_default``, the only one in files of one endpoint)."""
+    loaded = tf.saved_model.load(os.fspath(path))
+
+    def call(name, **feeds):
+        signature = loaded.signatures.get(name) or loaded.signatures["serving_default"]
+        return _first(signature(**{k: tf.constant(v) for k, v in feeds.items()}))
+
+    return call
+
+
+def litert_call(path, num_threads: int | None = None):
+    """``call(endpoint, **feeds)`` of a .tflite file, run with LiteRT (inputs are resized
+    to each new shape): each endpoint a signature of the file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=os.fspath(path),
+                              num_threads=num_threads or os.cpu_count())
+    names = list(interpreter.get_signature_list())
+    runners = {}
+
+    def call(name, **feeds):
+        key = name if name in names else names[0]  # one endpoint: whatever its name
+        if key not in runners:
+            runners[key] = interpreter.get_signature_runner(key)
+        return _first(runners[key](**_arrays(feeds)))
+
+    return call
+
+
+def onnx_call(path, endpoints: list[str], info: dict, num_threads: int | None = None):
+    """``call(endpoint, **feeds)`` of an ONNX export: ``path`` holds the first endpoint,
+    the files its metadata lists (``"files"``) the others, beside it.
+
+    Raises:
+        FileNotFoundError: a file of another endpoint is missing.
     """
     path = Path(path)
-    if path.suffix == ".tflite":
-        from ai_edge_litert.interpreter import Interpreter
+    files = {**LEGACY_ONNX_FILES, **info.get("files", {}), endpoints[0]: path.name}
+    wanted = {name: path.parent / files[name] for name in endpoints}
+    missing = [p.name for p in wanted.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{path} is one of an export's {len(wanted)} ONNX files; {' and '.join(missing)} "
+            "should be beside it (kstyle export --onnx writes them together)")
+    sessions = {name: onnx_session(file, num_threads) for name, file in wanted.items()}
 
-        interpreter = Interpreter(model_path=os.fspath(path), num_threads=os.cpu_count())
-        encoder = interpreter.get_signature_runner("encode_style")
-        stylizer = interpreter.get_signature_runner("stylize_with_statistics")
+    def call(name, **feeds):
+        return np.asarray(sessions[name].run(None, _arrays(feeds))[0])
 
-        def encode(style):
-            return next(iter(encoder(style=style).values()))
-
-        def stylize(content, statistics, strength):
-            return next(iter(stylizer(content=content, statistics=statistics,
-                                      strength=strength).values()))
-    elif path.suffix == ".onnx":
-        names = [ARBITRARY_ONNX[k] for k in ("encode_style", "stylize_with_statistics")]
-        missing = [n for n in names if not (path.parent / n).is_file()]
-        if missing:
-            raise FileNotFoundError(
-                f"{path} is one of an adain export's three ONNX files; "
-                f"{' and '.join(missing)} should be beside it (kstyle export --onnx)")
-        encoder, stylizer = (onnx_session(path.parent / n) for n in names)
-
-        def encode(style):
-            return encoder.run(None, {"style": style})[0]
-
-        def stylize(content, statistics, strength):
-            return stylizer.run(None, {"content": content, "statistics": statistics,
-                                       "strength": strength})[0]
-    else:
-        loaded = tf.saved_model.load(os.fspath(path))
-
-        def encode(style):
-            out = loaded.signatures["encode_style"](style=tf.constant(style, tf.uint8))
-            return next(iter(out.values())).numpy()
-
-        def stylize(content, statistics, strength):
-            out = loaded.signatures["stylize_with_statistics"](
-                content=tf.constant(content, tf.uint8),
-                statistics=tf.constant(statistics, tf.float32),
-                strength=tf.constant(strength, tf.float32))
-            return next(iter(out.values())).numpy()
-    return encode, stylize
+    return call

@@ -15,10 +15,10 @@ from conftest import SHARED_DATA, needs_shared_data, write_tiny_photos
 from PIL import Image
 
 import kstyle
-from kstyle.arbitrary import ArbitraryStylizer, match_colors
 from kstyle.cli import main
 from kstyle.errors import ModelLoadError, RecipeError, StyleOptionError
 from kstyle.models import AdaIN
+from kstyle.models.adain import AdaINInference, match_colors
 from kstyle.nets.adain import (
     AdaptiveInstanceNormalization,
     ChannelStatistics,
@@ -202,7 +202,7 @@ def test_the_light_variant_trains_its_own_encoder_and_exports_it(tmp_path, vgg_f
     # It stylizes, and exports with 64-channel statistics.
     content = np.random.default_rng(1).integers(0, 256, (40, 24, 3), np.uint8)
     style = np.random.default_rng(2).integers(0, 256, (32, 32, 3), np.uint8)
-    expected = kstyle.load(run).stylize_array(content, style, style_size=0)
+    expected = kstyle.load(run).stylize_array(content, style=style, style_size=0)
     assert expected.shape == content.shape
     out = tmp_path / "export"
     exported = CliRunner().invoke(main, ["export", str(run), "--tflite", "--out", str(out)])
@@ -247,7 +247,9 @@ def adain_run(tmp_path_factory, vgg_file):
 def test_load_gives_a_stylizer_that_takes_any_style(adain_run):
     run, tmp = adain_run
     stylizer = kstyle.load(run)
-    assert isinstance(stylizer, ArbitraryStylizer)
+    assert isinstance(stylizer.inference, AdaINInference)
+    assert set(stylizer.inputs) == {"style", "strength", "blend", "preserve_color",
+                                    "style_size"}
     rng = np.random.default_rng(4)
     content = rng.integers(0, 256, (37, 50, 3), np.uint8)
     styles = sorted((tmp / "styles").glob("*.png"))
@@ -276,9 +278,9 @@ def test_load_gives_a_stylizer_that_takes_any_style(adain_run):
         stylizer(content, style=styles[0], strength=1.5)
     with pytest.raises(StyleOptionError, match=r"blend = \[1.0\]: expected 2"):
         stylizer(content, style=styles[:2], blend=[1.0])
-    with pytest.raises(ValueError, match="give style="):
+    with pytest.raises(ValueError, match="style: this model needs it: give style="):
         kstyle.stylize(content, model=run)
-    with pytest.raises(ValueError, match="steps are for optimization"):
+    with pytest.raises(ValueError, match="takes no steps .*for optimization"):
         kstyle.stylize(content, model=run, style=styles[0], steps=3)
 
 
@@ -296,21 +298,21 @@ def test_large_images_stylize_in_tiles_with_the_whole_images_statistics(adain_ru
     # The statistics gathered tile by tile are the whole image's (features near a tile's
     # edge see its padding, not their neighbours: close, not equal; 1.4% and 3.7% here).
     mean, std = tiled.content_statistics(content, 48, 16)
-    features = whole._features(content[None])
+    features = whole.features(content[None])
     from kstyle.nets.adain import channel_statistics
 
     true_mean, true_std = (np.asarray(v) for v in channel_statistics(features))
     assert mean.shape == true_mean.shape == (1, 1, 1, 512)
     for ours, truth in ((mean, true_mean), (std, true_std)):
         assert np.linalg.norm(ours - truth) < 0.05 * np.linalg.norm(truth)
-    reference = whole.stylize_array(content, style, style_size=0).astype(float)
-    out = tiled.stylize_array(content, style, style_size=0)
+    reference = whole.stylize_array(content, style=style, style_size=0).astype(float)
+    out = tiled.stylize_array(content, style=style, style_size=0)
     assert out.shape == content.shape and out.dtype == np.uint8
     # With the whole image's statistics the tiles come out closer to the one-pass result
     # than with each tile's own (what tiling without them gives): 0.9 against 2.5 of 255.
-    own = tiled._tiled  # the same tiles, each renormalized by itself:
-    tiled.content_statistics = lambda *a: (None, None)
-    per_tile = own(content, tiled.encode_style(style, style_size=0), 1.0, 48)
+    # The same tiles, each renormalized by itself:
+    tiled.inference.content_statistics = lambda *a: (None, None)
+    per_tile = tiled.stylize_array(content, style=style, style_size=0)
     error = np.abs(out - reference).mean()
     assert error < np.abs(per_tile - reference).mean(), error
     assert error < 12, error
@@ -341,7 +343,7 @@ def test_cli_stylizes_a_folder_in_blended_styles(adain_run, tmp_path):
     assert sorted(p.name for p in out.glob("*.png")) == ["00.png", "01.png"]
     assert Image.open(out / "00.png").size == (36, 36)
     no_style = CliRunner().invoke(main, ["stylize", str(photos), "--model", str(run)])
-    assert no_style.exit_code == 2 and "is an adain run: give the style image" in no_style.output
+    assert no_style.exit_code == 2 and "needs --style (the style image" in no_style.output
     strength = CliRunner().invoke(main, ["stylize", str(photos), "--style", str(styles[0]),
                                          "--strength", "0.5"])
     assert strength.exit_code == 2 and "--strength needs --model" in strength.output
@@ -360,7 +362,7 @@ def test_exports_three_endpoints_that_run_in_litert_and_onnx(adain_run, tmp_path
     rng = np.random.default_rng(7)
     content = rng.integers(0, 256, (1, 45, 30, 3), np.uint8)
     style = rng.integers(0, 256, (1, 20, 36, 3), np.uint8)
-    expected = kstyle.load(run).stylize_array(content[0], style[0], style_size=0,
+    expected = kstyle.load(run).stylize_array(content[0], style=style[0], style_size=0,
                                               strength=0.7)
     strength = np.array(0.7, np.float32)
     saved = tf.saved_model.load(str(out / "saved_model"))
@@ -374,7 +376,8 @@ def test_exports_three_endpoints_that_run_in_litert_and_onnx(adain_run, tmp_path
     (litert,) = interpreter.get_signature_runner("stylize_with_statistics")(
         content=content, statistics=statistics, strength=strength).values()
     sessions = {name: onnxruntime.InferenceSession(str(out / f"{name}.onnx"))
-                for name in ("translator", "style_encoder", "translator_with_statistics")}
+                for name in ("translator", "translator_encode_style",
+                             "translator_stylize_with_statistics")}
     onnx_out = sessions["translator"].run(None, {"content": content, "style": style,
                                                  "strength": strength})[0]
     for got in (np.asarray(saved_out), litert, onnx_out):
@@ -384,8 +387,8 @@ def test_exports_three_endpoints_that_run_in_litert_and_onnx(adain_run, tmp_path
     # file's encode_style, blended, at a strength.
     for exported in ("translator.tflite", "translator.onnx", "saved_model"):
         stylizer = kstyle.load(out / exported)
-        assert isinstance(stylizer, ArbitraryStylizer) and stylizer.model is None
-        got = stylizer.stylize_array(content[0], style[0], style_size=0, strength=0.7)
+        assert isinstance(stylizer.inference, AdaINInference) and stylizer.model is None
+        got = stylizer.stylize_array(content[0], style=style[0], style_size=0, strength=0.7)
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2, exported
     photo = tmp_path / "photo.png"
     Image.fromarray(content[0]).save(photo)
@@ -395,12 +398,12 @@ def test_exports_three_endpoints_that_run_in_litert_and_onnx(adain_run, tmp_path
         str(tmp_path / "style.png"), "--strength", "0.7", "--out", str(tmp_path / "out.png")])
     assert stylized.exit_code == 0, stylized.output
     assert np.asarray(Image.open(tmp_path / "out.png")).shape == content[0].shape
-    (out / "style_encoder.onnx").unlink()
-    with pytest.raises(ModelLoadError, match="style_encoder.onnx should be beside"):
+    (out / "translator_encode_style.onnx").unlink()
+    with pytest.raises(ModelLoadError, match="translator_encode_style.onnx should be beside"):
         kstyle.load(out / "translator.onnx")
     int8 = CliRunner().invoke(main, ["export", str(run), "--tflite", "--quantize", "int8",
                                      "--out", str(tmp_path / "int8")])
-    assert int8.exit_code == 2 and "use fp16 or dynamic" in int8.output
+    assert int8.exit_code == 2 and "use fp16 or dynamic" in int8.output, int8.output
 
 
 def test_fine_tunes_from_the_imported_reference_networks(tmp_path):

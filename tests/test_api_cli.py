@@ -143,12 +143,12 @@ def test_eval_of_a_perfect_translator_is_perfect(tiny_run, tmp_path, monkeypatch
 
 
 def test_size_multiple_is_inferred_for_bare_keras_files():
-    from kstyle.api import infer_size_multiple
+    from kstyle.models.signature import Inference
     from kstyle.nets import resnet_generator, unet_generator
 
-    assert infer_size_multiple(unet_generator(base_filters=4, num_downs=8)) == 256
-    assert infer_size_multiple(unet_generator(base_filters=4, num_downs=6)) == 64
-    assert infer_size_multiple(resnet_generator(base_filters=4, num_blocks=1)) == 4
+    assert Inference.measured_size_multiple(unet_generator(base_filters=4, num_downs=8)) == 256
+    assert Inference.measured_size_multiple(unet_generator(base_filters=4, num_downs=6)) == 64
+    assert Inference.measured_size_multiple(resnet_generator(base_filters=4, num_blocks=1)) == 4
 
 
 def test_a_keras_file_with_code_in_it_is_refused(tmp_path):

@@ -13,8 +13,8 @@ from kstyle.cli import main
 from kstyle.errors import ExportError
 from kstyle.serving import (
     add_tflite_metadata,
+    exported_info,
     mirror_pad_to,
-    onnx_runner,
     read_tflite_metadata,
 )
 from kstyle.train import fit
@@ -131,7 +131,7 @@ def test_onnx_export_runs_in_onnx_runtime_like_keras(tiny_run, tmp_path):
                                  onnx=True, log=quiet)
     assert set(results) == {"onnx"} and results["onnx"]["passed"]
     path = tmp_path / "translator.onnx"
-    run, info = onnx_runner(path)
+    info = exported_info(path)
     assert info["size_multiple"] == 32 and info["kind"] == "pix2pix"
     assert info["value_range"] == [0, 255]
     # Any size, uint8 in and out, the same pixels as Keras (to the parity bar).
@@ -140,7 +140,12 @@ def test_onnx_export_runs_in_onnx_runtime_like_keras(tiny_run, tmp_path):
     assert got.shape == image.shape and got.dtype == np.uint8
     expected = kstyle.stylize(image, model=tiny_run)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= kexport.MAX_ABS_DIFF
-    assert run(image[None]).shape == (1, 45, 70, 3)
+    # A client of the file alone feeds its input by the signature's name.
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path))
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    assert session.run(None, {"images": image[None]})[0].shape == (1, 45, 70, 3)
 
 
 def test_onnx_export_without_its_packages_says_what_to_install(tiny_run, tmp_path,

@@ -214,7 +214,7 @@ def test_cli_style_transfer_writes_the_file_and_frames(vgg_file, style_file, tmp
     assert len(list((tmp_path / "result_frames").glob("frame_*.png"))) == 2
     both = CliRunner().invoke(main, ["stylize", str(src), "--style", str(style_file),
                                      "--model", str(tiny_run)])
-    assert both.exit_code == 2 and "takes no style image" in both.output
+    assert both.exit_code == 2 and "takes no --style" in both.output
     steps = CliRunner().invoke(main, ["stylize", str(src), "--steps", "3", "--model",
                                       str(tiny_run)])
     assert steps.exit_code == 2 and "--steps: for --style without --model" in steps.output

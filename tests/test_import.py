@@ -317,7 +317,7 @@ def test_instance_norm_statistics_of_old_files_are_dropped():
 
 def test_import_the_adain_decoder_with_its_encoder_stylizes_as_the_reference(tmp_path):
     import kstyle
-    from kstyle.arbitrary import ArbitraryStylizer
+    from kstyle.models.adain import AdaINInference
 
     decoder, vgg = copy_as(tmp_path, [("adain_decoder", "decoder.pth"),
                                       ("adain_vgg", "vgg_normalised.pth")])
@@ -329,7 +329,7 @@ def test_import_the_adain_decoder_with_its_encoder_stylizes_as_the_reference(tmp
     assert info["kind"] == "adain" and info["size_multiple"] == 8
     assert set(info["networks"]) == {"encoder", "decoder"}
     stylizer = kstyle.load(out)
-    assert isinstance(stylizer, ArbitraryStylizer)
+    assert isinstance(stylizer.inference, AdaINInference)
     with np.load(FIXTURES / "nets.npz") as expected:
         assert stylizer.decoder.count_params() == int(expected["adain/parameters"])
         mean, std = stylizer.style_statistics(expected["adain/style"][None])

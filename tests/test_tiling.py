@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import kstyle
-from kstyle.api import Translator
+from kstyle.api import Stylizer
 from kstyle.nets import resnet_generator
 from kstyle.tiling import TiledTranslator, tile_origins, tile_weights
 
@@ -41,17 +41,17 @@ def test_tiles_cover_the_image_and_ramps_sum_to_one():
 
 
 def test_whole_image_statistics_keep_tiles_consistent(network, photo):
-    whole = Translator(network, {"size_multiple": 4}, tile=0).translate_array(photo)
+    whole = Stylizer.from_network(network, {"size_multiple": 4}, tile=0).stylize_array(photo)
     tiled = TiledTranslator(network, 4, tile=64, overlap=16, stats_size=4096)
     assert len(tiled.norms) == 9  # stem, 2 downs, 2 blocks x 2, 2 ups
     out = tiled(photo)
     assert out.shape == photo.shape and out.dtype == np.uint8
     # Per-tile statistics (each tile translated on its own) shift each tile's tone.
-    plain = Translator(network, {"size_multiple": 4}, tile=0)
+    plain = Stylizer.from_network(network, {"size_multiple": 4}, tile=0)
     naive = np.zeros_like(photo)
     for top in range(0, 150, 64):
         for left in range(0, 230, 64):
-            naive[top:top + 64, left:left + 64] = plain.translate_array(
+            naive[top:top + 64, left:left + 64] = plain.stylize_array(
                 photo[top:top + 64, left:left + 64])
     assert mean_abs(out, whole) < 5
     assert mean_abs(naive, whole) > 4 * mean_abs(out, whole)
@@ -60,6 +60,6 @@ def test_whole_image_statistics_keep_tiles_consistent(network, photo):
 def test_stylize_tiles_large_images_or_on_request(tiny_run, photo):
     translator = kstyle.load(tiny_run, tile=64)
     out = translator(photo)
-    assert out.shape == photo.shape and translator._tiled is not None
+    assert out.shape == photo.shape and translator.inference._tiler is not None
     assert kstyle.load(tiny_run).tile is None
-    assert Translator.TILE_ABOVE == 2048 * 2048
+    assert Stylizer.TILE_ABOVE == 2048 * 2048

@@ -350,3 +350,38 @@ def resize_long_side(images: tf.Tensor, long_side: int) -> tf.Tensor:
     scale = long_side / max(height, width)
     return tf.image.resize(images, (max(1, round(height * scale)), max(1, round(width * scale))),
                            method="bilinear", antialias=True)
+
+
+def as_rgb(image) -> tuple[np.ndarray, dict]:
+    """Any image the Python API takes, as a uint8 ``HxWx3`` array.
+
+    Args:
+        image: a path, a ``PIL.Image``, or a ``numpy`` array (uint8 ``HxW``, ``HxWx3`` or
+            ``HxWx4``, or float in [0, 1]).
+
+    Returns:
+        ``(rgb, kind)``: the array, and what the input was (``{"path": ...}``,
+        ``{"pil": True}`` or ``{"gray": bool, "float": bool}``) for giving a result back
+        as the same kind.
+
+    Raises:
+        DataError: an unreadable file, or an array that is not an image.
+    """
+    if isinstance(image, str | os.PathLike):
+        return read_image(image), {"path": image}
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB")), {"pil": True}
+    array = np.asarray(image)
+    is_float = np.issubdtype(array.dtype, np.floating)
+    if is_float:
+        array = np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
+    if array.dtype != np.uint8:
+        raise DataError(
+            f"expected a uint8 image array (or float in [0, 1]), got dtype {array.dtype}")
+    gray = array.ndim == 2
+    if gray:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise DataError(
+            f"expected an image array of shape HxW, HxWx3 or HxWx4, got {array.shape}")
+    return np.ascontiguousarray(array[..., :3]), {"gray": gray, "float": is_float}

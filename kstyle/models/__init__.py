@@ -44,6 +44,26 @@ def get_model_class(kind: str):
     return model_class(options)
 
 
+def get_inference(kind: str | None = None, network=None):
+    """The :class:`kstyle.models.signature.Inference` of a model kind.
+
+    Args:
+        kind: the kind a run or an exported file records (None or unknown: not recorded).
+        network: for a bare ``.keras`` file with no recorded kind, the loaded network:
+            the first kind whose declaration accepts it (see ``Inference.accepts``).
+    """
+    from kstyle.models.signature import Inference
+
+    if kind in KINDS:
+        return get_model_class(kind).inference
+    if network is not None:
+        for name in KINDS:
+            inference = get_model_class(name).inference
+            if inference is not Inference and inference.accepts(network):
+                return inference
+    return Inference
+
+
 def __getattr__(name):
     # Model classes import Keras (and TensorFlow): only when asked for.
     if name == "MODELS":
@@ -58,4 +78,4 @@ def __getattr__(name):
 
 
 __all__ = ["AdaIN", "CDAE", "KINDS", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix",
-           "get_model_class"]
+           "get_inference", "get_model_class"]

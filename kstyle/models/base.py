@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 
 from kstyle.models.options import ModelOptions
+from kstyle.models.signature import Inference
 
 
 class TranslationModel(keras.Model):
@@ -29,6 +30,10 @@ class TranslationModel(keras.Model):
             ``d_optimizer`` -> ``discriminator``).
         ``size_multiple``: image sides the networks take are multiples of it (a class or
             an instance attribute).
+        ``inference``: how its translators are used once trained: an
+            :class:`kstyle.models.signature.Inference` subclass, written in the kind's
+            model file, that declares their inputs and outputs (default: one image in,
+            one image out).
 
     and writes:
         ``from_options(options, in_channels, out_channels)``: builds its networks.
@@ -58,6 +63,7 @@ class TranslationModel(keras.Model):
     optimizer_slots: ClassVar[dict[str, str]] = {"g_optimizer": "generator",
                                                  "d_optimizer": "discriminator"}
     size_multiple = 1
+    inference: ClassVar[type[Inference]] = Inference
 
     #: ``"paired"``, ``"unpaired"``, ``"images"`` or ``"styled"``: what the model trains
     #: on, as its options class says.

@@ -167,3 +167,13 @@ class ModelOptions:
 
     def check(self, data) -> None:
         """Checks that span fields (``data`` is the recipe's ``[data]``); raises OptionError."""
+
+
+def style_problems(styles, blend) -> list[str]:
+    """What is wrong with a list of styles and their weights (``blend``), if anything."""
+    problems = [] if styles else ["style: give at least one style image"]
+    if blend is not None and (len(blend) != len(styles) or any(b < 0 for b in blend)
+                              or not sum(blend) > 0):
+        problems.append(f"blend = {list(blend)}: expected {len(styles)} non-negative "
+                        "weight(s), one per style, not all zero")
+    return problems

@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def make(out: Path):
     import keras
+    from conftest import write_tiny_photos
+    from test_adain import TINY_ADAIN, write_styles
 
     import kstyle
-    from conftest import write_tiny_photos
     from kstyle.export import export_run
     from kstyle.recipes import recipe_from_dict
     from kstyle.train import fit
-    from test_adain import TINY_ADAIN, write_styles
 
     work = out / "_work"
     shutil.rmtree(work, ignore_errors=True)
