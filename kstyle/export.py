@@ -218,7 +218,7 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
         quantize: ``"none"`` (float32), ``"fp16"`` (float16 weights), ``"dynamic"`` (int8
             weights) or ``"int8"`` (int8 weights and activations, calibrated on training
             inputs of the run's recipe, or on ``images`` when given; for models of one
-            endpoint that takes images only); applies to the .tflite file.
+            endpoint that takes one image); applies to the .tflite file.
         direction: ``"a2b"`` or ``"b2a"`` for two-way models.
         images: image files or folders for the check (default: the run's sample inputs).
         log: where messages go.
@@ -247,8 +247,8 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     if inference.network is None:
         raise ModelLoadError(f"{model}: already an exported file; export a run folder")
     signature = inference.signature
-    if quantize == "int8" and (len(signature.endpoints) > 1 or any(
-            p.type != IMAGE for p in signature.main.inputs)):
+    if quantize == "int8" and (len(signature.endpoints) > 1
+                               or len(signature.main.inputs) > 1):
         raise ExportError(f"--quantize int8 is not available for this model (its calibration "
                           f"takes images alone; it has {', '.join(signature.names)}); use "
                           "fp16 or dynamic")

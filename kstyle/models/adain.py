@@ -328,6 +328,17 @@ class AdaINInference(Inference):
         return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+def _frozen_encoder(weights, name: str = "adain_encoder"):
+    """VGG19 to relu4_1 from ``model.vgg_weights``: Keras' weights, or the AdaIN
+    reference's ``vgg_normalised.pth`` (read without torch; its layers past relu4_1 are
+    not used)."""
+    if weights is not None and os.fspath(weights).endswith(".pth"):
+        from kstyle.convert import read_adain_encoder
+
+        return read_adain_encoder(weights, name=name)
+    return adain_encoder(weights, name=name)
+
+
 def _mse(x, y):
     return tf.reduce_mean(tf.square(tf.cast(x, tf.float32) - tf.cast(y, tf.float32)))
 
@@ -410,9 +421,9 @@ class AdaIN(TranslationModel):
         light = None
         if options.encoder_width != 1.0:
             light = adain_encoder(None, width=options.encoder_width, name="adain_encoder")
-            encoder = adain_encoder(options.vgg_weights, name="loss_encoder")
+            encoder = _frozen_encoder(options.vgg_weights, name="loss_encoder")
         else:
-            encoder = adain_encoder(options.vgg_weights)
+            encoder = _frozen_encoder(options.vgg_weights)
         decoder = adain_decoder(width=options.decoder_width, name="decoder",
                                 features=(light or encoder).output["relu4_1"].shape[-1])
         return cls(encoder, decoder, content_weight=options.content_weight,

@@ -143,9 +143,9 @@ def adain_encoder(weights: str | os.PathLike | None = None, width: float = 1.0,
 
     Args:
         weights: ``None``/``"random"`` (tests), ``"imagenet"`` (Keras' VGG19 weights, from
-            its cache or ``$KSTYLE_VGG19_WEIGHTS``), the path of a VGG19 weights file, or
-            the path of the AdaIN reference's ``vgg_normalised.pth`` (read without torch;
-            its layers past ``relu4_1`` are not used).
+            its cache or ``$KSTYLE_VGG19_WEIGHTS``), or the path of a VGG19 weights file.
+            (The AdaIN reference's ``vgg_normalised.pth`` is read by
+            ``kstyle.convert.read_adain_encoder`` into this same network.)
         width: multiplies every block's filters (random weights only; a ``.pth`` file
             gives its own): 1 is VGG19.
         name: model name.
@@ -162,10 +162,6 @@ def adain_encoder(weights: str | os.PathLike | None = None, width: float = 1.0,
     {'relu1_1': (1, 16, 16, 64), 'relu2_1': (1, 8, 8, 128), 'relu3_1': (1, 4, 4, 256), \
 'relu4_1': (1, 2, 2, 512)}
     """
-    if weights is not None and os.fspath(weights).endswith(".pth"):
-        from kstyle.convert import read_adain_encoder
-
-        return read_adain_encoder(weights, name=name)
     if width != 1.0 and weights not in (None, "random"):
         raise ValueError(f"width {width} needs random weights: VGG19's are at width 1.")
     inputs = keras.Input(shape=(None, None, 3), name="image")
