@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kstyle import data as kdata
+from kstyle.data.kinds import get_data_kind
 from kstyle.errors import DataError, RecipeError
 from kstyle.models import get_model_class
 from kstyle.models.base import TranslationModel
@@ -19,52 +19,18 @@ from kstyle.schedules import EpochSchedule
 
 
 def data_source(recipe: Recipe):
-    """``(count(split), dataset(split, **options))`` for the recipe's data and model kind.
-
-    Paired models (pix2pix) read :func:`kstyle.data.paired_dataset`; unpaired ones
-    (CycleGAN) :func:`kstyle.data.unpaired_dataset`, whose epoch is the larger domain;
-    models that learn from images alone (the fast stylizer) the B side (the photo) of a
-    paired source, so any paired layout, photo folder, tfds set or the synthetic
-    renderings serve; models of any style (AdaIN) those photos, each with a style image
-    from ``data.style_path`` (:func:`kstyle.data.style_dataset`, endless).
-    """
+    """``(count(split), dataset(split, **options))`` for the recipe's data, as the model
+    kind's data kind reads it (``kstyle.data.kinds``): pairs, two unpaired domains (whose
+    epoch is the larger one), photos alone, or photos with style images."""
     d = recipe.data
-    where = dict(synthetic_count=d.synthetic_count, data_dir=d.data_dir or None,
-                 bad_images=d.bad_images)
-    common = dict(image_size=d.image_size, tfds_keys=tuple(d.tfds_keys), **where)
-    data_kind = recipe.model.data_kind
-    if data_kind in ("images", "styled"):
-        def count(split):
-            return kdata.paired_count(d.source, d.path, split=split, **where)
+    kind = get_data_kind(recipe.model.data_kind)
 
-        def photos(split, **options):
-            pairs = kdata.paired_dataset(d.source, d.path, split=split, direction="a2b",
-                                         derive=d.derive, **common, **options)
-            return pairs.map(lambda a, b: b)
+    def count(split):
+        return kind.count(d, split)
 
-        def styled(split, **options):
-            styles = kdata.style_dataset(
-                d.style_path, image_size=d.image_size, bad_images=d.bad_images,
-                **{k: v for k, v in options.items()
-                   if k not in ("repeat", "drop_remainder")})
-            # A last, smaller content batch takes as many styles.
-            return tf.data.Dataset.zip((photos(split, **options), styles)).map(
-                lambda content, style: (content, style[:tf.shape(content)[0]]))
+    def dataset(split, **options):
+        return kind.dataset(d, split, **options)
 
-        dataset = photos if data_kind == "images" else styled
-    elif data_kind == "unpaired":
-        def count(split):
-            return max(kdata.unpaired_count(d.source, d.path, split=split, **where))
-
-        def dataset(split, **options):
-            return kdata.unpaired_dataset(d.source, d.path, split=split, **common, **options)
-    else:
-        def count(split):
-            return kdata.paired_count(d.source, d.path, split=split, **where)
-
-        def dataset(split, **options):
-            return kdata.paired_dataset(d.source, d.path, split=split, direction=d.direction,
-                                        derive=d.derive, **common, **options)
     return count, dataset
 
 
@@ -173,6 +139,6 @@ def input_transforms(recipe: Recipe, model: TranslationModel) -> dict:
     otherwise (that of a two-way model, or none), whose input is the plain photo.
     """
     d = recipe.data
-    derived = d.source in ("photos", "tfds") and model.data_kind not in ("images", "styled")
+    derived = d.source in ("photos", "tfds") and get_data_kind(model.data_kind).derives
     derive = d.derive if derived else "none"
     return {k: derive if k == d.direction else "none" for k in model.translators}

@@ -512,7 +512,9 @@ def check(target, layout, overrides, show_all):
                     if d.source == "tfds" else "its images are generated in memory")
             click.echo(f"{target}: data.source = {d.source!r}: {what}; nothing to check here.")
             return
-        layout = "unpaired" if r.model.data_kind == "unpaired" else d.source
+        from kstyle.data.kinds import get_data_kind
+
+        layout = get_data_kind(r.model.data_kind).layout(d.source)
         root, splits = resolve_path(d.source, d.path), [d.train_split, d.val_split]
     elif overrides:
         raise click.UsageError("--set needs a RECIPE file, not a folder")

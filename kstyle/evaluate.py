@@ -232,9 +232,10 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
                  inception_weights: str | os.PathLike | None = "imagenet") -> dict:
     """Scores a run the way its model kind allows: :func:`evaluate` or :func:`evaluate_unpaired`.
 
-    The kind comes from the run's recipe (``model.kind``) and its class's ``data_kind``:
-    ``"paired"`` runs get L1, PSNR and SSIM against their targets (and FID/KID of outputs
-    against targets with ``fid``); ``"unpaired"`` runs get FID and KID of translations
+    The kind comes from the run's recipe (``model.kind``), and what it can be scored
+    against from its data kind (``kstyle.data.kinds``): runs trained on pairs get L1,
+    PSNR and SSIM against their targets (and FID/KID of outputs against targets with
+    ``fid``); runs trained on two unpaired domains get FID and KID of translations
     against real target-domain images, always.
 
     Args:
@@ -265,14 +266,16 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
     if not (run_dir / runs.RECIPE_FILE).is_file():
         raise ModelLoadError(f"{run_dir}: no {runs.RECIPE_FILE}; expected a run folder "
                              "written by 'kstyle fit'")
+    from kstyle.data.kinds import get_data_kind
+
     options = _load_run_recipe(run_dir, data_path).model
-    kind, data_kind = options.kind, options.data_kind
-    if data_kind == "unpaired":
+    kind, data_kind = options.kind, get_data_kind(options.data_kind)
+    if data_kind.targets == "domain":
         scores = evaluate_unpaired(run_dir, data_path, split=split,
                                    direction=direction or "a2b", limit=limit,
                                    batch_size=batch_size or 8,
                                    inception_weights=inception_weights)
-    elif data_kind == "paired":
+    elif data_kind.targets == "pairs":
         if direction not in (None, runs.DEFAULT_DIRECTION):
             raise ModelLoadError(
                 f"{run_dir}: a {kind} run translates one way only (its recipe's "
@@ -281,8 +284,8 @@ def evaluate_run(run_dir: str | os.PathLike, data_path: str | os.PathLike | None
         scores = evaluate(run_dir, data_path, split=split, batch_size=batch_size or 4,
                           limit=limit, fid=fid, inception_weights=inception_weights)
     else:
-        raise DataError(f"{run_dir}: a {kind} run ({data_kind} data) has no reference "
-                        "images to be scored against")
+        raise DataError(f"{run_dir}: a {kind} run (trained on {data_kind.doc}) has no "
+                        "reference images to be scored against")
     return {"kind": kind, **scores}
 
 

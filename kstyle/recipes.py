@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from kstyle.data.layout import KNOWN_DATASETS, UNPAIRED_SOURCES
+from kstyle.data.kinds import get_data_kind
+from kstyle.data.layout import KNOWN_DATASETS
 from kstyle.errors import RecipeError
 from kstyle.models import DEFAULT_KIND, KINDS
 from kstyle.models.options import ModelOptions, OptionError, check_fields, is_path, option
@@ -372,10 +373,11 @@ def _check(recipe: Recipe) -> None:
         m.check(d)
     except OptionError as e:
         raise RecipeError(f"{src}: {e}") from None
-    if m.data_kind == "unpaired" and d.source not in UNPAIRED_SOURCES:
+    sources = get_data_kind(m.data_kind).sources
+    if sources is not None and d.source not in sources:
         raise RecipeError(
             f"{src}: data.source = {d.source!r} gives pairs; model.kind = {m.kind!r} trains on "
-            "two unpaired domains: use 'folders' (trainA/ trainB/), 'tfds' or 'synthetic'")
+            f"{get_data_kind(m.data_kind).doc}: use one of {_fmt(sources)}")
     if d.source in ("ab", "folders", "photos"):
         if not d.path:
             raise RecipeError(

@@ -26,9 +26,9 @@ import keras
 import tensorflow as tf
 
 from kstyle import builders, lock, runs, visual
-from kstyle import data as kdata
 from kstyle.callbacks import RunCallback, Stopped
 from kstyle.checkpoints import Checkpointer, initial_weights, step_of
+from kstyle.data.kinds import get_data_kind
 from kstyle.distribute import any_worker, make_strategy, worker_role, worker_scratch
 from kstyle.errors import DataError, KstyleError, ModelLoadError, RecipeError, WorkerLostError
 from kstyle.monitor import CollapseMonitor
@@ -335,10 +335,9 @@ class Run:
         return self.step
 
     def _describe_pairs(self):
-        if self.model.data_kind == "paired":
-            d = self.recipe.data
-            self.log("Pairs: " + kdata.describe_pairs(d.source, d.path, direction=d.direction,
-                                                      derive=d.derive, tfds_keys=d.tfds_keys))
+        describe = get_data_kind(self.model.data_kind).describe
+        if describe is not None:
+            self.log(describe(self.recipe.data))
 
     def _callbacks(self, extra) -> list:
         return [

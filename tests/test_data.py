@@ -436,3 +436,13 @@ def test_real_facades_val():
         paired_dataset("ab", root, split="val", image_size=32, augment=False, batch_size=3)
     )
     assert a.shape == b.shape == (3, 32, 32, 3)
+
+
+def test_every_model_kind_trains_on_a_registered_data_kind():
+    from kstyle.data.kinds import DATA_KINDS, get_data_kind
+    from kstyle.models import KINDS
+
+    assert {options.data_kind for options in KINDS.values()} <= set(DATA_KINDS)
+    assert get_data_kind("unpaired").layout("folders") == "unpaired"
+    with pytest.raises(ValueError, match="valid: paired, unpaired, images, styled"):
+        get_data_kind("triplets")

@@ -65,8 +65,8 @@ class TranslationModel(keras.Model):
     size_multiple = 1
     inference: ClassVar[type[Inference]] = Inference
 
-    #: ``"paired"``, ``"unpaired"``, ``"images"`` or ``"styled"``: what the model trains
-    #: on, as its options class says.
+    #: What the model trains on, as its options class says: a name in
+    #: ``kstyle.data.kinds.DATA_KINDS`` (``"paired"``, ``"unpaired"``, ...).
     data_kind: ClassVar[str] = ModelOptions.data_kind
 
     def __init_subclass__(cls, **kwargs):
