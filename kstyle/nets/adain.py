@@ -19,7 +19,8 @@ import os
 import keras
 import numpy as np
 
-from kstyle.nets.layers import Conv2D, NearestUpsampling2D, ReflectionPadding2D
+from kstyle.nets import layers as kl  # kstyle's own forms of Keras' layers (kl.Conv2D, ...)
+from kstyle.nets.layers import NearestUpsampling2D, ReflectionPadding2D
 from kstyle.nets.vgg import IMAGENET_BGR_MEAN, vgg19_network
 
 #: The encoder layers whose outputs the style loss compares, in order; the last one is
@@ -123,7 +124,7 @@ class AdaptiveInstanceNormalization(keras.layers.Layer):
 def _conv(x, filters: int, name: str):
     x = ReflectionPadding2D(1, name=f"{name}_pad")(x)
     # kstyle's Conv2D: the wider layers by Winograd's algorithm
-    return Conv2D(filters, 3, padding="valid", activation="relu", name=name)(x)
+    return kl.Conv2D(filters, 3, padding="valid", activation="relu", name=name)(x)
 
 
 #: Filters of each VGG19 block, the encoder's at ``width = 1``.
@@ -241,7 +242,7 @@ def adain_decoder(width: float = 1.0, features: int = 512,
         last = layer_name == DECODER_PLAN[-1][0]
         x = ReflectionPadding2D(1, name=f"{layer_name}_pad")(x)
         # kstyle's Conv2D: the wider layers by Winograd's algorithm, the last tap by tap
-        x = Conv2D(filters if last else max(1, round(filters * width)), 3,
+        x = kl.Conv2D(filters if last else max(1, round(filters * width)), 3,
                    activation=None if last else "relu", name=layer_name)(x)
     outputs = keras.layers.Rescaling(2.0, offset=-1.0, dtype="float32", name="output")(x)
     return keras.Model(inputs, outputs, name=name)

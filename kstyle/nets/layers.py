@@ -3,6 +3,13 @@
 Some of them compute their values two ways: TensorFlow's fastest kernels for training and
 inference, and a plainer form of the same function that every converter takes (LiteRT,
 ONNX). :func:`portable_graph` selects the plain form while a graph is traced for export.
+
+Four of them keep the class names of the Keras layers they extend (``Conv2D``,
+``Conv2DTranspose``, ``BatchNormalization``, ``Dropout``): Keras files a layer's weights
+in a ``.weights.h5`` file under its class name, so the name is what lets weights and
+checkpoints written with Keras' layers (and by earlier kstyle versions) load. The network
+builders import this module as ``kl`` and write ``kl.Conv2D``, so that their reader sees
+which layer it is.
 """
 
 import contextlib

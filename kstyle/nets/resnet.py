@@ -2,14 +2,8 @@
 
 import keras
 
-from kstyle.nets.layers import (
-    Conv2D,
-    Conv2DTranspose,
-    Dropout,
-    NearestUpsampling2D,
-    ReflectionPadding2D,
-    normalization,
-)
+from kstyle.nets import layers as kl  # kstyle's own forms of Keras' layers (kl.Conv2D, ...)
+from kstyle.nets.layers import NearestUpsampling2D, ReflectionPadding2D, normalization
 
 # Height and width of the input must be multiples of this: two stride-2 downsamplings.
 RESNET_SIZE_MULTIPLE = 4
@@ -25,7 +19,7 @@ def _weights() -> keras.initializers.Initializer:
 
 def _conv(filters, kernel_size, use_bias, name, strides=1):
     # kstyle's Conv2D: the residual blocks' 3x3 convs run by Winograd's algorithm.
-    return Conv2D(
+    return kl.Conv2D(
         filters,
         kernel_size,
         strides=strides,
@@ -146,7 +140,7 @@ def resnet_generator(
         y = normalization(norm, name=f"{prefix}_norm1")(y)
         y = keras.layers.ReLU(name=f"{prefix}_relu")(y)
         if dropout > 0:
-            y = Dropout(dropout, name=f"{prefix}_dropout")(y)
+            y = kl.Dropout(dropout, name=f"{prefix}_dropout")(y)
         y = ReflectionPadding2D(1, name=f"{prefix}_pad2")(y)
         y = _conv(filters, 3, use_bias, f"{prefix}_conv2")(y)
         y = normalization(norm, name=f"{prefix}_norm2")(y)
@@ -161,7 +155,7 @@ def resnet_generator(
         else:
             # 'valid' gives 2n + 1; PyTorch's padding=1 crops the first row and column and
             # output_padding=1 gives back the last, leaving 2n.
-            x = Conv2DTranspose(
+            x = kl.Conv2DTranspose(
                 filters,
                 3,
                 strides=2,

@@ -2,12 +2,8 @@
 
 import keras
 
-from kstyle.nets.layers import (
-    Conv2D,
-    InstanceNormalization,
-    NearestUpsampling2D,
-    ReflectionPadding2D,
-)
+from kstyle.nets import layers as kl  # kstyle's own forms of Keras' layers (kl.Conv2D, ...)
+from kstyle.nets.layers import InstanceNormalization, NearestUpsampling2D, ReflectionPadding2D
 
 #: Height and width must be multiples of this (two stride-2 convs, two x2 upsamplings).
 TRANSFORMER_NET_SIZE_MULTIPLE = 4
@@ -53,7 +49,7 @@ def transformer_net(base_filters: int = 32, num_blocks: int = 5,
         x = ReflectionPadding2D(kernel // 2, name=f"{layer_name}_pad")(x)
         # kstyle's Conv2D: the residual blocks' 3x3 convs by Winograd's algorithm, the
         # last conv tap by tap.
-        return Conv2D(filters, kernel, strides=stride, padding="valid", name=layer_name)(x)
+        return kl.Conv2D(filters, kernel, strides=stride, padding="valid", name=layer_name)(x)
 
     def norm_relu(x, layer_name):
         x = InstanceNormalization(affine=True, name=layer_name)(x)

@@ -2,7 +2,8 @@
 
 import keras
 
-from kstyle.nets.layers import Conv2D, Conv2DTranspose, Dropout, normalization
+from kstyle.nets import layers as kl  # kstyle's own forms of Keras' layers (kl.Conv2D, ...)
+from kstyle.nets.layers import normalization
 
 
 def size_multiple(num_downs: int) -> int:
@@ -42,10 +43,10 @@ def unet_generator(
 
     A port of `UnetGenerator` / `UnetSkipConnectionBlock` from
     junyanz/pytorch-CycleGAN-and-pix2pix (`models/networks.py`). Going down, each level
-    is LeakyReLU(0.2) -> Conv2D(4x4, stride 2) -> norm, with `min(base_filters * 2**i,
+    is LeakyReLU(0.2) -> kl.Conv2D(4x4, stride 2) -> norm, with `min(base_filters * 2**i,
     base_filters * 8)` filters at depth `i`; the outermost level has no activation before
     and no norm after its conv, the innermost (1x1 at the bottleneck for a
-    `2**num_downs` input) no norm. Going up, each level is ReLU -> Conv2DTranspose(4x4,
+    `2**num_downs` input) no norm. Going up, each level is ReLU -> kl.Conv2DTranspose(4x4,
     stride 2, PyTorch's padding 1: `kstyle.nets.layers.Conv2DTranspose` with `crop=1,
     crop_end=1`, which is Keras' "same" here, computed faster) -> norm, then
     concatenation with the skip of its depth; the outermost level ends in tanh. Dropout
@@ -115,7 +116,7 @@ def unet_generator(
     inputs = keras.Input(shape=(None, None, in_channels), name="image")
 
     # Down path. Level 0 is the outermost; down_outputs[d - 1] is what level d concatenates.
-    x = Conv2D(
+    x = kl.Conv2D(
         filters(0),
         4,
         strides=2,
@@ -129,7 +130,7 @@ def unet_generator(
         x = keras.layers.LeakyReLU(negative_slope=0.2, name=f"down{depth}_lrelu")(x)
         down_outputs.append(x)
         # kstyle's Conv2D: the middle levels by blocks where TensorFlow's conv is a GEMM
-        x = Conv2D(
+        x = kl.Conv2D(
             filters(depth),
             4,
             strides=2,
@@ -144,7 +145,7 @@ def unet_generator(
     # Up path, innermost level first; each level returns to the width of its input.
     for depth in range(innermost, 0, -1):
         x = keras.layers.ReLU(name=f"up{depth}_relu")(x)
-        x = Conv2DTranspose(
+        x = kl.Conv2DTranspose(
             filters(depth - 1),
             4,
             strides=2,
@@ -156,12 +157,12 @@ def unet_generator(
         )(x)
         x = normalization(norm, name=f"up{depth}_norm")(x)
         if dropout > 0 and 4 <= depth < innermost:
-            x = Dropout(dropout, name=f"up{depth}_dropout")(x)
+            x = kl.Dropout(dropout, name=f"up{depth}_dropout")(x)
         if skips:
             x = keras.layers.Concatenate(name=f"up{depth}_concat")([down_outputs[depth - 1], x])
 
     x = keras.layers.ReLU(name="up0_relu")(x)
-    x = Conv2DTranspose(
+    x = kl.Conv2DTranspose(
         out_channels,
         4,
         strides=2,
