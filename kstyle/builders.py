@@ -44,7 +44,7 @@ def train_dataset(recipe: Recipe, seed_offset: int = 0, skip: int = 0):
         skip: batches to drop from the start of the stream: those a resumed run has
             already trained on, so that it goes on with the batches an uninterrupted run
             would see next. The dropped batches are still read and augmented (fast next
-            to training steps: about 2 ms a batch for the quickstart on 2 CPU cores).
+            to training steps).
     """
     d = recipe.data
     count, dataset = data_source(recipe)

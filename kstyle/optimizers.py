@@ -13,9 +13,9 @@ class FusedAdam(keras.optimizers.Adam):
 
     The math is Keras' Adam exactly (``m``, ``v`` and the bias-corrected step size), but the
     update runs as ``ResourceApplyAdam``, which reads and writes each variable and its two
-    slots once instead of through a chain of element-wise ops. On a 2-core CPU that cuts
-    the Adam update of pix2pix's 54 M-parameter U-Net from about 150 ms to about 55 ms per
-    step. Slots, checkpoints and configs are those of ``keras.optimizers.Adam``; other
+    slots once instead of through a chain of element-wise ops: on CPUs, where the update
+    of pix2pix's 54 M-parameter U-Net is a large share of a step, it takes a fraction of
+    the time (bench/README.md). Slots, checkpoints and configs are those of ``keras.optimizers.Adam``; other
     backends and ``amsgrad`` use Keras' own update.
 
     Args:

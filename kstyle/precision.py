@@ -44,15 +44,14 @@ def float32_copy(network: keras.Model) -> keras.Model:
 
 #: CPU features with which TensorFlow (oneDNN) computes bfloat16 natively; without them it
 #: converts to float32 and back around every op, and a mixed_bfloat16 step takes several
-#: times (about 8x on an AVX2 CPU) as long as a float32 one.
+#: times as long as a float32 one.
 BF16_CPU_FEATURES = ("avx512_bf16", "amx_bf16")
 
-#: Of those, the ones that make bfloat16 worth it. With AVX-512 BF16 alone (an AMD EPYC of
-#: the Zen 5 generation, 2 cores) kstyle's float32 steps were the faster ones: pix2pix
-#: 305 against 1,149 ms at 256 px, CycleGAN 3,914 against 8,848 (float32 runs the
-#: ResNet's convolutions by Winograd's algorithm, the U-Net's small transposed convs as
-#: matmuls, norms through fused kernels). AMX's tile units multiply bfloat16 matrices
-#: many times faster than AVX-512 does.
+#: Of those, the ones that make bfloat16 worth it. With AVX-512 BF16 alone kstyle's float32
+#: steps are the faster ones (float32 runs the ResNet's convolutions by Winograd's
+#: algorithm, the U-Net's small transposed convs as matmuls, norms through fused kernels);
+#: AMX's tile units multiply bfloat16 matrices many times faster than AVX-512 does.
+#: ``python bench/train_speed.py`` times both precisions on the CPU at hand.
 BF16_FAST_CPU_FEATURES = ("amx_bf16",)
 
 

@@ -107,7 +107,7 @@ class TrainConfig:
                           low=0)
     jit_compile: Literal["auto", True, False] = option(
         "auto", "compile the train step with XLA: true, false, or auto (on with a GPU; off "
-        "on CPUs, where XLA made the steps 9-35% slower)")
+        "on CPUs, where XLA made the steps slower: bench/train_speed.py)")
     distribute: Literal["none", "mirrored", "multi_worker"] = option(
         "none", "mirrored: data-parallel over every local GPU (or the CPU devices TensorFlow "
         "shows), the batch split across them; multi_worker: the same across the processes "

@@ -74,7 +74,7 @@ class TranslationModel(keras.Model):
         cls.data_kind = cls.Options.data_kind
         # The steps are plain Python over tensors (no Python branch on a tensor), so
         # they are traced as written: AutoGraph's conversion of a CycleGAN step and the
-        # kstyle functions it calls cost about 0.6 s of the first step.
+        # kstyle functions it calls would lengthen the first step.
         for name in ("train_step", "test_step"):
             if name in vars(cls):
                 setattr(cls, name, tf.autograph.experimental.do_not_convert(vars(cls)[name]))

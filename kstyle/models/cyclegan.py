@@ -269,9 +269,8 @@ class CycleGAN(TwoWayGAN):
 
         When the networks compute each image on its own (:attr:`per_image`), as one call
         on the batches' concatenation: the same values as one call per batch, with a
-        third fewer ops in a CycleGAN step to trace, optimize and run (a 128 px,
-        6-block step traced in 2.3 s instead of 3.2 s, and ran 3-5% faster on a 2-core
-        AMD EPYC).
+        third fewer ops in a CycleGAN step to trace, optimize and run (a shorter first
+        step, and a slightly faster one after it).
         """
         if not self.per_image:
             return [network(batch, training=True) for batch in batches]

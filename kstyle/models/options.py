@@ -5,7 +5,7 @@ Each model kind declares its options in a TensorFlow-free module next to its mod
 field's default and one-line doc written there only. Recipes map ``[model]`` onto it, and
 the model builds itself from it (``Model.from_options``). Keeping the options free of
 TensorFlow is what lets ``kstyle recipe keys``, ``kstyle recipe show`` and the recipe
-checks run at once, without importing Keras (about 5 s).
+checks run at once, without importing Keras (which takes seconds).
 
 Example:
     >>> @dataclass(frozen=True)

@@ -166,8 +166,8 @@ class InstanceNormalization(keras.layers.Layer):
     written out because of what LiteRT makes of each: Keras' group norm reshapes to
     groups through shape arithmetic that the converter keeps as SHAPE / STRIDED_SLICE /
     PACK / RESHAPE chains around every norm, while this converts to two MEANs, a
-    SQUARED_DIFFERENCE and an RSQRT that LiteRT's XNNPACK delegate runs; on a small
-    stylizer the .tflite file ran about 4x faster with this layer. In training it runs
+    SQUARED_DIFFERENCE and an RSQRT that LiteRT's XNNPACK delegate runs (several times
+    faster for a small stylizer: bench/README.md). In training it runs
     TensorFlow's fused batch-norm kernels instead (the same values; see `_fused`).
 
     With ``affine=True`` a learned per-channel scale and offset follow (PyTorch's
@@ -648,8 +648,8 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
       (see `_matmul`). TensorFlow's transposed conv (oneDNN's backward-data kernel)
       spends most of its time on the weights at such shapes, several times as long as
       the matmul for the U-Net's innermost layers. From 32x32 up TensorFlow's own kernel
-      is faster in inference and within about 20% in training, on AVX-512 and AVX2 CPUs
-      alike, and it traces half the ops (`python bench/thresholds.py --only transposed`
+      is faster in inference and close in training, on AVX-512 and AVX2 CPUs alike, and
+      it traces half the ops (`python bench/thresholds.py --only transposed`
       times both on the CPU at hand);
     - larger maps in training: one transposed conv with the cropping as its padding
       (``tf.nn.conv2d_transpose`` with explicit padding), which does not write and then

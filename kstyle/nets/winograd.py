@@ -79,7 +79,7 @@ def input_transform(inputs):
     blocks = tf.reshape(inputs, [n, height // 2, 2, width // 2, 2, channels])
     # B^T along the tiles' columns, on every row of the map: [4 (b), N, R + 1, 2, S, C];
     # then down the tiles' rows: [4 (a), 4 (b), N, R, S, C]. (Rows first, or as 16
-    # separate sums, ran 1.8x slower.)
+    # separate sums, ran slower: bench/README.md.)
     by_col = tf.stack(_bt([blocks[:, :, :, b // 2:b // 2 + cols, b % 2] for b in range(4)]))
     v = tf.stack(_bt([by_col[:, :, a // 2:a // 2 + rows, a % 2] for a in range(4)]))
     return tf.reshape(v, [16, -1, channels])
@@ -102,7 +102,7 @@ def output_transform(products, shape):
 @tf.function(jit_compile=True, autograph=False)
 def _output_adjoint(grad):
     # The 16 products' gradients from the output's: A^T's adjoint down the phases' rows,
-    # then along them (as 16 separate sums it ran 1.5x slower and compiled 3x longer).
+    # then along them (as 16 separate sums it ran and compiled slower).
     n, height, width, k_out = grad.shape
     phases = tf.reshape(grad, [n, height // 2, 2, width // 2, 2, k_out])
     rows = tf.stack(_at_adjoint([phases[:, :, u] for u in range(2)]))  # [4, N, R, S, 2, K]
