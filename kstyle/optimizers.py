@@ -15,8 +15,8 @@ class FusedAdam(keras.optimizers.Adam):
     update runs as ``ResourceApplyAdam``, which reads and writes each variable and its two
     slots once instead of through a chain of element-wise ops: on CPUs, where the update
     of pix2pix's 54 M-parameter U-Net is a large share of a step, it takes a fraction of
-    the time (bench/README.md). Slots, checkpoints and configs are those of ``keras.optimizers.Adam``; other
-    backends and ``amsgrad`` use Keras' own update.
+    the time (bench/README.md). Slots, checkpoints and configs are those of
+    ``keras.optimizers.Adam``; other backends and ``amsgrad`` use Keras' own update.
 
     Args:
         Those of ``keras.optimizers.Adam``.
