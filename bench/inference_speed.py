@@ -20,18 +20,18 @@ not depend on the weights):
   separable convs, three downsamplings, pixel-shuffle head), size multiple 8.
 
 Rows, one per model and format; every row times the same uint8 -> uint8 graph
-(`kstyle.serving.Uint8Translator`: mirror padding to the size multiple, value mapping,
+(`kstyle.nets.uint8.Uint8Translator`: mirror padding to the size multiple, value mapping,
 the network, cropping), as `kstyle.load` runs it and `kstyle export` writes it:
 
 - `keras`: `kstyle.Stylizer.from_network(net).stylize_array` (a `tf.function` over the Keras model).
 - `saved_model`: the exported SavedModel, loaded and run with TensorFlow
-  (`kstyle.serving.saved_model_call`).
+  (`kstyle.inference.exported.saved_model_call`).
 - `tflite`, `tflite-fp16`, `tflite-dynamic`, `tflite-int8`: the exported LiteRT file,
   float32, float16 weights, int8 weights (dynamic range) and full int8 (calibrated on 8
   seeded random 256 px images), run by the LiteRT interpreter with one thread per CPU
-  (`kstyle.serving.litert_call`).
+  (`kstyle.inference.exported.litert_call`).
 - `onnx`: the ONNX file `kstyle export --onnx` writes (float32), run by ONNX Runtime with
-  one thread per CPU (`kstyle.serving.onnx_call`); needs `pip install -e ".[onnx]"`.
+  one thread per CPU (`kstyle.inference.exported.onnx_call`); needs `pip install -e ".[onnx]"`.
 
 Files are exported with the same converter settings as `kstyle export` into a temporary
 folder. Each (model, format, size) gets one seeded random uint8 square image, batch 1:
@@ -144,7 +144,7 @@ def prepare(fmt: str, net, translator, serving, folder: Path):
     `run` maps uint8 [1, H, W, 3] to uint8 [1, H, W, 3].
     """
     from kstyle.export import convert_to_litert, convert_to_onnx, write_saved_model
-    from kstyle.serving import litert_call, onnx_call, saved_model_call
+    from kstyle.inference.exported import litert_call, onnx_call, saved_model_call
 
     inference = translator.inference
     stylize = inference.signature.main
@@ -252,7 +252,7 @@ def main():
     import tensorflow as tf
 
     from kstyle.api import Stylizer
-    from kstyle.serving import Uint8Translator
+    from kstyle.nets.uint8 import Uint8Translator
 
     models = [m for m in MODELS if m in args.models]
     formats = [f for f in FORMATS if f in args.formats]

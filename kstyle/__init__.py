@@ -19,7 +19,7 @@ def __getattr__(name):
 
         return getattr(api, name)
     if name == "import_weights":
-        from kstyle import convert
+        from kstyle.importers import convert
 
         return convert.import_weights
     raise AttributeError(f"module 'kstyle' has no attribute {name!r}")

@@ -418,7 +418,7 @@ def import_command(files, arch, vgg, out):
     """
     _quiet_tf()
     from kstyle import runs
-    from kstyle.convert import import_weights
+    from kstyle.importers.convert import import_weights
 
     run_dir = import_weights(files, out, arch=arch, vgg=vgg, log=click.echo)
     from kstyle.models import get_inference

@@ -17,11 +17,11 @@ import tensorflow as tf
 
 from kstyle import api, metrics, runs
 from kstyle import data as kdata
-from kstyle.builders import eval_dataset
 from kstyle.data import images as kimages
 from kstyle.errors import DataError, ModelLoadError
 from kstyle.nets.inception import inception_features
 from kstyle.recipes import load_recipe
+from kstyle.training.builders import eval_dataset
 
 #: KID subsets averaged, and images per subset (capped at the set sizes).
 KID_SUBSETS = 100

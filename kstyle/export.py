@@ -24,8 +24,7 @@ import tensorflow as tf
 from kstyle import lock, runs
 from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
-from kstyle.models.signature import IMAGE, SCALAR, Signature
-from kstyle.serving import (
+from kstyle.inference.exported import (
     METADATA_FILE,
     add_onnx_metadata,
     add_tflite_metadata,
@@ -33,6 +32,7 @@ from kstyle.serving import (
     onnx_session,
     saved_model_call,
 )
+from kstyle.models.signature import IMAGE, SCALAR, Signature
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 #: The bar each export must pass against the Keras model, on uint8 outputs: the largest
@@ -73,10 +73,10 @@ def representative_images(run_dir: Path, direction: str, input_transform: str,
     Each is what the exported translator will be given: the A side, or B for ``b2a``,
     or the plain photo for runs that derive their input (gray, edges) from it.
     """
-    from kstyle.builders import eval_dataset
     from kstyle.data.images import to_uint8
     from kstyle.errors import KstyleError
     from kstyle.recipes import load_recipe
+    from kstyle.training.builders import eval_dataset
 
     try:
         recipe = load_recipe(run_dir / runs.RECIPE_FILE)

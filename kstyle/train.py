@@ -25,16 +25,17 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from kstyle import builders, lock, runs, visual
-from kstyle.callbacks import RunCallback, Stopped
-from kstyle.checkpoints import Checkpointer, initial_weights, step_of
+from kstyle import lock, runs
 from kstyle.data.kinds import get_data_kind
-from kstyle.distribute import any_worker, make_strategy, worker_role, worker_scratch
 from kstyle.errors import DataError, KstyleError, ModelLoadError, RecipeError, WorkerLostError
-from kstyle.monitor import CollapseMonitor
 from kstyle.precision import choose as choose_precision
 from kstyle.recipes import Recipe, load_recipe
-from kstyle.run_folder import RunFolder
+from kstyle.training import builders, visual
+from kstyle.training.callbacks import RunCallback, Stopped
+from kstyle.training.checkpoints import Checkpointer, initial_weights, step_of
+from kstyle.training.distribute import any_worker, make_strategy, worker_role, worker_scratch
+from kstyle.training.monitor import CollapseMonitor
+from kstyle.training.run_folder import RunFolder
 
 STEP_LOG_EVERY = 10
 

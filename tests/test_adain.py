@@ -194,7 +194,7 @@ def test_the_light_variant_trains_its_own_encoder_and_exports_it(tmp_path, vgg_f
                            fresh.light_encoder.get_layer("block1_conv1").weights[0].numpy())
     # The loss network is checkpointed as it was built: VGG19 from the file.
     checkpointed = AdaIN.from_options(recipe.model)
-    from kstyle.checkpoints import initial_weights
+    from kstyle.training.checkpoints import initial_weights
 
     initial_weights(checkpointed, run)
     for ours, theirs in zip(checkpointed.encoder.weights, adain_encoder(vgg_file).weights):
@@ -256,7 +256,7 @@ def test_load_gives_a_stylizer_that_takes_any_style(adain_run):
     out = stylizer(content, style=styles[0], style_size=0)
     assert out.shape == content.shape and out.dtype == np.uint8
     # The same as the saved Keras stylizer on the padded image (to uint8 rounding).
-    from kstyle.serving import prepare_input
+    from kstyle.nets.uint8 import prepare_input
 
     style = np.asarray(Image.open(styles[0]).convert("RGB"))
     padded = prepare_input(content[None], 8, "none")
@@ -407,7 +407,7 @@ def test_exports_three_endpoints_that_run_in_litert_and_onnx(adain_run, tmp_path
 
 
 def test_fine_tunes_from_the_imported_reference_networks(tmp_path):
-    from kstyle.convert import import_weights
+    from kstyle.importers.convert import import_weights
 
     fixtures = Path(__file__).resolve().parent / "pth"
     vgg = fixtures / "adain_vgg.pth"

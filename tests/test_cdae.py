@@ -10,7 +10,6 @@ from conftest import tiny_cdae_recipe
 from PIL import Image
 
 import kstyle
-from kstyle.builders import input_transforms
 from kstyle.data import derive_gray, synthetic_pairs, to_float
 from kstyle.errors import RecipeError
 from kstyle.models import CDAE, get_model_class
@@ -18,6 +17,7 @@ from kstyle.models.cdae_options import CDAEOptions
 from kstyle.optimizers import FusedAdam
 from kstyle.recipes import load_recipe
 from kstyle.train import Run, fit
+from kstyle.training.builders import input_transforms
 
 TINY = {"base_filters": 8, "num_downs": 5, "d_base_filters": 8, "d_layers": 2}
 QUIET = {"verbose": 0, "log": lambda *_: None}

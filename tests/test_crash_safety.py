@@ -29,7 +29,7 @@ import pytest
 
 import kstyle.nets  # noqa: F401  (registers kstyle's layers, to load saved networks)
 from kstyle import runs
-from kstyle.checkpoints import Checkpointer
+from kstyle.training.checkpoints import Checkpointer
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1",

@@ -13,7 +13,7 @@ from kstyle.train import fit
 
 
 def test_a_full_disk_mid_run_is_one_message_and_the_run_resumes(tmp_path, monkeypatch):
-    import kstyle.checkpoints as checkpoints
+    import kstyle.training.checkpoints as checkpoints
 
     real, calls = np.savez, []
 
@@ -36,7 +36,7 @@ def test_a_full_disk_mid_run_is_one_message_and_the_run_resumes(tmp_path, monkey
 
 
 def test_the_fit_command_says_it_in_one_line(tmp_path, monkeypatch):
-    import kstyle.checkpoints as checkpoints
+    import kstyle.training.checkpoints as checkpoints
     from kstyle.cli import main
 
     def savez(path, **arrays):

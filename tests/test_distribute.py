@@ -195,8 +195,8 @@ def test_multi_worker_on_two_localhost_processes_matches_one_process(tmp_path):
 def test_multi_worker_without_tf_config_says_what_to_set(tmp_path, monkeypatch):
     import pytest
 
-    from kstyle.distribute import worker_role
     from kstyle.errors import RecipeError
+    from kstyle.training.distribute import worker_role
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(RecipeError, match=r"TF_CONFIG is not set.*\"cluster\""):

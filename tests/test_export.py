@@ -11,12 +11,8 @@ import kstyle
 from kstyle import export as kexport
 from kstyle.cli import main
 from kstyle.errors import ExportError
-from kstyle.serving import (
-    add_tflite_metadata,
-    exported_info,
-    mirror_pad_to,
-    read_tflite_metadata,
-)
+from kstyle.inference.exported import add_tflite_metadata, exported_info, read_tflite_metadata
+from kstyle.nets.uint8 import mirror_pad_to
 from kstyle.train import fit
 
 

@@ -37,8 +37,8 @@ NETS = {
 
 @pytest.mark.parametrize("fixture", NETS)
 def test_a_converted_network_computes_what_the_reference_computed(fixture):
-    from kstyle.convert import convert, detect
-    from kstyle.pth import read_state_dict
+    from kstyle.importers.convert import convert, detect
+    from kstyle.importers.pth import read_state_dict
 
     name, size, channels = NETS[fixture]
     state = read_state_dict(FIXTURES / f"{fixture}.pth")
@@ -149,7 +149,7 @@ def test_import_a_pix2pix_generator(tmp_path):
 def test_a_pix2pix_with_a_pixel_discriminator_fine_tunes_with_it(tmp_path):
     from conftest import tiny_recipe
 
-    from kstyle.convert import import_weights
+    from kstyle.importers.convert import import_weights
     from kstyle.train import fit
 
     files = copy_as(tmp_path, [("unet_128_batch_dropout", "latest_net_G.pth"),
@@ -171,7 +171,7 @@ def test_a_pix2pix_with_a_pixel_discriminator_fine_tunes_with_it(tmp_path):
 
 
 def test_the_default_run_folder_is_named_after_the_experiment(tmp_path, monkeypatch):
-    from kstyle.convert import import_weights
+    from kstyle.importers.convert import import_weights
 
     folder = tmp_path / "checkpoints" / "maps_cyclegan"
     folder.mkdir(parents=True)
@@ -204,7 +204,7 @@ def test_import_errors_name_the_file_and_the_problem(tmp_path, pairs, extra, mes
 
 
 def test_import_refuses_a_folder_that_holds_a_run(tmp_path):
-    from kstyle.convert import import_weights
+    from kstyle.importers.convert import import_weights
 
     files = copy_as(tmp_path, [("resnet_6blocks_instance", "g.pth")])
     import_weights(files, tmp_path / "run", log=lambda *_: None)
@@ -230,7 +230,7 @@ def test_a_run_fine_tunes_from_an_imported_cyclegan(tmp_path):
     from conftest import tiny_cyclegan_recipe
 
     import kstyle
-    from kstyle.convert import import_weights
+    from kstyle.importers.convert import import_weights
     from kstyle.train import fit
 
     files = copy_as(tmp_path, [("resnet_6blocks_instance", "x_G_A.pth"),
@@ -294,8 +294,8 @@ def test_init_from_must_be_a_run_folder(tmp_path):
 def test_instance_norm_statistics_of_old_files_are_dropped():
     # PyTorch before 0.4 saved running statistics with InstanceNorm2d (affine=False);
     # some published CycleGAN models carry them. They are not a batch norm.
-    from kstyle.convert import convert, detect
-    from kstyle.pth import read_state_dict
+    from kstyle.importers.convert import convert, detect
+    from kstyle.importers.pth import read_state_dict
 
     state = read_state_dict(FIXTURES / "resnet_6blocks_instance.pth")
     old = {}

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import tiny_recipe
 
-from kstyle import monitor, train
+from kstyle import train
 from kstyle.models.base import TranslationModel
-from kstyle.monitor import CollapseMonitor, CollapseWarning, step_values
+from kstyle.training import monitor
+from kstyle.training.monitor import CollapseMonitor, CollapseWarning, step_values
 
 
 def fake_model(translators=None):

@@ -1,4 +1,4 @@
-"""kstyle.pth reads PyTorch state dicts as torch wrote them (tests/pth/make.py), in both
+"""kstyle.importers.pth reads PyTorch state dicts as torch wrote them (tests/pth/make.py), in both
 containers, without torch; a pickle that would run code, or a damaged file, is refused by
 name and nothing of it runs."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kstyle.pth import PthError, read_state_dict
+from kstyle.importers.pth import PthError, read_state_dict
 
 FIXTURES = Path(__file__).resolve().parent / "pth"
 

@@ -11,8 +11,8 @@ from conftest import TINY, tiny_recipe
 
 from kstyle.cli import main
 from kstyle.errors import RecipeError
-from kstyle.run_folder import RunFolder, checkpoint_bytes
 from kstyle.train import Run
+from kstyle.training.run_folder import RunFolder, checkpoint_bytes
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.toml"
 MiB = 2**20

@@ -7,7 +7,7 @@ import pytest
 import kstyle
 from kstyle.api import Stylizer
 from kstyle.nets import resnet_generator
-from kstyle.tiling import TiledTranslator, tile_origins, tile_weights
+from kstyle.nets.tiling import TiledTranslator, tile_origins, tile_weights
 
 
 @pytest.fixture(scope="module")

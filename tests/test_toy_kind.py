@@ -91,7 +91,7 @@ def test_a_toy_kind_exports_and_runs_from_each_file(masked_run):
         assert got.shape == photo.shape
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2, exported
     # The signature travels with the file, for clients that do not know the kind.
-    from kstyle.serving import exported_info
+    from kstyle.inference.exported import exported_info
 
     endpoints = exported_info(out / "translator.tflite")["signature"]["endpoints"]
     assert [p["name"] for p in endpoints[0]["inputs"]] == ["images", "mask"]

@@ -15,15 +15,15 @@ from kstyle import runs
 from kstyle.data import synthetic_pairs, to_float
 from kstyle.errors import RecipeError
 from kstyle.models import MODELS, Pix2Pix, get_model_class
-from kstyle.schedules import EpochSchedule
 from kstyle.train import Run, fit
+from kstyle.training.schedules import EpochSchedule
 
 QUIET = {"verbose": 0, "log": lambda *_: None}
 
 
 def checkpoint_steps(run_dir) -> list[int]:
     """The steps of a run's complete checkpoints, oldest first, as a resume would see them."""
-    from kstyle.checkpoints import Checkpointer
+    from kstyle.training.checkpoints import Checkpointer
 
     return [json.loads((p / "state.json").read_text())["step"]
             for p in Checkpointer(None, Path(run_dir) / "checkpoints").all()]
@@ -213,7 +213,7 @@ def test_mixed_precision_trains_resumes_and_saves_float32(tmp_path, precision):
 
 
 def test_jit_compile_auto_is_off_without_a_gpu():
-    from kstyle.builders import resolve_jit
+    from kstyle.training.builders import resolve_jit
 
     assert resolve_jit("auto") is bool(tf.config.list_physical_devices("GPU"))
     assert resolve_jit(True) is True and resolve_jit(False) is False

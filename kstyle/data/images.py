@@ -7,6 +7,7 @@ conversions below are the only place that mapping is written down.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +15,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from kstyle.data.layout import IMAGE_EXTENSIONS, list_images  # noqa: F401 (re-exported)
 from kstyle.errors import DataError
+from kstyle.runs import atomic_path
 
 # A side under 2 px has no extent to crop, flip or translate: such a file is a stray icon
 # or a tracking pixel, not a picture.
@@ -385,3 +387,59 @@ def as_rgb(image) -> tuple[np.ndarray, dict]:
         raise DataError(
             f"expected an image array of shape HxW, HxWx3 or HxWx4, got {array.shape}")
     return np.ascontiguousarray(array[..., :3]), {"gray": gray, "float": is_float}
+
+
+def map_image(function, image, out: str | os.PathLike | None = None):
+    """Applies ``function`` (uint8 ``HxWx3`` -> uint8 ``hxwx3``) to an image of any kind.
+
+    Args:
+        function: works on uint8 RGB arrays.
+        image: a ``numpy`` array (uint8 ``HxW``, ``HxWx3`` or ``HxWx4``, or float in
+            [0, 1]), a ``PIL.Image``, or a path.
+        out: for a path input, the file to write (default: ``<stem>_kstyle.png`` beside
+            the input). Ignored otherwise.
+
+    Returns:
+        The result as the input's kind: an array of the same dtype (gray stays gray,
+        alpha is dropped), a PIL image, or the path of the written file.
+
+    Raises:
+        DataError: an unreadable file or an array that is not an image.
+    """
+    rgb, give_back = unpack_image(image)
+    return give_back(function(rgb), out)
+
+
+def unpack_image(image):
+    """Reads any image as uint8 RGB.
+
+    Returns:
+        ``(rgb, give_back)``: the uint8 ``HxWx3`` array, and ``give_back(result, out)``
+        that turns a uint8 RGB result into the input's kind (see :func:`map_image`).
+    """
+    rgb, kind = as_rgb(image)
+    if "path" in kind:
+        src = Path(kind["path"])
+
+        def to_file(result, out=None):
+            dest = Path(out) if out else src.with_name(f"{src.stem}_kstyle.png")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(dest, suffix=dest.suffix) as tmp:
+                Image.fromarray(result).save(tmp, format=_pil_format(dest))
+            return dest
+
+        return rgb, to_file
+    if "pil" in kind:
+        return rgb, lambda result, out=None: Image.fromarray(result)
+
+    def to_array(result, out=None):
+        if kind["gray"]:
+            result = result.mean(axis=-1).round().astype(np.uint8)
+        return result.astype(np.float32) / 255.0 if kind["float"] else result
+
+    return rgb, to_array
+
+
+def _pil_format(path: Path) -> str:
+    ext = path.suffix.lower()
+    return {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".webp": "WEBP"}.get(ext, "PNG")

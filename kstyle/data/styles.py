@@ -3,7 +3,7 @@
 `style_dataset` yields batches of style images, float32 in [-1, 1], from every image
 directly inside one folder, shuffled on its own and reshuffled on every pass, each
 resized and randomly cropped (and flipped) like the content photos it is paired with.
-It never ends: the content sets the epoch (`kstyle.builders` zips the two).
+It never ends: the content sets the epoch (`kstyle.training.builders` zips the two).
 
 Reference:
     Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance

@@ -183,7 +183,7 @@ class AdaINInference(Inference):
         return self.style_statistics(kimages.to_float(images))
 
     def _stylize(self, images, mean, std, strength, content_mean=None, content_std=None):
-        from kstyle.serving import prepare_input
+        from kstyle.nets.uint8 import prepare_input
 
         height, width = tf.shape(images)[1], tf.shape(images)[2]
         x = prepare_input(images, self.size_multiple, "none")
@@ -272,7 +272,7 @@ class AdaINInference(Inference):
         ``channel_statistics`` gives them for the whole image, gathered tile by tile:
         each feature from the tile that holds it farthest from an edge (the middle of each
         overlap divides two tiles), summed in float64."""
-        from kstyle.tiling import tile_origins
+        from kstyle.nets.tiling import tile_origins
 
         m = self.size_multiple  # also the encoder's stride: a feature per m x m pixels
         step = tile - overlap
@@ -302,7 +302,7 @@ class AdaINInference(Inference):
         """The relu4_1 features of uint8 ``[N, H, W, 3]`` images (padded to the size
         multiple), float32."""
         if getattr(self, "_features", None) is None:
-            from kstyle.serving import prepare_input
+            from kstyle.nets.uint8 import prepare_input
 
             def features(images):
                 x = prepare_input(images, self.size_multiple, "none")
@@ -314,7 +314,7 @@ class AdaINInference(Inference):
     def tiled(self, image, tile, *, style, strength=1.0, **options):
         # Each tile renormalized with the whole image's content statistics (a tile's own
         # would give each tile its own contrast), blended over the overlaps.
-        from kstyle.tiling import blend_tiles, tile_geometry
+        from kstyle.nets.tiling import blend_tiles, tile_geometry
 
         if getattr(self, "_stylize_tile", None) is None:
             self._stylize_tile = tf.function(self._stylize, reduce_retracing=True)
@@ -333,7 +333,7 @@ def _frozen_encoder(weights, name: str = "adain_encoder"):
     reference's ``vgg_normalised.pth`` (read without torch; its layers past relu4_1 are
     not used)."""
     if weights is not None and os.fspath(weights).endswith(".pth"):
-        from kstyle.convert import read_adain_encoder
+        from kstyle.importers.convert import read_adain_encoder
 
         return read_adain_encoder(weights, name=name)
     return adain_encoder(weights, name=name)

@@ -161,7 +161,7 @@ class Inference:
         :meth:`run`: a user's call as endpoint calls (the default feeds the main endpoint
             the image and each port given by keyword).
         :meth:`tiled`: a call on an image too large for one pass (the default fixes the
-            instance norms' statistics at the whole image's, see ``kstyle.tiling``).
+            instance norms' statistics at the whole image's, see ``kstyle.nets.tiling``).
         :meth:`accepts`: whether a bare network (a ``.keras`` file with no ``run.json``)
             is one of this kind's.
 
@@ -216,7 +216,7 @@ class Inference:
 
     def serving_model(self):
         """The Keras object whose variables the graphs use (tracked by an export)."""
-        from kstyle.serving import Uint8Translator
+        from kstyle.nets.uint8 import Uint8Translator
 
         if getattr(self, "_serving", None) is None:
             self._serving = Uint8Translator(self.network, self.size_multiple,
@@ -301,7 +301,7 @@ class Inference:
         """:meth:`run` for a large image, tile by tile (needs the Keras network)."""
         if len(self.signature.main.inputs) > 1:
             raise NotImplementedError(f"{type(self).__name__} has no tiled form")
-        from kstyle.tiling import TiledTranslator
+        from kstyle.nets.tiling import TiledTranslator
 
         if self._tiler is None or self._tiler.tile < tile:
             self._tiler = TiledTranslator(self.network, self.size_multiple,

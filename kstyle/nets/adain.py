@@ -146,7 +146,7 @@ def adain_encoder(weights: str | os.PathLike | None = None, width: float = 1.0,
         weights: ``None``/``"random"`` (tests), ``"imagenet"`` (Keras' VGG19 weights, from
             its cache or ``$KSTYLE_VGG19_WEIGHTS``), or the path of a VGG19 weights file.
             (The AdaIN reference's ``vgg_normalised.pth`` is read by
-            ``kstyle.convert.read_adain_encoder`` into this same network.)
+            ``kstyle.importers.convert.read_adain_encoder`` into this same network.)
         width: multiplies every block's filters (random weights only; a ``.pth`` file
             gives its own): 1 is VGG19.
         name: model name.

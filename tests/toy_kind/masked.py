@@ -14,8 +14,8 @@ from kstyle import losses
 from kstyle.data import images as kimages
 from kstyle.models.base import TranslationModel
 from kstyle.models.signature import Endpoint, Inference, Port, Signature
+from kstyle.nets.uint8 import prepare_input
 from kstyle.optimizers import apply_gradients
-from kstyle.serving import prepare_input
 from toy_kind.masked_options import MaskedOptions
 
 

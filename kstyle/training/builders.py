@@ -15,7 +15,7 @@ from kstyle.models.base import TranslationModel
 from kstyle.optimizers import CountingLossScaleOptimizer, FusedAdam
 from kstyle.precision import dtype_policy
 from kstyle.recipes import Recipe
-from kstyle.schedules import EpochSchedule
+from kstyle.training.schedules import EpochSchedule
 
 
 def data_source(recipe: Recipe):

@@ -69,7 +69,7 @@ def worker_scratch(worker: int, run_dir: Path, checkpoints: str) -> Path:
     """A non-chief worker's folder: it writes there, never into the chief's run folder (the
     caller deletes it when fit ends); it starts from a copy of the run's last checkpoint
     (``run_dir / checkpoints``), so that every worker resumes from the same step."""
-    from kstyle.checkpoints import Checkpointer
+    from kstyle.training.checkpoints import Checkpointer
 
     scratch = Path(tempfile.mkdtemp(prefix=f"kstyle-worker{worker}-"))
     latest = Checkpointer(None, run_dir / checkpoints).latest()

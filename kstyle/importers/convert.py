@@ -236,7 +236,7 @@ def convert(state: dict, arch: Arch | None = None, path="the file", name: str | 
     """The kstyle network of the reference network whose state dict is ``state``.
 
     Args:
-        state: the state dict (``kstyle.pth.read_state_dict``).
+        state: the state dict (``kstyle.importers.pth.read_state_dict``).
         arch: the architecture (default: :func:`detect`).
         path: the file, for messages.
         name: the Keras model's name.
@@ -272,7 +272,7 @@ def convert(state: dict, arch: Arch | None = None, path="the file", name: str | 
 def read_adain_encoder(path, name: str = "adain_encoder"):
     """kstyle's AdaIN encoder (``kstyle.nets.adain.adain_encoder``) holding the AdaIN
     reference's ``vgg_normalised.pth``, frozen."""
-    from kstyle.pth import read_state_dict
+    from kstyle.importers.pth import read_state_dict
 
     state = read_state_dict(path)
     arch = detect(state, path)
@@ -329,7 +329,7 @@ def import_weights(files, out=None, arch: str | None = None, vgg=None, log=print
             role, or a folder that already holds a run.
     """
     from kstyle import runs
-    from kstyle.pth import read_state_dict
+    from kstyle.importers.pth import read_state_dict
     from kstyle.recipes import dumps_toml, saved_model_options
 
     files = [Path(f) for f in ([files] if isinstance(files, str | Path) else files)]

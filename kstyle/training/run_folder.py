@@ -4,7 +4,7 @@
 needs to be used: see ``kstyle.runs``), the translators (``translator[_b2a].keras``),
 ``steps.csv`` / ``epochs.csv`` (repaired on resume), ``samples/`` (grids, and the
 held-back inputs as files), ``logs/`` (TensorBoard). ``checkpoints/`` is
-``kstyle.checkpoints``'. Every file is written under a temporary name and renamed when
+``kstyle.training.checkpoints``'. Every file is written under a temporary name and renamed when
 complete (``kstyle.runs.atomic_path``).
 """
 
@@ -20,10 +20,11 @@ import tensorflow as tf
 from PIL import Image
 
 from kstyle import data as kdata
-from kstyle import lock, runs, visual
+from kstyle import lock, runs
 from kstyle.errors import RecipeError
 from kstyle.precision import float32_copy
 from kstyle.recipes import Recipe, saved_model_options
+from kstyle.training import visual
 
 
 def checkpoint_bytes(model) -> int:

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from kstyle.nets.layers import InstanceNormalization
-from kstyle.serving import prepare_input
+from kstyle.nets.uint8 import prepare_input
 
 
 @keras.saving.register_keras_serializable(package="kstyle")

@@ -41,7 +41,7 @@ D_LOSS_KEY = re.compile(r"^d(_[a-z0-9]+)?_loss$")
 
 
 class CollapseWarning(UserWarning):
-    """A GAN has collapsed during training (see :mod:`kstyle.monitor`)."""
+    """A GAN has collapsed during training (see :mod:`kstyle.training.monitor`)."""
 
 
 def step_values(batch: int, logs: dict, previous: dict) -> dict:
