@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kstyle import api, metrics, runs
 from kstyle import data as kdata
+from kstyle import metrics, runs
 from kstyle.data import images as kimages
 from kstyle.errors import DataError, ModelLoadError
+from kstyle.inference.stylizer import load
 from kstyle.nets.inception import inception_features
 from kstyle.recipes import load_recipe
 from kstyle.training.builders import eval_dataset
@@ -104,13 +105,13 @@ def evaluate(run_dir: str | os.PathLike, data_path: str | os.PathLike | None = N
     """
     run_dir = Path(run_dir)
     recipe = _load_run_recipe(run_dir, data_path)
-    translator = api.load(run_dir)
+    translator = load(run_dir)
     ds, used = eval_dataset(recipe, split=split, batch_size=batch_size)
     features = _feature_extractor(inception_weights) if fid else None
     l1, psnr, ssim, fake_features, real_features = [], [], [], [], []
     n = 0
     for a, b in ds:
-        fake = translator.model(a, training=False)
+        fake = translator.inference.translate_batch(a)
         fake01 = tf.cast(kimages.to_uint8(fake), tf.float32) / 255.0
         real01 = tf.cast(kimages.to_uint8(b), tf.float32) / 255.0
         l1.append(tf.reduce_mean(tf.abs(fake01 - real01), axis=[1, 2, 3]).numpy())
@@ -192,7 +193,7 @@ def evaluate_unpaired(run_dir: str | os.PathLike, data_path: str | os.PathLike |
         raise ValueError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
     run_dir = Path(run_dir)
     recipe = _load_run_recipe(run_dir, data_path)
-    translator = api.load(run_dir, direction)
+    translator = load(run_dir, direction)
     ds, used = eval_dataset(recipe, split=split, batch_size=batch_size)
     d = recipe.data
     counts = kdata.unpaired_count(d.source, d.path, split=used,
@@ -209,7 +210,7 @@ def evaluate_unpaired(run_dir: str | os.PathLike, data_path: str | os.PathLike |
     for a, b in ds:
         source, target = (a, b) if direction == "a2b" else (b, a)
         if got_source < n_source:
-            fake = translator.model(source[: n_source - got_source], training=False)
+            fake = translator.inference.translate_batch(source[: n_source - got_source])
             fake_features.append(features(_quantized(fake)))
             got_source += int(fake.shape[0])
         if got_target < n_target:

@@ -234,7 +234,7 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     Example:
         >>> export_run("saved_models/quickstart", quantize="fp16")["tflite"]["psnr_db"]
     """
-    from kstyle.api import load
+    from kstyle.inference.stylizer import load
 
     if quantize not in QUANTIZATIONS:
         raise ExportError(f"quantize = {quantize!r}; expected one of {', '.join(QUANTIZATIONS)}")

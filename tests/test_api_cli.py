@@ -117,12 +117,13 @@ def test_cli_recipe_show_and_keys(tmp_path):
 def test_eval_of_a_perfect_translator_is_perfect(tiny_run, tmp_path, monkeypatch):
     from kstyle import evaluate as ev
 
-    class Identity:
-        def __init__(self, run):
-            import keras
+    def identity(run, direction=None):
+        import keras
 
-            inp = keras.Input((None, None, 3))
-            self.model = keras.Model(inp, inp)
+        from kstyle.api import Stylizer
+
+        inp = keras.Input((None, None, 3))
+        return Stylizer.from_network(keras.Model(inp, inp))
 
     # Pairs whose A equals B: the identity scores L1 0 and SSIM 1.
     folder = tmp_path / "same"
@@ -137,7 +138,7 @@ def test_eval_of_a_perfect_translator_is_perfect(tiny_run, tmp_path, monkeypatch
     (run / "recipe.toml").write_text(
         (tiny_run / "recipe.toml").read_text().replace('source = "synthetic"',
                                                         'source = "folders"'))
-    monkeypatch.setattr(ev.api, "load", Identity)
+    monkeypatch.setattr(ev, "load", identity)
     scores = ev.evaluate(run, folder)
     assert scores["n"] == 3 and scores["l1"] == 0.0 and scores["ssim"] == pytest.approx(1.0)
 

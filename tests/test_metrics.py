@@ -188,12 +188,12 @@ def test_cli_eval_of_a_cyclegan_run_reports_fid_and_kid(cyclegan_run, tmp_path):
     assert "NOT comparable" in result.output
 
 
-class _Identity:
+def _identity(run, direction=None):
     """Stands in for a loaded translator: outputs its input."""
+    from kstyle.api import Stylizer
 
-    def __init__(self, run, direction=None):
-        inputs = keras.Input((None, None, 3))
-        self.model = keras.Model(inputs, inputs)
+    inputs = keras.Input((None, None, 3))
+    return Stylizer.from_network(keras.Model(inputs, inputs))
 
 
 def _mean_colours(weights):
@@ -219,7 +219,7 @@ def test_unpaired_eval_translates_the_source_domain_and_reads_each_image_once(
     run.mkdir()
     (run / "recipe.toml").write_text((cyclegan_run / "recipe.toml").read_text().replace(
         'source = "synthetic"', 'source = "folders"'))
-    monkeypatch.setattr(ev.api, "load", _Identity)
+    monkeypatch.setattr(ev, "load", _identity)
     monkeypatch.setattr(ev, "_feature_extractor", _mean_colours)
 
     scores = ev.evaluate_run(run, data, split="test", batch_size=2)

@@ -260,6 +260,15 @@ class Inference:
 
         return call
 
+    def translate_batch(self, images):
+        """The network on a float ``[N, H, W, 3]`` batch in [-1, 1] (sides multiples of
+        the size multiple, the input already derived): what ``kstyle eval`` scores
+        against held-back targets. Kinds whose network takes more than the image write
+        their own, or cannot be scored that way."""
+        if len(self.signature.main.inputs) > 1:
+            raise NotImplementedError(f"{type(self).__name__} takes more than an image")
+        return self.network(images, training=False)
+
     # -- a user's call
 
     def check(self, inputs: dict) -> dict:
