@@ -73,8 +73,9 @@ def test_a_toy_kind_trains_and_stylizes_with_its_extra_input(masked_run):
     assert missing.exit_code == 2 and "needs --input mask=..." in missing.output
 
 
-def test_a_toy_kind_exports_and_runs_from_each_file(masked_run):
+def test_a_toy_kind_exports_and_runs_from_each_file(masked_run, monkeypatch):
     import kstyle
+    import kstyle.models
 
     run, tmp = masked_run
     out = tmp / "export"
@@ -95,3 +96,9 @@ def test_a_toy_kind_exports_and_runs_from_each_file(masked_run):
 
     endpoints = exported_info(out / "translator.tflite")["signature"]["endpoints"]
     assert [p["name"] for p in endpoints[0]["inputs"]] == ["images", "mask"]
+    # A process that does not know the kind runs the file by the signature it carries.
+    monkeypatch.delitem(kstyle.models.KINDS, "masked")
+    stylizer = kstyle.load(out / "translator.onnx")
+    assert list(stylizer.inputs) == ["mask"]
+    got = stylizer(photo, mask=mask)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2

@@ -199,6 +199,7 @@ def _load_exported(path: Path) -> Inference:
                              "with: pip install 'kstyle[onnx]'")
     try:
         info = exported_info(path)
+        # The file's own signature (written since signatures were), else its kind's.
         inference = get_inference(info.get("kind"))
         signature = (Signature.from_dict(info["signature"]) if "signature" in info
                      else inference.signature)
@@ -213,4 +214,7 @@ def _load_exported(path: Path) -> Inference:
     except Exception as e:  # LiteRT and TensorFlow raise many types for a bad file.
         raise ModelLoadError(f"{path}: could not load the exported model "
                              f"({type(e).__name__}: {e})") from None
-    return inference(None, info, call)
+    loaded = inference(None, info, call)
+    # A kind this kstyle does not know: the generic call over the file's signature.
+    loaded.signature = signature
+    return loaded
