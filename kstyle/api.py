@@ -77,11 +77,15 @@ def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
         inputs = {**options, **({} if style is None else {"style": style})}
         unknown = sorted(set(inputs) - set(stylizer.inputs))
         if unknown:
+            from kstyle.models.gatys_options import GatysOptions
+
+            optimization = {f.name for f in dataclasses.fields(GatysOptions)} - {"blend"}
+            hint = ("; style= without model= optimizes the image" if "style" in unknown
+                    else "; those are options of optimization (style= without model=)"
+                    if optimization & set(unknown) else "")
             raise StyleOptionError(
                 f"{model} takes no {', '.join(unknown)} (it takes: "
-                f"{', '.join(stylizer.inputs) or 'the image alone'}); "
-                + ("style= without model= optimizes the image" if "style" in unknown else
-                   "these options are for optimization (style= without model=)"))
+                f"{', '.join(stylizer.inputs) or 'the image alone'}){hint}")
         function = functools.partial(stylizer, **inputs)
     if isinstance(image, list | tuple):
         results = []

@@ -172,8 +172,8 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, s
       kstyle stylize photo.jpg -s wave.jpg -s udnie.jpg --blend 0.7 --blend 0.3
     With both, a model that takes a style (adain) in one pass, for any style image:
       kstyle stylize photos/ --model saved_models/adain --style scream.jpg --strength 0.8
-    A model's other inputs by name (kstyle stylize fails naming any it needs):
-      kstyle stylize photo.jpg --model saved_models/inpaint --input mask=mask.png
+    A model that takes other inputs gets them by name (a missing one is named):
+      kstyle stylize photo.jpg --model saved_models/my_run --input mask=mask.png
     """
     _quiet_tf()
     if not model and not styles:

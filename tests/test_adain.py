@@ -280,7 +280,7 @@ def test_load_gives_a_stylizer_that_takes_any_style(adain_run):
         stylizer(content, style=styles[:2], blend=[1.0])
     with pytest.raises(ValueError, match="style: this model needs it: give style="):
         kstyle.stylize(content, model=run)
-    with pytest.raises(ValueError, match="takes no steps .*for optimization"):
+    with pytest.raises(ValueError, match="takes no steps .*options of optimization"):
         kstyle.stylize(content, model=run, style=styles[0], steps=3)
 
 
