@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +30,42 @@ from kstyle.inference.stylizer import Stylizer, load
 #: The name :class:`Stylizer` had before every kind shared it.
 Translator = Stylizer
 
+_said_default = False
+
+
+def _default_model() -> str:
+    """The published model ``stylize`` uses when given no model and no style; says once
+    which it is."""
+    global _said_default
+    from kstyle.inference import zoo
+
+    name = zoo.default_model()
+    if not _said_default:
+        _said_default = True
+        print(f"kstyle: no model or style given: stylizing with the published model "
+              f"{name!r} (set ${zoo.DEFAULT_ENV} to another; 'kstyle models' lists them)",
+              file=sys.stderr)
+    return name
+
 
 def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
             direction=None, *, style=None, tile: int | None = None, **options):
     """Stylizes an image: with a trained model, a style image (Gatys et al.), or both.
 
-    Give ``model`` (a run folder, ``.keras`` file, exported file or :class:`Stylizer`:
-    one forward pass), or ``style`` alone (one or more style images: the content image
-    is optimized to match their style, see :func:`transfer_style` for the options), or
+    Give ``model`` (a published model's name, a run folder, ``.keras`` file, exported
+    file or :class:`Stylizer`: one forward pass), or ``style`` alone (one or more style
+    images: the content image is optimized to match their style, see
+    :func:`transfer_style` for the options), or
     both for a model that takes a style (an ``adain`` run: one forward pass in the style
     of any image). Other keyword inputs are those the model takes (``stylizer.inputs``:
     for an adain run ``strength``, ``blend``, ``preserve_color``, ``style_size``).
 
     Args:
         image: ``numpy`` array, ``PIL.Image`` or path (or a list of them).
-        model: run folder, ``.keras`` file, exported file, or a loaded :class:`Stylizer`.
+        model: a published model's name (``kstyle models``), run folder, ``.keras``
+            file, exported file, or a loaded :class:`Stylizer`. Given neither ``model``
+            nor ``style``: the published model ``$KSTYLE_DEFAULT_MODEL``, else
+            ``"mosaic"`` (downloaded on first use).
         out: for path inputs, output file (one input) or folder (a list).
         direction: ``"a2b"`` or ``"b2a"`` for two-way models (see :func:`load`).
         tile: with ``model``, tile side for large images (see :func:`load`).
@@ -57,10 +79,14 @@ def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
         of the written file.
 
     Raises:
-        ValueError: neither ``model`` nor ``style``; an input the model does not take
-            (``style`` included), or one it needs (StyleOptionError).
+        ValueError: an input the model does not take (``style`` included), or one it
+            needs (StyleOptionError).
+        ModelLoadError: a published model that could not be downloaded (the message
+            says the ways out).
 
     Example:
+        >>> out = kstyle.stylize(np.asarray(photo))        # the default published model
+        >>> out = kstyle.stylize("photo.jpg", model="style_vangogh")
         >>> out = kstyle.stylize(np.asarray(photo), model="saved_models/quickstart")
         >>> out = kstyle.stylize("photo.jpg", model="saved_models/adain",
         ...                      style="the_scream.jpg", strength=0.8)
@@ -68,8 +94,7 @@ def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
         ...                      steps=200, size=512)
     """
     if model is None and style is None:
-        raise ValueError("give model= (a trained run or .keras file), style= (a style "
-                         "image), or both (a model that takes a style, and a style image)")
+        model = _default_model()
     if model is None:
         function = functools.partial(transfer_style, style=style, **options)
     else:

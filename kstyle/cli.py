@@ -131,8 +131,11 @@ def fit(recipe, overrides, quiet):
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "-m", "model", type=click.Path(),
-              help="Run folder written by 'kstyle fit', a .keras file, or an export "
-                   "(.tflite or .onnx file, or SavedModel folder): one forward pass.")
+              help="A published model's name (kstyle models; downloaded once), a run "
+                   "folder written by 'kstyle fit' or 'kstyle import', a .keras file, or an "
+                   "export (.tflite or .onnx file, or SavedModel folder): one forward pass. "
+                   "Neither --model nor --style: the published model $KSTYLE_DEFAULT_MODEL "
+                   "(default mosaic).")
 @click.option("--style", "-s", "styles", multiple=True, type=click.Path(dir_okay=False),
               help="Style image (repeatable): optimize each input to take on its style "
                    "(Gatys et al.) instead of using a trained model; with --model of an "
@@ -164,8 +167,11 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, s
     """Stylize INPUTS (image files or folders of images).
 
     \b
-    With a trained model, one forward pass at any size (padded to the network's
-    size multiple and cropped back):
+    With a published model by name (downloaded and converted once, then offline;
+    'kstyle models' lists them), or a model you trained, one forward pass at any
+    size (padded to the network's size multiple and cropped back):
+      kstyle stylize photo.jpg                      # the default published model
+      kstyle stylize photo.jpg --model style_vangogh
       kstyle stylize photo.jpg --model saved_models/quickstart
     With a style image, neural style transfer by optimization (Gatys et al.):
       kstyle stylize photo.jpg --style starry_night.jpg --steps 300 --size 512
@@ -177,8 +183,11 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, s
     """
     _quiet_tf()
     if not model and not styles:
-        raise click.UsageError("give --model (a trained run), --style (a style image), or "
-                               "both (a model that takes a style, and a style image)")
+        from kstyle.inference.zoo import DEFAULT_ENV, default_model
+
+        model = default_model()
+        click.echo(f"No --model or --style: stylizing with the published model {model!r} "
+                   f"(${DEFAULT_ENV} to change; 'kstyle models' lists them)", err=True)
     ctx = click.get_current_context()
     given = sorted(name for name in style_options
                    if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT))
@@ -340,6 +349,43 @@ def evaluate(run_dir, data_path, split, direction, with_fid, inception_weights, 
     click.echo(f"wrote {dest}")
 
 
+@main.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx):
+    """List the published models kstyle gets by name, and which are cached.
+
+    \b
+    Each is downloaded once (with a progress bar), converted and cached, then used
+    offline: kstyle stylize photo.jpg --model horse2zebra. The cache is $KSTYLE_HOME
+    (default: kstyle/ in Keras' cache folder, ~/.keras); $KSTYLE_ZOO_MIRROR (a URL or
+    folder holding NAME/FILE.pth) replaces the official URLs.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    _quiet_tf()
+    from kstyle.inference.zoo import home, listing
+
+    rows = listing()
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        takes = f" (takes {', '.join(r['inputs'])})" if r["inputs"] else ""
+        state = "cached" if r["cached"] else f"{r['size'] / 1e6:4.0f} MB"
+        click.echo(f"{r['name']:<{width}}  {r['kind']:<10}  {state:>7}  {r['does']}{takes}")
+    click.echo(f"\ncache: {home()}")
+
+
+@models.command(name="fetch")
+@click.argument("names", nargs=-1, required=True)
+@handle_errors
+def models_fetch(names):
+    """Download and convert published models now (for use offline later)."""
+    _quiet_tf()
+    from kstyle.inference.zoo import fetch
+
+    for name in names:
+        click.echo(f"{name}: {fetch(name, log=click.echo)}")
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--saved-model", "saved_model", is_flag=True,
@@ -363,7 +409,8 @@ def evaluate(run_dir, data_path, split, direction, with_fid, inception_weights, 
               help="Folder for the files (default: RUN_DIR/export).")
 @handle_errors
 def export(run_dir, saved_model, tflite, onnx, quantize, direction, check_images, out):
-    """Export the inference network of a trained run for servers and phones.
+    """Export the inference network of a trained run (or a published model, by name)
+    for servers and phones.
 
     \b
     Writes only the translator (never a discriminator), wrapped so that it takes and

@@ -48,18 +48,26 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def check_images(run_dir: Path, images=None) -> list[np.ndarray]:
-    """Real images for the parity check: ``images`` (files or folders), else the run's
-    held-back sample inputs; each also cropped to an odd size, to exercise padding."""
+def check_images(run_dir: Path, images=None, log=print) -> list[np.ndarray]:
+    """Images for the parity check: ``images`` (files or folders), else the run's held-back
+    sample inputs, else (an imported run has none) rendered ones of the synthetic source;
+    the first also cropped to an odd size, to exercise padding."""
     paths = []
     for item in images or [run_dir / "samples" / "inputs"]:
         item = Path(item)
         paths += list_images(item) if item.is_dir() else [item] if item.is_file() else []
-    if not paths:
-        raise ExportError(
-            f"{run_dir}: no images to check the export with (samples/inputs/ is missing); "
-            "give some with --check-images")
-    arrays = [read_image(p) for p in sorted(paths)[:MAX_CHECK_IMAGES]]
+    if not paths and images:
+        raise ExportError(f"{', '.join(map(str, images))}: no images to check the export "
+                          "with")
+    if paths:
+        arrays = [read_image(p) for p in sorted(paths)[:MAX_CHECK_IMAGES]]
+    else:
+        from kstyle.data.synthetic import synthetic_pairs
+
+        log(f"{run_dir}: no sample images (samples/inputs/); checking on rendered ones "
+            "(give real ones with --check-images)")
+        labels, photos = synthetic_pairs(2, 96, seed=0)
+        arrays = [*photos, *labels]
     first = arrays[0]
     h, w = first.shape[:2]
     arrays.append(first[: max(1, h - 3), : max(1, w - 5)])
@@ -208,8 +216,10 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
     SavedModel's first signature is also its ``serving_default``.
 
     Args:
-        model: a run folder written by ``kstyle fit`` (or a translator ``.keras`` file).
-        out: the folder for the files (default ``<run>/export``).
+        model: a run folder written by ``kstyle fit`` or ``kstyle import``, a translator
+            ``.keras`` file, or a published model's name (its cached run).
+        out: the folder for the files (default ``<run>/export``; for a published model,
+            ``<name>_export`` in the working folder).
         saved_model: write ``saved_model/`` (with ``kstyle.json`` metadata beside it).
         tflite: write ``translator[_b2a][_<quantize>].tflite`` (metadata embedded).
         onnx: write ``translator[_b2a].onnx``, and ``translator[_b2a]_<endpoint>.onnx``
@@ -243,6 +253,11 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
                           ".onnx file")
     if onnx:
         _check_onnx_installed()
+    from kstyle.inference.zoo import is_name, resolve
+
+    if is_name(model):  # a published model: its cached run, exported to <name>_export/
+        out = out or Path(f"{model}_export")
+        model = resolve(model, log=log)
     inference = load(model, direction, tile=0).inference
     if inference.network is None:
         raise ModelLoadError(f"{model}: already an exported file; export a run folder")
@@ -275,7 +290,7 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
                  "signature": signature.to_dict(), "files": onnx_files,
                  "endpoints": {e.name: e.describe() for e in signature.endpoints}})
     user_images = images
-    images = check_images(run_dir, images)
+    images = check_images(run_dir, images, log)
     reference = every_endpoint(inference.call, signature, images[0])
     results = {}
 

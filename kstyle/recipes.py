@@ -86,9 +86,10 @@ class TrainConfig:
     steps_per_epoch: int | None = option(None, "steps per epoch (none: one full pass)",
                                          positive=True)
     out_dir: str = option("", "run folder (empty: saved_models/<recipe name>)")
-    init_from: str = option("", "a run folder (trained, or written by kstyle import) whose "
-                            "networks a new run starts from: fine-tuning. Networks it lacks "
-                            "start fresh; a resumed run ignores it")
+    init_from: str = option("", "a run folder (trained, or written by kstyle import), or a "
+                            "published model's name (kstyle models), whose networks a new "
+                            "run starts from: fine-tuning. Networks it lacks start fresh; a "
+                            "resumed run ignores it")
     lr: float = option(2e-4, "initial learning rate of every optimizer", low=0)
     beta_1: float = option(0.5, "Adam beta_1", low=0, high=1, high_open=True)
     beta_2: float = option(0.999, "Adam beta_2", low=0, high=1, high_open=True)
@@ -390,10 +391,13 @@ def _check(recipe: Recipe) -> None:
     if d.source == "tfds" and not d.path:
         raise RecipeError(f"{src}: data.path must name a tensorflow-datasets dataset")
     init = recipe.train.init_from
-    if init and not (Path(init) / "run.json").is_file():
+    from kstyle.inference.zoo import is_name
+
+    if init and not is_name(init) and not (Path(init) / "run.json").is_file():
         what = "does not exist" if not Path(init).exists() else "holds no run.json"
         raise RecipeError(f"{src}: train.init_from = {init!r} {what}; expected a run folder "
-                          "written by 'kstyle fit' or 'kstyle import'")
+                          "written by 'kstyle fit' or 'kstyle import', or a published "
+                          "model's name ('kstyle models' lists them)")
 
 
 def _did_you_mean(word: Any, choices) -> str:

@@ -324,7 +324,9 @@ class Run:
         elif self.recipe.train.init_from:  # a new run: fine-tuning starts from these
             source = self.recipe.train.init_from
             try:
-                loaded = initial_weights(self.model, source)
+                from kstyle.inference.zoo import resolve
+
+                loaded = initial_weights(self.model, resolve(source, log=self.log))
             except KstyleError as e:
                 raise KstyleError(f"{self.recipe.source}: train.init_from = {source!r}: {e}") \
                     from None

@@ -118,3 +118,20 @@ def tiny_cdae_recipe(tmp_path, *overrides, name="tiny_cdae"):
     return recipe_from_dict({"name": name}, [*TINY_CDAE, f'data.path="{photos}"',
                                              f'train.out_dir="{tmp_path / name}"',
                                              *overrides], source="tiny_cdae.toml")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_published_model_downloads(tmp_path_factory):
+    """No test reaches the internet for a published model or writes the user's cache: the
+    model cache is a fresh folder and the mirror an empty one (tests of the zoo set their
+    own, a local server)."""
+
+    saved = {k: os.environ.get(k) for k in ("KSTYLE_HOME", "KSTYLE_ZOO_MIRROR")}
+    os.environ["KSTYLE_HOME"] = str(tmp_path_factory.mktemp("kstyle_home"))
+    os.environ["KSTYLE_ZOO_MIRROR"] = str(tmp_path_factory.mktemp("empty_mirror"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -177,7 +177,7 @@ def test_several_styles_and_frames(vgg_file, style_file, tmp_path):
         ["frame_00001.png", "frame_00002.png"]
 
 
-def test_style_option_errors_name_the_option(vgg_file, style_file):
+def test_style_option_errors_name_the_option(vgg_file, style_file, tmp_path, monkeypatch):
     image = np.zeros((16, 16, 3), np.uint8)
     with pytest.raises(StyleOptionError, match="blend"):
         kstyle.stylize(image, style=[style_file], blend=[1.0, 2.0], **options(vgg_file))
@@ -191,7 +191,12 @@ def test_style_option_errors_name_the_option(vgg_file, style_file):
     with pytest.raises(StyleOptionError, match="style_layer_weights has 2 values"):
         kstyle.stylize(image, style=style_file, style_layer_weights=[1.0, 2.0],
                        **options(vgg_file))
-    with pytest.raises(ValueError, match="give model= .*style= .*or both"):
+    # Neither model nor style: the default published model (here, with nowhere to get it
+    # from: no network, an empty mirror).
+    monkeypatch.setenv("KSTYLE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("KSTYLE_ZOO_MIRROR", str(tmp_path / "empty_mirror"))
+    monkeypatch.delenv("KSTYLE_DEFAULT_MODEL", raising=False)
+    with pytest.raises(ModelLoadError, match="mosaic: could not download mosaic.pth"):
         kstyle.stylize(image)
     with pytest.raises(ModelLoadError, match="/nowhere/vgg.h5"):
         kstyle.stylize(image, style=style_file, **{**options(vgg_file),

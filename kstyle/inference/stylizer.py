@@ -123,10 +123,12 @@ def load(model: str | os.PathLike, direction: str | None = None,
     """Loads a trained model from a run folder, a ``.keras`` file or an export.
 
     Args:
-        model: a run folder written by ``kstyle fit`` or ``kstyle import``
-            (``saved_models/<name>``), a ``.keras`` file of a translator network, or what
-            ``kstyle export`` wrote: a ``.tflite`` file (run with LiteRT), an ``.onnx``
-            file (run with ONNX Runtime) or a SavedModel folder.
+        model: the name of a published model (``"horse2zebra"``, ``"mosaic"``: ``kstyle
+            models`` lists them; downloaded and converted on first use, see
+            ``kstyle.inference.zoo``), a run folder written by ``kstyle fit`` or ``kstyle
+            import`` (``saved_models/<name>``), a ``.keras`` file of a translator network,
+            or what ``kstyle export`` wrote: a ``.tflite`` file (run with LiteRT), an
+            ``.onnx`` file (run with ONNX Runtime) or a SavedModel folder.
         direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"``
             (default) or ``"b2a"``.
         tile: translate in tiles of this side (pixels): None tiles images above
@@ -140,7 +142,9 @@ def load(model: str | os.PathLike, direction: str | None = None,
     """
     if tile is not None and tile < 0:
         raise ValueError(f"tile must be 0 (never tile) or a side in pixels, got {tile}")
-    path = Path(model)
+    from kstyle.inference import zoo
+
+    path = Path(zoo.resolve(model))
     if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
         return Stylizer(_load_exported(path), tile=0)
     if path.is_dir():
