@@ -37,23 +37,29 @@ def debug() -> bool:
 #: the GIL to read the pipe, and a C++ library that writes more than a pipe holds while it
 #: keeps the GIL (the LiteRT converter's diagnostics run to hundreds of kB) would then
 #: block forever. It ignores Ctrl-C and SIGTERM (meant for kstyle, which still has things
-#: to say) and ends when the last write end closes.
+#: to say) and ends when the last write end closes. Each byte is looked at a bounded number
+#: of times, however long a line is.
 _FILTER = r"""
 import os, re, signal, sys
 for name in ("SIGINT", "SIGTERM", "SIGHUP"):
     if hasattr(signal, name):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
 noise, line = re.compile(sys.argv[1].encode("latin-1")), re.compile(rb"[^\r\n]*[\r\n]")
-pending = b""
+pending = []  # the pieces of the line not ended yet: joined once, when it ends
 while chunk := os.read(0, 65536):
-    pending += chunk
-    lines = line.findall(pending)  # whole lines, ending in "\n" or a progress bar's "\r"
-    pending = pending[sum(map(len, lines)):]
-    kept = b"".join(x for x in lines if not noise.match(x))
+    cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r"))
+    if cut < 0:
+        pending.append(chunk)
+        continue
+    text = b"".join(pending) + chunk[:cut + 1]
+    pending = [chunk[cut + 1:]]
+    # whole lines, ending in "\n" or a progress bar's "\r"
+    kept = b"".join(x for x in line.findall(text) if not noise.match(x))
     if kept:
         os.write(2, kept)
-if pending and not noise.match(pending):
-    os.write(2, pending)
+rest = b"".join(pending)
+if rest and not noise.match(rest):
+    os.write(2, rest)
 """
 
 

@@ -59,3 +59,16 @@ def test_the_kstyle_command_prints_no_tensorflow_noise(tmp_path):
     assert "Done in" in output
     for noise in ("absl::InitializeLog", "cudart_stub", "cuInit", "oneDNN"):
         assert noise not in output
+
+
+def test_the_filter_reads_a_megabyte_without_a_newline_in_one_pass():
+    # Each byte is looked at a bounded number of times: a 1 MB line (a long recipe value
+    # echoed back) passes through at once. The timeout is a guard against the quadratic
+    # scan this replaced (minutes for 80 kB), not a measurement.
+    from kstyle import quiet
+
+    text = b"x" * 2**20 + b"\nI0000 00:00:1.5   7 a.cc:1] dropped\nkept"
+    done = subprocess.run([sys.executable, "-c", quiet._FILTER,
+                           quiet.NOISE.pattern.decode("latin-1")],
+                          input=text, capture_output=True, timeout=60, check=True)
+    assert done.stderr == b"x" * 2**20 + b"\nkept"
