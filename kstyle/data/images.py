@@ -354,12 +354,18 @@ def resize_long_side(images: tf.Tensor, long_side: int) -> tf.Tensor:
                            method="bilinear", antialias=True)
 
 
-def as_rgb(image) -> tuple[np.ndarray, dict]:
+#: What the Python API takes as an image, for the messages that refuse anything else.
+ACCEPTED = ("a file path, a PIL.Image, or a numpy array (uint8 or uint16 HxW, HxWx3 or "
+            "HxWx4; or float in [0, 1])")
+
+
+def image_to_rgb(image) -> tuple[np.ndarray, dict]:
     """Any image the Python API takes, as a uint8 ``HxWx3`` array.
 
     Args:
-        image: a path, a ``PIL.Image``, or a ``numpy`` array (uint8 ``HxW``, ``HxWx3`` or
-            ``HxWx4``, or float in [0, 1]).
+        image: a path, a ``PIL.Image`` (turned upright by its EXIF orientation; 16-bit
+            ones scaled), or a ``numpy`` array: uint8 ``HxW``, ``HxWx3`` or ``HxWx4``,
+            uint16 (scaled to 8 bits), or float in [0, 1].
 
     Returns:
         ``(rgb, kind)``: the array, and what the input was (``{"path": ...}``,
@@ -367,19 +373,40 @@ def as_rgb(image) -> tuple[np.ndarray, dict]:
         as the same kind.
 
     Raises:
-        DataError: an unreadable file, or an array that is not an image.
+        DataError: an unreadable file; an array that is not an image, a float one outside
+            [0, 1], non-finite pixels; anything else (None, bytes, lists), with what is
+            accepted.
     """
     if isinstance(image, str | os.PathLike):
         return read_image(image), {"path": image}
     if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB")), {"pil": True}
-    array = np.asarray(image)
+        return pillow_to_rgb(ImageOps.exif_transpose(image)), {"pil": True}
+    if not isinstance(image, np.ndarray):
+        what = type(image).__name__
+        hint = {"NoneType": "", "bytes": " (encoded bytes: open them first, "
+                "PIL.Image.open(io.BytesIO(data)))",
+                "list": " (a list of images goes to kstyle.stylize; an array: np.asarray)",
+                "tuple": " (a list of images goes to kstyle.stylize)"}.get(what, "")
+        raise DataError(f"expected an image: {ACCEPTED}; got {what}{hint}")
+    array = image
     is_float = np.issubdtype(array.dtype, np.floating)
+    if is_float or array.dtype == np.uint16:
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise DataError(f"the image has {int(array.size - finite.sum()):,} NaN or "
+                            "infinite values; expected finite pixels")
     if is_float:
-        array = np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
+        low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+        if low < 0.0 or high > 1.0:
+            hint = (": divide by 255 (or pass uint8)" if high <= 255.0 and low >= 0.0
+                    else "")
+            raise DataError(f"a float image must be in [0, 1]; this one spans "
+                            f"[{low:g}, {high:g}]{hint}")
+        array = np.round(array * 255.0).astype(np.uint8)
+    elif array.dtype == np.uint16:
+        array = np.round(array / 257.0).astype(np.uint8)
     if array.dtype != np.uint8:
-        raise DataError(
-            f"expected a uint8 image array (or float in [0, 1]), got dtype {array.dtype}")
+        raise DataError(f"expected an image: {ACCEPTED}; got an array of dtype {array.dtype}")
     gray = array.ndim == 2
     if gray:
         array = np.repeat(array[..., None], 3, axis=-1)
@@ -417,7 +444,7 @@ def unpack_image(image):
         ``(rgb, give_back)``: the uint8 ``HxWx3`` array, and ``give_back(result, out)``
         that turns a uint8 RGB result into the input's kind (see :func:`map_image`).
     """
-    rgb, kind = as_rgb(image)
+    rgb, kind = image_to_rgb(image)
     if "path" in kind:
         src = Path(kind["path"])
 

@@ -231,7 +231,7 @@ class AdaINInference(Inference):
             like: a uint8 content image whose colours the style takes first
                 (:func:`match_colors`; ``preserve_color``).
         """
-        rgb = kimages.as_rgb(style)[0]
+        rgb = kimages.image_to_rgb(style)[0]
         if like is not None:
             rgb = match_colors(rgb, like)
         if style_size and min(rgb.shape[:2]) != style_size:

@@ -296,13 +296,13 @@ class Inference:
     def run(self, image: np.ndarray, **inputs) -> np.ndarray:
         """One uint8 ``HxWx3`` image through the model, with the inputs :meth:`check`
         gave; returns uint8 ``HxWx3``."""
-        from kstyle.data.images import as_rgb
+        from kstyle.data.images import image_to_rgb
 
         main = self.signature.main
         feeds = {main.inputs[0].name: image[None]}
         for port in main.inputs[1:]:
             value = inputs[port.name]
-            feeds[port.name] = (as_rgb(value)[0][None] if port.type == IMAGE
+            feeds[port.name] = (image_to_rgb(value)[0][None] if port.type == IMAGE
                                 else port.as_feed(value))
         return self.call(main.name, **feeds)[0]
 
