@@ -113,13 +113,13 @@ def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
                 f"{', '.join(stylizer.inputs) or 'the image alone'}){hint}")
         function = functools.partial(stylizer, **inputs)
     if isinstance(image, list | tuple):
-        results = []
-        for item in image:
-            dest = None
-            if out is not None and isinstance(item, str | os.PathLike):
-                dest = Path(out) / f"{Path(item).stem}.png"
-            results.append(function(item, out=dest))
-        return results
+        paths = [item for item in image if isinstance(item, str | os.PathLike)]
+        if out is not None and paths:  # one distinct file per input, never over an input
+            from kstyle.data.outputs import plan
+
+            named = iter(plan(paths, out, overwrite=True)[0])
+        return [function(item, out=next(named) if out is not None and
+                         isinstance(item, str | os.PathLike) else None) for item in image]
     return function(image, out=out)
 
 

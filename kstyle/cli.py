@@ -148,6 +148,11 @@ def fit(recipe, overrides, quiet):
 @click.option("--skip-existing", is_flag=True,
               help="Leave inputs whose result is already in --out (results are written "
                    "whole or not at all): an interrupted folder goes on where it stopped.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace results that exist in --out (without it, or --skip-existing, "
+                   "existing results stop the command before anything is written). A "
+                   "result never replaces an input; inputs of one name (a.jpg, a.png) "
+                   "get results that keep their extension (a.jpg.png, a.png.png).")
 @click.option("--tile", type=click.IntRange(min=0), default=None,
               help="--model: translate in overlapping tiles of this side, with instance-norm "
                    "statistics (adain: content statistics) of the whole image (default: 512 "
@@ -162,8 +167,8 @@ def fit(recipe, overrides, quiet):
                    "file for an image, a number for a scalar.")
 @gatys_options
 @handle_errors
-def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, strength,
-            extra_inputs, **style_options):
+def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, tile, blend,
+            strength, extra_inputs, **style_options):
     """Stylize INPUTS (image files or folders of images).
 
     \b
@@ -214,12 +219,23 @@ def stylize(inputs, model, styles, out, direction, skip_existing, tile, blend, s
             stylizer, model, styles, blend, strength, extra_inputs, given))
     folder = Path(out).parent if to_file else Path(out)
     from kstyle import runs
+    from kstyle.data.outputs import OutputExists, check_not_an_input, plan
 
     for line in runs.clean_temporaries(folder):  # what an interrupted stylize left
         click.echo(f"{folder}: {line} (left by an interrupted run)")
+    if to_file:
+        check_not_an_input(out, files[0])
+        exists = Path(out).exists()
+        if exists and not (overwrite or skip_existing):
+            raise OutputExists(f"{out} already exists: give --overwrite to replace it")
+        destinations = [Path(out)]
+    else:
+        destinations, notes = plan(files, out, overwrite=overwrite,
+                                   skip_existing=skip_existing)
+        for note in notes:
+            click.echo(note)
     refused = []
-    for src in files:
-        dest = Path(out) if to_file else Path(out) / f"{Path(src).stem}.png"
+    for src, dest in zip(files, destinations):
         if skip_existing and dest.is_file():
             click.echo(f"{src} -> {dest} (already there)")
             continue

@@ -449,7 +449,10 @@ def unpack_image(image):
         src = Path(kind["path"])
 
         def to_file(result, out=None):
+            from kstyle.data.outputs import check_not_an_input
+
             dest = Path(out) if out else src.with_name(f"{src.stem}_kstyle.png")
+            check_not_an_input(dest, src)
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dest, suffix=dest.suffix) as tmp:
                 Image.fromarray(result).save(tmp, format=_pil_format(dest))

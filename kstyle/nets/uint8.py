@@ -33,14 +33,23 @@ def mirror_pad_to(images: tf.Tensor, height, width) -> tf.Tensor:
     return along(along(images, height, 1), width, 2)
 
 
+#: Sides are padded to at least this many pixels: the networks' reflection pads need maps
+#: wider than the pad at their deepest level (a ResNet's residual blocks pad 1 pixel
+#: after two stride-2 convs, AdaIN's decoder after three pools), which an image a few
+#: pixels wide would not give. (A U-Net's size multiple is larger already.)
+MIN_SIDE = 16
+
+
 def prepare_input(images: tf.Tensor, size_multiple: int, input_transform: str) -> tf.Tensor:
     """uint8 ``[N, H, W, 3]`` -> the float network input: [-1, 1], mirror-padded to the
-    size multiple, with the input derivation (``"gray"``, ``"edges"``) applied."""
+    size multiple (and to at least :data:`MIN_SIDE`), with the input derivation
+    (``"gray"``, ``"edges"``) applied."""
     height, width = tf.shape(images)[1], tf.shape(images)[2]
     m = size_multiple
     x = kimages.to_float(images)
-    if m > 1:
-        x = mirror_pad_to(x, (height + m - 1) // m * m, (width + m - 1) // m * m)
+    least = (MIN_SIDE + m - 1) // m * m
+    x = mirror_pad_to(x, tf.maximum((height + m - 1) // m * m, least),
+                      tf.maximum((width + m - 1) // m * m, least))
     if input_transform != "none":
         x = kderive.DERIVATIONS[input_transform](x)[0]
     return x
