@@ -342,3 +342,38 @@ def test_import_the_adain_decoder_with_its_encoder_stylizes_as_the_reference(tmp
     assert 'kind = "adain"' in recipe and str(vgg.resolve()) in recipe
     missing = invoke("import", decoder, "--out", tmp_path / "alone")
     assert missing.exit_code == 2 and "--vgg vgg_normalised.pth" in missing.output
+
+
+def test_weights_with_nan_are_refused_and_nothing_is_written(tmp_path):
+    import struct
+
+    data = bytearray((FIXTURES / "resnet_6blocks_instance.pth").read_bytes())
+    data[-4:] = struct.pack("<f", float("nan"))  # the last tensor's last value
+    bad = tmp_path / "horse2zebra.pth"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "run"
+    result = invoke("import", bad, "--out", out)
+    assert result.exit_code == 2
+    assert "tensor" in result.output and "holds 1 NaN or infinite values" in result.output
+    assert "nothing was imported" in result.output and not out.exists()
+
+
+def test_a_failed_two_way_import_leaves_no_run(tmp_path, monkeypatch):
+    from kstyle.importers import convert as kconvert
+
+    files = copy_as(tmp_path, [("resnet_6blocks_instance", "latest_net_G_A.pth"),
+                               ("resnet_6blocks_instance", "latest_net_G_B.pth")])
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    real = kconvert._write_networks
+
+    def fails_on_the_second(out_dir, translators, converted, names):
+        real(out_dir, {"a2b": translators["a2b"]}, converted, names)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(kconvert, "_write_networks", fails_on_the_second)
+    result = invoke("import", *files, "--out", out)
+    assert result.exit_code == 2 and "No space left" in result.output
+    # What the import wrote is gone; what was there stays.
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

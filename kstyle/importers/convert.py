@@ -17,9 +17,11 @@ running mean and variance become gamma, beta and the moving statistics.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -342,6 +344,7 @@ def import_weights(files, out=None, arch: str | None = None, vgg=None, log=print
     nets = {}
     for path in files:
         state = {k.removeprefix("module."): v for k, v in read_state_dict(path).items()}
+        _check_finite(state, path)
         found = detect(state, path)
         role = _role(path) or ("G" if found.is_generator else "D")
         if found.is_generator != role.startswith("G"):
@@ -356,7 +359,9 @@ def import_weights(files, out=None, arch: str | None = None, vgg=None, log=print
         nets[role] = (path, found, state)
         log(f"{path}: {role} = {found.describe()}")
     if any(found.family.startswith("adain") for _, found, _ in nets.values()):
-        return _import_adain(list(nets.values()), out, log)
+        adain_out = Path(out) if out else None
+        with _all_or_nothing(adain_out):
+            return _import_adain(list(nets.values()), out, log)
     generators = sorted(r for r in nets if r.startswith("G"))
     if not generators:
         raise ModelLoadError(f"{', '.join(map(str, files))}: no generator; a discriminator "
@@ -407,42 +412,84 @@ def import_weights(files, out=None, arch: str | None = None, vgg=None, log=print
                                   "image_size": size, "load_size": size},
                          "model": model, "train": {"out_dir": str(out)}})
 
-    out.mkdir(parents=True, exist_ok=True)
     translators = {"a2b": "G_A" if two_way else generators[0], **({"b2a": "G_B"} if two_way
                                                                     else {})}
     from kstyle.nets import RESNET_SIZE_MULTIPLE
     from kstyle.nets.unet import size_multiple
 
-    for direction, role in translators.items():
-        path, found, state = nets[role]
-        net = convert(state, found, path, name=network_names[role])
-        with runs.atomic_path(out / runs.translator_file(direction), suffix=".keras") as tmp:
-            net.save(tmp)
-    kept = {}
-    for role in sorted(r for r in nets if r.startswith("D")):
-        path, found, state = nets[role]
-        name = network_names[role]
-        net = convert(state, found, path, name=name)
-        with runs.atomic_path(out / "networks" / f"{name}.weights.h5",
-                              suffix=".weights.h5") as tmp:
-            net.save_weights(tmp)
-        kept[name] = f"networks/{name}.weights.h5"
-    runs.write_text(out / runs.RECIPE_FILE, recipe)
-    saved_model_options(out / runs.RECIPE_FILE)  # the [model] reads back as written
-    sources = {role: {"file": str(path), "arch": found.name,
-                      "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-               for role, (path, found, _) in nets.items()}
-    runs.write_json(out / runs.RUN_FILE, {
-        "kind": kind, "name": out.name, "direction": "a2b", "input_transform": "none",
-        "input_transforms": {d: "none" for d in translators}, "image_size": size,
-        "size_multiple": (size_multiple(o["num_downs"]) if kind == "pix2pix"
-                          else RESNET_SIZE_MULTIPLE),  # TransformerNet's multiple is 4 too
-        "value_range": [-1.0, 1.0], "translator": runs.TRANSLATOR_FILE,
-        "translators": {d: runs.translator_file(d) for d in translators}, "step": 0,
-        "precision": "float32", "imported": sources, "networks": kept})
+    # Every network is converted before anything is written; the files are written into
+    # the run folder with run.json last, and removed again if any fails.
+    converted = {role: convert(state, found, path, name=network_names[role])
+                 for role, (path, found, state) in nets.items()}
+    with _all_or_nothing(out):
+        out.mkdir(parents=True, exist_ok=True)
+        _write_networks(out, translators, converted, network_names)
+        kept = {network_names[r]: f"networks/{network_names[r]}.weights.h5"
+                for r in sorted(nets) if r.startswith("D")}
+        runs.write_text(out / runs.RECIPE_FILE, recipe)
+        saved_model_options(out / runs.RECIPE_FILE)  # the [model] reads back as written
+        sources = {role: {"file": str(path), "arch": found.name,
+                          "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                   for role, (path, found, _) in nets.items()}
+        runs.write_json(out / runs.RUN_FILE, {
+            "kind": kind, "name": out.name, "direction": "a2b", "input_transform": "none",
+            "input_transforms": {d: "none" for d in translators}, "image_size": size,
+            "size_multiple": (size_multiple(o["num_downs"]) if kind == "pix2pix"
+                              else RESNET_SIZE_MULTIPLE),  # TransformerNet's multiple is 4 too
+            "value_range": [-1.0, 1.0], "translator": runs.TRANSLATOR_FILE,
+            "translators": {d: runs.translator_file(d) for d in translators}, "step": 0,
+            "precision": "float32", "imported": sources, "networks": kept})
     log(f"wrote {out} ({kind}, {'two-way' if two_way else 'one-way'}"
         f"{', with discriminators' if kept else ''})")
     return out
+
+
+def _check_finite(state: dict, path) -> None:
+    """ModelLoadError naming the first tensor with NaN or infinite values, if any."""
+    bad = [(name, int(value.size - np.isfinite(value).sum())) for name, value in state.items()
+           if np.issubdtype(np.asarray(value).dtype, np.floating)
+           and not np.isfinite(value).all()]
+    if bad:
+        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        raise ModelLoadError(f"{path}: tensor {bad[0][0]} holds {bad[0][1]:,} NaN or infinite "
+                             f"values{more}: the file is damaged, or from a run that "
+                             "diverged; nothing was imported")
+
+
+@contextlib.contextmanager
+def _all_or_nothing(out: Path | None):
+    """Removes what the body wrote into ``out`` (and ``out`` itself, if it made it) when
+    the body fails: a failed import leaves no run that looks usable."""
+    if out is None:
+        yield
+        return
+    existed = out.exists()
+    before = set(out.rglob("*")) if existed else set()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for path in sorted(set(out.rglob("*")) - before, reverse=True):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
+
+
+def _write_networks(out: Path, translators: dict, converted: dict, names: dict) -> None:
+    from kstyle import runs
+
+    for direction, role in translators.items():
+        with runs.atomic_path(out / runs.translator_file(direction), suffix=".keras") as tmp:
+            converted[role].save(tmp)
+    for role in sorted(r for r in converted if r.startswith("D")):
+        name = names[role]
+        with runs.atomic_path(out / "networks" / f"{name}.weights.h5",
+                              suffix=".weights.h5") as tmp:
+            converted[role].save_weights(tmp)
 
 
 def _import_adain(nets, out, log):
