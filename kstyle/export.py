@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -25,9 +26,11 @@ from kstyle import lock, runs
 from kstyle.data.images import list_images, read_image
 from kstyle.errors import ExportError, ModelLoadError
 from kstyle.inference.exported import (
+    MANIFEST_FILE,
     METADATA_FILE,
     add_onnx_metadata,
     add_tflite_metadata,
+    fingerprint,
     litert_call,
     onnx_session,
     saved_model_call,
@@ -298,6 +301,10 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
         return _checked(every_endpoint(call, signature, images[0]), reference, images,
                         quantize, tmp, dest, log)
 
+    tflite_name = stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite"
+    manifest = _Manifest(out, [name for name, wanted in (
+        ("saved_model", saved_model), (tflite_name, tflite),
+        *((f, onnx) for f in onnx_files.values())) if wanted])
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         # Scratch in the system temp folder: a kill leaves nothing in the export folder
         # (and the next export removes a killed one's scratch: its name holds the pid).
@@ -311,6 +318,7 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
             with runs.atomic_path(dest) as tmp:
                 shutil.copytree(raw, tmp)
                 results["saved_model"] = checked(saved_model_call(tmp), "none", tmp, dest)
+            manifest.add(dest)
         if tflite:
             if quantize == "int8" and user_images is None:
                 def calibration():
@@ -319,14 +327,40 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
                 def calibration():
                     return images
             flatbuffer = convert_to_litert(raw, signature.names, quantize, calibration)
-            dest = out / (stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite")
+            dest = out / tflite_name
             with runs.atomic_path(dest, suffix=".tflite") as tmp:
                 tmp.write_bytes(add_tflite_metadata(flatbuffer, info))
                 results["tflite"] = checked(litert_call(tmp), quantize, tmp, dest)
+            manifest.add(dest)
     if onnx:
         results["onnx"] = _export_onnx(inference, out, onnx_files, {**info, "quantize": "none"},
                                        checked)
+        for name in onnx_files.values():
+            manifest.add(out / name)
     return results
+
+
+class _Manifest:
+    """``export.json``: the files of the folder that are complete and belong together.
+
+    An export first drops the entries of the files it will write (a kill from then on
+    leaves the old ones unlisted: ``kstyle.load`` refuses them), then lists each one once
+    it is written and checked; the other files' entries (another direction's) stay.
+    """
+
+    def __init__(self, out: Path, planned: list[str]):
+        self.path = out / MANIFEST_FILE
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {"files": {}}
+        for name in planned:
+            self.data.setdefault("files", {}).pop(name, None)
+        runs.write_json(self.path, self.data)
+
+    def add(self, path: Path) -> None:
+        self.data["files"][path.name] = fingerprint(path)
+        runs.write_json(self.path, self.data)
 
 
 def write_saved_model(inference, path: Path, target: str | None) -> None:

@@ -10,7 +10,7 @@ from conftest import tiny_cdae_recipe, tiny_cyclegan_recipe
 import kstyle
 from kstyle import export as kexport
 from kstyle.cli import main
-from kstyle.errors import ExportError
+from kstyle.errors import ExportError, ModelLoadError
 from kstyle.inference.exported import add_tflite_metadata, exported_info, read_tflite_metadata
 from kstyle.nets.uint8 import mirror_pad_to
 from kstyle.train import fit
@@ -168,3 +168,30 @@ def test_cli_export(tiny_run, tmp_path):
     assert "translator.onnx" in onnx.output and (tmp_path / "translator.onnx").is_file()
     missing = runner.invoke(main, ["export", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere" in missing.output
+
+
+def test_a_killed_export_leaves_no_file_that_passes_for_current(tiny_run, tmp_path,
+                                                                monkeypatch):
+    out = tmp_path / "export"
+    kexport.export_run(tiny_run, out, log=quiet)
+    manifest = json.loads((out / "export.json").read_text())["files"]
+    assert set(manifest) == {"saved_model", "translator.tflite"}
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies during the LiteRT step
+
+    monkeypatch.setattr(kexport, "convert_to_litert", killed)
+    with pytest.raises(KeyboardInterrupt):
+        kexport.export_run(tiny_run, out, log=quiet)
+    # The new SavedModel is listed; the .tflite left from the export before is not.
+    image = np.zeros((20, 30, 3), np.uint8)
+    assert kstyle.stylize(image, model=out / "saved_model").shape == image.shape
+    with pytest.raises(ModelLoadError, match="not recorded as a complete export"):
+        kstyle.load(out / "translator.tflite")
+    monkeypatch.undo()
+    kexport.export_run(tiny_run, out, saved_model=False, log=quiet)
+    assert kstyle.stylize(image, model=out / "translator.tflite").shape == image.shape
+    # A file changed after the export is refused too.
+    (out / "translator.tflite").write_bytes((out / "translator.tflite").read_bytes() + b"x")
+    with pytest.raises(ModelLoadError, match="or the file changed since"):
+        kstyle.load(out / "translator.tflite")

@@ -164,3 +164,40 @@ def onnx_call(path, endpoints: list[str], info: dict, num_threads: int | None = 
         return np.asarray(sessions[name].run(None, _arrays(feeds))[0])
 
     return call
+
+
+#: Beside exported files: which of them are complete and belong together (see
+#: :func:`check_listed`). An export drops the entries of the files it is about to write,
+#: and adds each one once it is written and checked.
+MANIFEST_FILE = "export.json"
+
+
+def fingerprint(path) -> dict:
+    """Size and sha256 of an exported file (of a SavedModel folder: its saved_model.pb)."""
+    import hashlib
+
+    path = Path(path)
+    target = path / "saved_model.pb" if path.is_dir() else path
+    digest = hashlib.sha256()
+    with open(target, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {"size": target.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def check_listed(path) -> None:
+    """Checks that ``path`` is a complete file of the export beside it: ValueError (with
+    the way out) when the folder's manifest does not list it as it is. Folders without a
+    manifest (exports written before there was one) are taken as they are."""
+    path = Path(path)
+    manifest = path.parent / MANIFEST_FILE
+    if not manifest.is_file():
+        return
+    try:
+        files = json.loads(manifest.read_text()).get("files", {})
+    except ValueError:
+        files = {}
+    if files.get(path.name) != fingerprint(path):
+        raise ValueError(f"{path} is not recorded as a complete export in {manifest} (an "
+                         "export was interrupted, or the file changed since); run kstyle "
+                         "export again")

@@ -190,6 +190,7 @@ def load(model: str | os.PathLike, direction: str | None = None,
 
 def _load_exported(path: Path) -> Inference:
     from kstyle.inference.exported import (
+        check_listed,
         exported_info,
         litert_call,
         onnx_call,
@@ -198,6 +199,10 @@ def _load_exported(path: Path) -> Inference:
 
     if not path.exists():
         raise ModelLoadError(f"{path}: no such file")
+    try:
+        check_listed(path)
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from None
     if path.suffix == ".onnx" and importlib.util.find_spec("onnxruntime") is None:
         raise ModelLoadError(f"{path}: running .onnx files needs onnxruntime; install it "
                              "with: pip install 'kstyle[onnx]'")
