@@ -6,6 +6,7 @@ conversions below are the only place that mapping is written down.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -152,13 +153,50 @@ def is_16bit(image: Image.Image) -> bool:
     return False
 
 
+def icc_profile_name(image: Image.Image) -> str | None:
+    """The name of an image's embedded colour profile when it is not sRGB (None: no
+    profile, or sRGB), read from the header."""
+    data = image.info.get("icc_profile")
+    if not data:
+        return None
+    from PIL import ImageCms
+
+    try:
+        name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(data)))
+    except (OSError, ImageCms.PyCMSError):
+        return None  # a damaged profile: the pixels are used as they are
+    name = name.strip() or "unnamed"
+    return None if "srgb" in name.lower().replace(" ", "") else name
+
+
+def to_srgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB or CMYK image with an embedded colour profile other than sRGB (Adobe
+    RGB, Display P3: most camera and phone photos), converted to sRGB, the colour space
+    the networks were trained in; any other image as it is."""
+    if image.mode not in ("RGB", "CMYK") or icc_profile_name(image) is None:
+        return image
+    from PIL import ImageCms
+
+    source = ImageCms.ImageCmsProfile(io.BytesIO(image.info["icc_profile"]))
+    return ImageCms.profileToProfile(image, source, srgb_profile(), outputMode="RGB")
+
+
+def srgb_profile():
+    """The sRGB colour profile (what results are tagged with)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
 def pillow_to_rgb(image: Image.Image) -> np.ndarray:
     """A decoded Pillow image (already upright) as a uint8 RGB array.
 
-    16-bit channels are scaled to 8 bits (Pillow's own conversion clips them); CMYK,
-    palette and grayscale become RGB; alpha and palette transparency are dropped, as
-    `decode` does.
+    16-bit channels are scaled to 8 bits (Pillow's own conversion clips them); an
+    embedded colour profile other than sRGB is converted to sRGB; CMYK, palette and
+    grayscale become RGB; alpha and palette transparency are dropped, as `decode` does.
+    Of an animation, the first frame.
     """
+    image = to_srgb(image)
     if image.mode == "I" or image.mode.startswith("I;16"):
         values = np.asarray(image, dtype=np.float64)
         gray = np.clip(np.round(values / 257.0), 0, 255).astype(np.uint8)
@@ -455,7 +493,10 @@ def unpack_image(image):
             check_not_an_input(dest, src)
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dest, suffix=dest.suffix) as tmp:
-                Image.fromarray(result).save(tmp, format=_pil_format(dest))
+                # Tagged sRGB: the colour space the result is in (inputs with another
+                # profile were converted to it).
+                Image.fromarray(result).save(tmp, format=_pil_format(dest),
+                                             icc_profile=srgb_profile().tobytes())
             return dest
 
         return rgb, to_file

@@ -18,7 +18,10 @@ import os
 
 from kstyle.errors import DataError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+#: The files read from folders: every format kstyle reads (through TensorFlow's decoders
+#: or, for TIFF and AVIF, Pillow's).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                    ".avif")
 PAIRED_SOURCES = ("ab", "folders", "photos", "tfds", "synthetic")
 UNPAIRED_SOURCES = ("folders", "tfds", "synthetic")
 DIRECTIONS = ("a2b", "b2a")

@@ -32,6 +32,7 @@ from kstyle.data.images import (
     ImageRefused,
     decode_file,
     exif_orientation,
+    icc_profile_name,
     is_16bit,
     load_pixels,
     open_image,
@@ -116,6 +117,11 @@ def _conversions(image, sixteen: bool, orientation: int) -> list[str]:
 
 def _scan(path: str) -> ImageReport:
     try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # TensorFlow's string tensors take UTF-8 names only
+        return _refused(path, "its file name is not valid UTF-8 (TensorFlow cannot open "
+                              "it): rename the file")
+    try:
         image = open_image(path)
     except ImageRefused as refusal:
         return _refused(path, refusal.reason)
@@ -123,6 +129,8 @@ def _scan(path: str) -> ImageReport:
         width, height = image.size
         image_format, mode = image.format, image.mode
         sixteen = is_16bit(image)  # before load(), which forgets the raw mode
+        frames = getattr(image, "n_frames", 1)
+        profile = icc_profile_name(image) if mode in ("RGB", "CMYK") else None
         if image_format in ("JPEG", "MPO"):
             # Decode at 1/8 scale: every compressed byte is still read, so truncation
             # shows, at a fraction of the cost.
@@ -133,9 +141,15 @@ def _scan(path: str) -> ImageReport:
             return _refused(path, refusal.reason, width, height)
         orientation = exif_orientation(image)
         reasons = _conversions(image, sixteen, orientation)
+    if frames > 1:
+        reasons.append(f"animation of {frames} frames -> its first frame")
+    if profile is not None:
+        reasons.append(f"colour profile {profile!r} -> sRGB")
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    pillow = image_format not in _TF_FORMATS or (
+    # Pillow decodes what TensorFlow's decoders would get wrong or not read: other
+    # formats, animations (TensorFlow gives every frame), colour profiles (it ignores them).
+    pillow = image_format not in _TF_FORMATS or frames > 1 or profile is not None or (
         image_format == "BMP" and mode not in ("RGB", "RGBA")) or (
         image_format in ("JPEG", "MPO") and mode not in ("L", "RGB", "CMYK"))
     return ImageReport(path, "converted" if reasons else "used", "; ".join(reasons),
