@@ -247,8 +247,10 @@ def _download(entry: Published, weights: WeightsFile, log, progress: bool) -> Pa
         sources = [(_join(mirror, entry.name, weights.name), None)]
     else:
         sources = [(url, weights.archive) for url in weights.urls]
-    log(f"{entry.name}: downloading {weights.name} once, about {weights.size / 1e6:.0f} MB "
-        f"({entry.source}; {entry.licence})")
+    where = (f"from the mirror {mirror}" if mirror else
+             f"once, about {weights.size / 1e6:.0f} MB")
+    log(f"{entry.name}: downloading {weights.name} {where} ({entry.source}; "
+        f"{entry.licence})")
     tried = []
     for url, archive in sources:
         try:
