@@ -311,3 +311,17 @@ def test_export_and_fine_tuning_take_a_published_name(zoo_env, server, tmp_path,
     with pytest.raises(RecipeError, match="published model's name"):
         recipe_from_dict({"name": "x"}, ["data.source=synthetic",
                                          'train.init_from="horse2zebraa"'])
+
+
+def test_fine_tuning_starts_from_a_published_model(zoo_env, server, tmp_path):
+    from conftest import tiny_cyclegan_recipe
+
+    from kstyle.train import fit
+
+    lines = []
+    recipe = tiny_cyclegan_recipe(tmp_path, "model.num_blocks=6", "train.epochs=1",
+                                  'train.init_from="horse2zebra"')
+    fit(recipe, verbose=0, log=lines.append)
+    said = "\n".join(lines)
+    assert "Starting from the networks of horse2zebra" in said
+    assert "generator_ab: " in said and "translator.keras" in said
