@@ -96,3 +96,18 @@ def test_a_file_name_that_is_not_utf8_is_named_and_refused(tmp_path):
     assert report.refused and "file name is not valid UTF-8" in report.reason
     result = check_data(folder, layout="photos")
     assert result.count("refused") == 1 and result.count("used") == 1
+
+
+def test_a_large_image_given_on_purpose_reads_without_a_bomb_warning(tmp_path, monkeypatch):
+    import warnings
+
+    from kstyle.data.images import ImageRefused, read_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow warns from 1000 px
+    gray(100, size=(40, 40)).save(tmp_path / "large.png")  # 1600 px
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_image(tmp_path / "large.png").shape == (40, 40, 3)
+    gray(100, size=(50, 50)).save(tmp_path / "bomb.png")  # 2500 px: over kstyle's limit
+    with pytest.raises(ImageRefused, match="bomb|limit|too large|MP"):
+        read_image(tmp_path / "bomb.png")

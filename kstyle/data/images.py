@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,11 @@ def open_image(path: str) -> Image.Image:
     if size == 0:
         raise ImageRefused(path, "empty file (0 bytes)")
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():
+            # Pillow warns from half its limit up; kstyle's own limit (max_pixels, below)
+            # is the guard, and an image given on purpose is no bomb to warn about.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except Image.DecompressionBombError:
         raise ImageRefused(path, _too_big(_declared_size(path))) from None
     except UnidentifiedImageError:
