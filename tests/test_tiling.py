@@ -63,3 +63,31 @@ def test_stylize_tiles_large_images_or_on_request(tiny_run, photo):
     assert out.shape == photo.shape and translator.inference._tiler is not None
     assert kstyle.load(tiny_run).tile is None
     assert Stylizer.TILE_ABOVE == 2048 * 2048
+
+
+def test_blending_band_by_band_gives_the_whole_images_blend():
+    # The band accumulator (one row of tiles in memory) sums what the whole-image one did.
+    from kstyle.nets.tiling import blend_tiles, tile_origins, tile_weights
+
+    image = np.random.default_rng(3).integers(0, 256, (203, 317, 3), np.uint8)
+
+    def function(patch):  # each tile's own offset: the blend shows in the overlaps
+        return patch.astype(np.float32) + float(patch.mean())
+
+    tile, overlap, multiple = 64, 16, 4
+    out = np.zeros((203, 317, 3), np.float32)
+    weight = np.zeros((203, 317, 1), np.float32)
+    for top in tile_origins(203, tile, tile - overlap, multiple):
+        for left in tile_origins(317, tile, tile - overlap, multiple):
+            patch = image[top:top + tile, left:left + tile]
+            ramp = tile_weights(*patch.shape[:2], overlap, top > 0, top + tile < 203,
+                                left > 0, left + tile < 317)
+            out[top:top + patch.shape[0], left:left + patch.shape[1]] += function(patch) * ramp
+            weight[top:top + patch.shape[0], left:left + patch.shape[1]] += ramp
+    expected = out / np.maximum(weight, 1e-8)
+    np.testing.assert_array_equal(blend_tiles(image, tile, overlap, multiple, function),
+                                  expected)
+    as_uint8 = blend_tiles(image, tile, overlap, multiple, function,
+                           finish=lambda band: np.clip(band, 0, 255).astype(np.uint8))
+    assert as_uint8.dtype == np.uint8
+    np.testing.assert_array_equal(as_uint8, np.clip(expected, 0, 255).astype(np.uint8))

@@ -322,10 +322,11 @@ class AdaINInference(Inference):
         tile, overlap = tile_geometry(tile, min(64, tile // 4), self.size_multiple)
         content_mean, content_std = self.content_statistics(image, tile, overlap)
         strength = tf.constant(float(strength))
-        out = blend_tiles(image, tile, overlap, self.size_multiple, lambda patch: (
-            self._stylize_tile(patch[None], code.mean, code.std, strength, content_mean,
-                               content_std).numpy()[0]))
-        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+        return blend_tiles(
+            image, tile, overlap, self.size_multiple,
+            lambda patch: self._stylize_tile(patch[None], code.mean, code.std, strength,
+                                             content_mean, content_std).numpy()[0],
+            finish=lambda band: np.clip(np.round(band), 0, 255).astype(np.uint8))
 
 
 def _frozen_encoder(weights, name: str = "adain_encoder"):

@@ -138,9 +138,10 @@ class TiledTranslator:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape."""
         self.measure(image)
-        out = blend_tiles(image, self.tile, self.overlap, self.size_multiple,
-                          lambda patch: self._run(patch[None]).numpy()[0])
-        return np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        return blend_tiles(image, self.tile, self.overlap, self.size_multiple,
+                           lambda patch: self._run(patch[None]).numpy()[0],
+                           finish=lambda band: np.clip(np.round((band + 1.0) * 127.5), 0,
+                                                       255).astype(np.uint8))
 
 
 def tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
@@ -158,26 +159,50 @@ def tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
 
 
 def blend_tiles(image: np.ndarray, tile: int, overlap: int, multiple: int,
-                function) -> np.ndarray:
-    """``function`` applied to overlapping tiles of ``image``, blended: float32 ``HxWxC``.
+                function, finish=None) -> np.ndarray:
+    """``function`` applied to overlapping tiles of ``image``, blended.
 
     ``function`` maps a uint8 ``h x w x 3`` tile (contiguous) to a float ``h x w x C``
     result; neighbouring results are mixed linearly over the ``overlap`` they share.
+    Results are summed into a band of one row of tiles only: once a row of tiles is done,
+    the rows above the next one are final, are divided by their weights, go through
+    ``finish`` (float ``rows x W x C`` -> the output's dtype: uint8, say) and leave the
+    band. So memory is the image, the output and one band, not a float copy of the whole.
+
+    Returns:
+        ``HxWxC``: ``finish``'s dtype, or float32 without ``finish``.
     """
     h, w = image.shape[:2]
-    out = weight = None
-    for top in tile_origins(h, tile, tile - overlap, multiple):
-        for left in tile_origins(w, tile, tile - overlap, multiple):
+    tops = tile_origins(h, tile, tile - overlap, multiple)
+    lefts = tile_origins(w, tile, tile - overlap, multiple)
+    out = band = weight = None
+    first = 0  # the band's first row
+    for i, top in enumerate(tops):
+        for left in lefts:
             patch = np.ascontiguousarray(image[top:top + tile, left:left + tile])
             result = np.asarray(function(patch), np.float32)
-            if out is None:
-                out = np.zeros((h, w, result.shape[-1]), np.float32)
-                weight = np.zeros((h, w, 1), np.float32)
+            bottom = top + patch.shape[0]
+            if band is None:
+                band = np.zeros((0, w, result.shape[-1]), np.float32)
+                weight = np.zeros((0, w, 1), np.float32)
+            if bottom - first > band.shape[0]:  # the band grows to the tile's last row
+                grow = bottom - first - band.shape[0]
+                band = np.concatenate([band, np.zeros((grow, *band.shape[1:]), np.float32)])
+                weight = np.concatenate([weight, np.zeros((grow, w, 1), np.float32)])
             ramp = tile_weights(patch.shape[0], patch.shape[1], overlap, top > 0,
                                 top + tile < h, left > 0, left + tile < w)
-            out[top:top + patch.shape[0], left:left + patch.shape[1]] += result * ramp
-            weight[top:top + patch.shape[0], left:left + patch.shape[1]] += ramp
-    return out / np.maximum(weight, 1e-8)
+            rows = slice(top - first, bottom - first)
+            band[rows, left:left + patch.shape[1]] += result * ramp
+            weight[rows, left:left + patch.shape[1]] += ramp
+        # Rows above the next row of tiles get nothing more.
+        done = (tops[i + 1] if i + 1 < len(tops) else h) - first
+        blended = band[:done] / np.maximum(weight[:done], 1e-8)
+        blended = finish(blended) if finish is not None else blended
+        if out is None:
+            out = np.empty((h, w, blended.shape[-1]), blended.dtype)
+        out[first:first + done] = blended
+        band, weight, first = band[done:], weight[done:], first + done
+    return out
 
 
 def tile_origins(size: int, tile: int, step: int, multiple: int = 1) -> list[int]:
