@@ -208,7 +208,9 @@ def pillow_to_rgb(image: Image.Image) -> np.ndarray:
         return np.repeat(gray[..., None], 3, axis=-1)
     if image.mode in ("P", "PA"):
         image = image.convert("RGBA")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if image.mode != "RGB":  # (converting to its own mode would copy it)
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8)
 
 
 def decode(contents: tf.Tensor) -> tf.Tensor:
@@ -290,7 +292,10 @@ def read_image(path) -> np.ndarray:
         raise DataError(f"image file {path!r} does not exist")
     with open_image(path) as image:
         load_pixels(image, path)
-        return pillow_to_rgb(ImageOps.exif_transpose(image))
+        # In place: an upright file (most) is not copied; a large photo's pixels are held
+        # once by Pillow and once by the array, not four times.
+        ImageOps.exif_transpose(image, in_place=True)
+        return pillow_to_rgb(image)
 
 
 def decode_file(path: tf.Tensor, orientation=None, pillow=None) -> tf.Tensor:
