@@ -391,7 +391,7 @@ def _check(recipe: Recipe) -> None:
     if d.source == "tfds" and not d.path:
         raise RecipeError(f"{src}: data.path must name a tensorflow-datasets dataset")
     init = recipe.train.init_from
-    from kstyle.inference.zoo import is_name
+    from kstyle.inference.manifest import is_name
 
     if init and not is_name(init) and not (Path(init) / "run.json").is_file():
         what = "does not exist" if not Path(init).exists() else "holds no run.json"

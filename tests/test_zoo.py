@@ -100,7 +100,7 @@ def zoo_env(tmp_path, monkeypatch, server):
         e.name, e.kind, e.does, e.source, e.licence,
         tuple(zoo.WeightsFile(f.name, (f"{server.url}/{name}/{f.name}",), f.size)
               for f in e.files)) for name, e in zoo.models().items()}
-    monkeypatch.setattr(zoo, "models", lambda: published)
+    monkeypatch.setattr(zoo.manifest, "models", lambda: published)
     return zoo
 
 
@@ -251,7 +251,7 @@ def test_a_published_model_from_an_archive(tmp_path, monkeypatch, server):
     published = {name: zoo.Published(e.name, e.kind, e.does, e.source, e.licence, tuple(
         zoo.WeightsFile(f.name, (f"{server.url}/saved_models.zip",), f.size, f.archive)
         for f in e.files)) for name, e in zoo.models().items() if name in ("candy", "mosaic")}
-    monkeypatch.setattr(zoo, "models", lambda: published)
+    monkeypatch.setattr(zoo.manifest, "models", lambda: published)
     for style in ("candy", "mosaic"):
         zoo.fetch(style, log=lambda line: None, progress=False)
     assert [r[0] for r in server.requests].count("/saved_models.zip") == 1

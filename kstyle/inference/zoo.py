@@ -24,14 +24,11 @@ published inside an archive, the ``.pth`` inside it): ``MIRROR/horse2zebra/horse
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 import hashlib
 import http.client
 import json
 import os
 import shutil
-import tomllib
 import urllib.error
 import urllib.request
 import zipfile
@@ -39,8 +36,17 @@ from pathlib import Path
 
 from kstyle import runs
 from kstyle.errors import ModelLoadError
+from kstyle.inference import manifest
+from kstyle.inference.manifest import MANIFEST, Published, WeightsFile, get, is_name
 
-MANIFEST = Path(__file__).with_name("zoo.toml")
+__all__ = ["MANIFEST", "Published", "WeightsFile", "cached", "default_model", "fetch", "get",
+           "home", "is_name", "listing", "models", "resolve", "run_dir"]
+
+
+def models() -> dict[str, Published]:
+    """The manifest: every published model by name (``kstyle.inference.manifest``)."""
+    return manifest.models()
+
 HOME_ENV = "KSTYLE_HOME"
 MIRROR_ENV = "KSTYLE_ZOO_MIRROR"
 DEFAULT_ENV = "KSTYLE_DEFAULT_MODEL"
@@ -52,58 +58,6 @@ RECORD_FILE = "zoo.json"
 #: Seconds a download waits for the server before giving up.
 TIMEOUT = 30
 _CHUNK = 1 << 20
-
-
-@dataclasses.dataclass(frozen=True)
-class WeightsFile:
-    """One published weights file: its name, where it is published, about how large."""
-
-    name: str
-    urls: tuple[str, ...]
-    size: int
-    archive: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Published:
-    """One entry of the manifest (see ``zoo.toml``)."""
-
-    name: str
-    kind: str
-    does: str
-    source: str
-    licence: str
-    files: tuple[WeightsFile, ...]
-
-    @property
-    def size(self) -> int:
-        """About how many bytes its first use downloads (an archive counted once)."""
-        return sum({f.archive or f.name: f.size for f in self.files}.values())
-
-
-@functools.lru_cache(maxsize=1)
-def models() -> dict[str, Published]:
-    """The manifest: every published model by name."""
-    with open(MANIFEST, "rb") as f:
-        data = tomllib.load(f)
-    return {name: Published(name, e["kind"], e["does"], e["source"], e["licence"],
-                            tuple(WeightsFile(w["name"], tuple(w["urls"]), int(w["size"]),
-                                              w.get("archive")) for w in e["files"]))
-            for name, e in data.items()}
-
-
-def is_name(model) -> bool:
-    """Whether ``model`` names a published model (and is not an existing path)."""
-    return isinstance(model, str) and model in models() and not Path(model).exists()
-
-
-def get(name: str) -> Published:
-    """The manifest's entry; ModelLoadError listing the names for an unknown one."""
-    try:
-        return models()[name]
-    except KeyError:
-        raise ModelLoadError(f"{name!r} is no run folder, model file or published model; "
-                             "'kstyle models' lists the published ones") from None
 
 
 def home() -> Path:
