@@ -91,3 +91,19 @@ def test_blending_band_by_band_gives_the_whole_images_blend():
                            finish=lambda band: np.clip(band, 0, 255).astype(np.uint8))
     assert as_uint8.dtype == np.uint8
     np.testing.assert_array_equal(as_uint8, np.clip(expected, 0, 255).astype(np.uint8))
+
+
+def test_the_statistics_copy_is_shrunk_without_a_float_copy_of_the_whole():
+    # Block means, then a small antialiased resize: what one antialiased resize of the
+    # whole gives, to a level, without converting the whole image to float.
+    import tensorflow as tf
+
+    from kstyle.nets.tiling import downscale
+
+    ramp = np.linspace(0, 255, 2003)[None, :, None] * np.linspace(0.2, 1, 1501)[:, None, None]
+    image = np.repeat(ramp, 3, axis=-1).astype(np.uint8)
+    small = downscale(image, 512)
+    assert max(small.shape[:2]) == 512 and small.dtype == np.uint8
+    direct = tf.image.resize(image[None], small.shape[:2], antialias=True)[0].numpy()
+    assert np.abs(small.astype(float) - direct).max() <= 1.5
+    np.testing.assert_array_equal(downscale(image[:300, :400], 512), image[:300, :400])

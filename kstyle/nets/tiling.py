@@ -122,14 +122,7 @@ class TiledTranslator:
         """Sets every instance norm's statistics from ``image`` (downscaled if large)."""
         if self.probe is None:
             return
-        h, w = image.shape[:2]
-        scale = min(1.0, self.stats_size / max(h, w))
-        small = image
-        if scale < 1.0:
-            small = tf.image.resize(image[None], (max(1, round(h * scale)),
-                                                  max(1, round(w * scale))),
-                                    antialias=True)[0]
-            small = tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8).numpy()
+        small = downscale(image, self.stats_size)
         for fixed, (mean, variance) in zip(self.norms.values(),
                                            self._measure(small[None])):
             fixed.mean.assign(mean)
@@ -156,6 +149,29 @@ def tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
                          f"{overlap}")
     overlap = -(-int(overlap) // multiple) * multiple
     return max(-(-int(tile) // multiple) * multiple, 2 * overlap + multiple), overlap
+
+
+def downscale(image: np.ndarray, long_side: int, rows: int = 32) -> np.ndarray:
+    """A uint8 ``HxWx3`` image shrunk (antialiased) so that its longer side is at most
+    ``long_side``, without a float copy of the whole: first the mean of each ``f x f``
+    block (``f`` the whole factor it allows), ``rows`` block rows at a time, then the
+    small rest by an antialiased bilinear resize."""
+    h, w = image.shape[:2]
+    if max(h, w) <= long_side:
+        return image
+    f = max(h, w) // long_side
+    if f > 1:
+        hh, ww = h // f * f, w // f * f  # a last part row or column of blocks is dropped
+        blocks = np.empty((hh // f, ww // f, image.shape[-1]), np.float32)
+        for top in range(0, hh // f, rows):
+            band = image[top * f:min(hh, (top + rows) * f), :ww]
+            blocks[top:top + band.shape[0] // f] = band.reshape(
+                band.shape[0] // f, f, ww // f, f, -1).mean(axis=(1, 3), dtype=np.float32)
+        image = blocks
+    scale = long_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+    small = tf.image.resize(tf.cast(image[None], tf.float32), size, antialias=True)[0]
+    return tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8).numpy()
 
 
 def blend_tiles(image: np.ndarray, tile: int, overlap: int, multiple: int,
