@@ -250,3 +250,14 @@ def _recipe_out_dir(recipe: Path) -> Path | None:
         return Path(out_dir).absolute()
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file, read a megabyte at a time (not whole into memory)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -429,7 +428,7 @@ def import_weights(files, out=None, arch: str | None = None, vgg=None, log=print
         runs.write_text(out / runs.RECIPE_FILE, recipe)
         saved_model_options(out / runs.RECIPE_FILE)  # the [model] reads back as written
         sources = {role: {"file": str(path), "arch": found.name,
-                          "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                          "sha256": runs.sha256_file(path)}
                    for role, (path, found, _) in nets.items()}
         runs.write_json(out / runs.RUN_FILE, {
             "kind": kind, "name": out.name, "direction": "a2b", "input_transform": "none",
@@ -542,7 +541,7 @@ def _import_adain(nets, out, log):
         "translator": runs.TRANSLATOR_FILE, "translators": {"a2b": runs.TRANSLATOR_FILE},
         "step": 0, "precision": "float32", "networks": kept,
         "imported": {role: {"file": str(path), "arch": found.name,
-                            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+                            "sha256": runs.sha256_file(path)}
                      for role, (path, found, _) in (("decoder", by_family["adain_decoder"]),
                                                     ("encoder", by_family["adain_vgg"]))}})
     log(f"wrote {out} (adain: any style in one pass)")

@@ -174,15 +174,11 @@ MANIFEST_FILE = "export.json"
 
 def fingerprint(path) -> dict:
     """Size and sha256 of an exported file (of a SavedModel folder: its saved_model.pb)."""
-    import hashlib
+    from kstyle.runs import sha256_file
 
     path = Path(path)
     target = path / "saved_model.pb" if path.is_dir() else path
-    digest = hashlib.sha256()
-    with open(target, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return {"size": target.stat().st_size, "sha256": digest.hexdigest()}
+    return {"size": target.stat().st_size, "sha256": sha256_file(target)}
 
 
 def check_listed(path) -> None:

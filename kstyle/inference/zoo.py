@@ -24,7 +24,6 @@ published inside an archive, the ``.pth`` inside it): ``MIRROR/horse2zebra/horse
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import http.client
 import json
 import os
@@ -87,16 +86,8 @@ def resolve(model, log=print, progress: bool = True):
 # -- the cache
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _describe(path: Path) -> dict:
-    return {"size": path.stat().st_size, "sha256": _sha256(path)}
+    return {"size": path.stat().st_size, "sha256": runs.sha256_file(path)}
 
 
 def _mismatch(path: Path, record: dict) -> str | None:
@@ -106,7 +97,7 @@ def _mismatch(path: Path, record: dict) -> str | None:
     size = path.stat().st_size
     if size != record["size"]:
         return f"{size:,} bytes, recorded {record['size']:,}"
-    if _sha256(path) != record["sha256"]:
+    if runs.sha256_file(path) != record["sha256"]:
         return "its sha256 differs from the one recorded"
     return None
 
