@@ -403,6 +403,60 @@ def models_fetch(names):
 
 
 @main.command()
+@click.argument("models", nargs=-1, metavar="[MODEL|NAME=MODEL]...")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--token", envvar="KSTYLE_SERVE_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' on the API (env "
+                   "KSTYLE_SERVE_TOKEN); the page takes it as URL#token=TOKEN.")
+@click.option("--max-queue", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images queued or running at most; past it, 503 with Retry-After.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Most same-shape images run together (1: no batching).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+              show_default=True, help="Seconds a request may wait for its result (504).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=32.0,
+              show_default=True, help="Largest request body (413).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=25_000_000,
+              show_default=True, help="Largest image, read from its header before "
+                                       "decoding (413).")
+@handle_errors
+def serve(models, host, port, token, max_queue, max_batch, timeout, max_upload_mb,
+          max_pixels):
+    """Serve models over HTTP: a web page to try them, and an API.
+
+    \b
+    MODEL is a run folder, an exported file or a published model's name (kstyle
+    models); NAME=MODEL names it in URLs. Default: the default published model.
+      kstyle serve                                 # the page at http://127.0.0.1:8000/
+      kstyle serve mosaic saved_models/my_run adain=saved_models/adain
+    \b
+    API (JSON errors: {"error": "..."}):
+      GET  /v1/models                   the models, their inputs and origin
+      POST /v1/models/NAME:stylize      multipart: image (+ style, strength) -> PNG
+                                        (JPEG or WebP by Accept)
+      POST /v1/models/NAME:predict      TensorFlow Serving's REST shape:
+                                        {"instances": [{"b64": ...}]} -> {"predictions": ...}
+      GET  /healthz, /readyz, /openapi.json
+    \b
+      curl -F image=@photo.jpg http://127.0.0.1:8000/v1/models/mosaic:stylize -o out.png
+    \b
+    SIGTERM or Ctrl-C: stops taking requests, finishes those in flight, exits 0.
+    Needs pip install "kstyle[serve]".
+    """
+    _quiet_tf()
+    from kstyle.server import serve as run_server
+    from kstyle.server.app import Settings
+
+    settings = Settings(max_images=max_queue, max_requests=2 * max_queue,
+                        max_batch=max_batch, timeout=timeout,
+                        max_upload=int(max_upload_mb * 2**20), max_pixels=max_pixels,
+                        token=token or None)
+    run_server(list(models), host=host, port=port, settings=settings, log=click.echo)
+
+
+@main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--saved-model", "saved_model", is_flag=True,
               help="Write a SavedModel (serving signature: uint8 images in and out).")

@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -35,7 +36,15 @@ from kstyle.inference.exported import (
     onnx_session,
     saved_model_call,
 )
-from kstyle.models.signature import IMAGE, SCALAR, Signature
+from kstyle.models.signature import (
+    ENCODED_OUTPUT,
+    ENCODED_SIGNATURE,
+    IMAGE,
+    SCALAR,
+    Endpoint,
+    Signature,
+    encoded_ports,
+)
 
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
 #: The bar each export must pass against the Keras model, on uint8 outputs: the largest
@@ -44,6 +53,13 @@ MAX_ABS_DIFF = 2
 MIN_PSNR = {"fp16": 35.0, "dynamic": 25.0, "int8": 20.0}
 # Images used by the parity check and, for int8, as the representative set.
 MAX_CHECK_IMAGES = 8
+
+
+def serving_name(name: str, direction: str = runs.DEFAULT_DIRECTION) -> str:
+    """The SavedModel's folder name (TensorFlow Serving's model name): ``name`` in the
+    letters a URL holds, ``_b2a`` added for that direction."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "model"
+    return safe + ("" if direction == runs.DEFAULT_DIRECTION else f"_{direction}")
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -223,7 +239,10 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
             ``.keras`` file, or a published model's name (its cached run).
         out: the folder for the files (default ``<run>/export``; for a published model,
             ``<name>_export`` in the working folder).
-        saved_model: write ``saved_model/`` (with ``kstyle.json`` metadata beside it).
+        saved_model: write ``NAME/1/``, a SavedModel in TensorFlow Serving's layout
+            (``NAME``: the run's name, ``_b2a`` added for that direction), with
+            ``kstyle.json`` metadata inside; its ``serving_default`` signature takes and
+            gives encoded image files (:func:`encoded_endpoint`).
         tflite: write ``translator[_b2a][_<quantize>].tflite`` (metadata embedded).
         onnx: write ``translator[_b2a].onnx``, and ``translator[_b2a]_<endpoint>.onnx``
             for each further endpoint (float32, metadata in ``metadata_props``; needs the
@@ -302,8 +321,9 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
                         quantize, tmp, dest, log)
 
     tflite_name = stem + ("" if quantize == "none" else f"_{quantize}") + ".tflite"
+    saved_name = serving_name(info.get("name") or run_dir.name, direction)
     manifest = _Manifest(out, [name for name, wanted in (
-        ("saved_model", saved_model), (tflite_name, tflite),
+        (f"{saved_name}/1", saved_model), (tflite_name, tflite),
         *((f, onnx) for f in onnx_files.values())) if wanted])
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-") as scratch:
         # Scratch in the system temp folder: a kill leaves nothing in the export folder
@@ -314,7 +334,10 @@ def export_run(model, out=None, *, saved_model: bool = True, tflite: bool = True
             write_saved_model(inference, raw, "litert")
             runs.write_json(raw / METADATA_FILE, {**info, "quantize": "none"})
         if saved_model:
-            dest = out / "saved_model"
+            # TensorFlow Serving's layout: NAME/VERSION/ (tensorflow_model_server
+            # --model_name=NAME --model_base_path=OUT/NAME).
+            dest = out / saved_name / "1"
+            dest.parent.mkdir(exist_ok=True)
             with runs.atomic_path(dest) as tmp:
                 shutil.copytree(raw, tmp)
                 results["saved_model"] = checked(saved_model_call(tmp), "none", tmp, dest)
@@ -359,7 +382,7 @@ class _Manifest:
         runs.write_json(self.path, self.data)
 
     def add(self, path: Path) -> None:
-        self.data["files"][path.name] = fingerprint(path)
+        self.data["files"][path.relative_to(self.path.parent).as_posix()] = fingerprint(path)
         runs.write_json(self.path, self.data)
 
 
@@ -376,7 +399,45 @@ def write_saved_model(inference, path: Path, target: str | None) -> None:
     for endpoint in inference.signature.endpoints:
         archive.add_endpoint(endpoint.name, functions[endpoint.name],
                              input_signature=endpoint.specs())
+    main = inference.signature.main
+    encoded = encoded_endpoint(main, functions[main.name])
+    if encoded is not None:
+        archive.add_endpoint(ENCODED_SIGNATURE, *encoded)
     archive.write_out(str(path), verbose=False)
+
+
+def encoded_endpoint(endpoint: Endpoint, function):
+    """``(function, input_signature)`` of ``endpoint``'s encoded-bytes form (see
+    ``kstyle.models.signature.encoded_ports``): a batch of image files (PNG, JPEG, GIF,
+    BMP) and scalars in, each result as a PNG file out (``image_bytes``), one instance
+    at a time, since images of a batch may differ in size. None when the endpoint takes
+    a tensor.
+
+    This is the SavedModel's ``serving_default``: what TensorFlow Serving's REST API
+    runs for ``{"instances": [{"b64": ...}]}``, as ``kstyle serve`` does at ``:predict``.
+    """
+    ports = encoded_ports(endpoint)
+    if ports is None:
+        return None
+    specs = [tf.TensorSpec([None], tf.string if port.type == IMAGE else tf.float32,
+                           name=name) for name, port in ports]
+
+    def one(row):
+        feeds = []
+        for (_, port), value in zip(ports, row):
+            if port.type == IMAGE:
+                image = tf.io.decode_image(value, channels=3, expand_animations=False)
+                image.set_shape([None, None, 3])
+                feeds.append(image[None])
+            else:
+                feeds.append(value)
+        return tf.io.encode_png(function(*feeds)[0])
+
+    def encoded(*columns):
+        return {ENCODED_OUTPUT: tf.map_fn(one, tuple(columns),
+                                          fn_output_signature=tf.string)}
+
+    return encoded, specs
 
 
 def convert_to_onnx(function, endpoint, path: Path) -> None:

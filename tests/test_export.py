@@ -64,14 +64,14 @@ def test_export_writes_checked_uint8_files(pix2pix_export, tiny_run):
     run_info = json.loads((tiny_run / "run.json").read_text())
     assert info["size_multiple"] == run_info["size_multiple"] == 32
     assert info["value_range"] == [0, 255] and info["kind"] == "pix2pix"
-    assert json.loads((out / "saved_model" / "kstyle.json").read_text())["size_multiple"] == 32
+    assert json.loads((out / "tiny" / "1" / "kstyle.json").read_text())["size_multiple"] == 32
 
 
 def test_exported_files_stylize_like_keras_at_any_size(pix2pix_export, tiny_run):
     _, out = pix2pix_export
     image = np.random.default_rng(0).integers(0, 256, (45, 70, 3), dtype=np.uint8)
     expected = kstyle.stylize(image, model=tiny_run)
-    for path in (out / "translator.tflite", out / "saved_model"):
+    for path in (out / "translator.tflite", out / "tiny" / "1", out / "tiny"):
         got = kstyle.stylize(image, model=path)
         assert got.shape == image.shape and got.dtype == np.uint8
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= kexport.MAX_ABS_DIFF
@@ -162,7 +162,7 @@ def test_cli_export(tiny_run, tmp_path):
                                   str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "translator.tflite" in result.output and "ok" in result.output
-    assert (tmp_path / "translator.tflite").is_file() and not (tmp_path / "saved_model").exists()
+    assert (tmp_path / "translator.tflite").is_file() and not (tmp_path / "tiny").exists()
     onnx = runner.invoke(main, ["export", str(tiny_run), "--onnx", "--out", str(tmp_path)])
     assert onnx.exit_code == 0, onnx.output
     assert "translator.onnx" in onnx.output and (tmp_path / "translator.onnx").is_file()
@@ -175,7 +175,7 @@ def test_a_killed_export_leaves_no_file_that_passes_for_current(tiny_run, tmp_pa
     out = tmp_path / "export"
     kexport.export_run(tiny_run, out, log=quiet)
     manifest = json.loads((out / "export.json").read_text())["files"]
-    assert set(manifest) == {"saved_model", "translator.tflite"}
+    assert set(manifest) == {"tiny/1", "translator.tflite"}
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # the process dies during the LiteRT step
@@ -185,7 +185,7 @@ def test_a_killed_export_leaves_no_file_that_passes_for_current(tiny_run, tmp_pa
         kexport.export_run(tiny_run, out, log=quiet)
     # The new SavedModel is listed; the .tflite left from the export before is not.
     image = np.zeros((20, 30, 3), np.uint8)
-    assert kstyle.stylize(image, model=out / "saved_model").shape == image.shape
+    assert kstyle.stylize(image, model=out / "tiny").shape == image.shape
     with pytest.raises(ModelLoadError, match="not recorded as a complete export"):
         kstyle.load(out / "translator.tflite")
     monkeypatch.undo()

@@ -14,7 +14,8 @@ KSTYLE = Path(__file__).resolve().parents[1] / "kstyle"
 #: (networks, the uint8 graph around them, tiling); models (objectives, and each kind's
 #: inference declaration); inference (a model on any backend) and training (what fit
 #: uses); then the entry points: api, export, train, evaluate, cli.
-ENTRY = ("kstyle.api", "kstyle.cli", "kstyle.export", "kstyle.train", "kstyle.evaluate")
+ENTRY = ("kstyle.api", "kstyle.cli", "kstyle.export", "kstyle.train", "kstyle.evaluate",
+         "kstyle.server")
 ABOVE = {
     "kstyle.data": ("kstyle.nets", "kstyle.models", "kstyle.inference", "kstyle.training",
                     "kstyle.importers", "kstyle.recipes", *ENTRY),

@@ -85,7 +85,7 @@ def test_a_toy_kind_exports_and_runs_from_each_file(masked_run, monkeypatch):
     assert result.output.count(" - ok") == 3, result.output
     photo, mask = photo_and_mask(41, 30)
     expected = kstyle.stylize(photo, model=run, mask=mask)
-    for exported in ("saved_model", "translator.tflite", "translator.onnx"):
+    for exported in ("masked", "translator.tflite", "translator.onnx"):
         stylizer = kstyle.load(out / exported)
         assert list(stylizer.inputs) == ["mask"] and stylizer.model is None
         got = stylizer(photo, mask=mask)

@@ -42,11 +42,11 @@ def max_pixels() -> int | None:
     return None if limit is None else 2 * int(limit)
 
 
-def _declared_size(path: str) -> tuple[int, int] | None:
+def _declared_size(path: str, data: bytes | None = None) -> tuple[int, int] | None:
     """Width and height a file's header declares, read without Pillow's bomb check."""
     Image.init()
     try:
-        with open(path, "rb") as fp:
+        with (io.BytesIO(data) if data is not None else open(path, "rb")) as fp:
             prefix = fp.read(16)
             for name in Image.ID:
                 factory, accept = Image.OPEN[name]
@@ -62,13 +62,21 @@ def _declared_size(path: str) -> tuple[int, int] | None:
     return None
 
 
-def _too_big(size) -> str:
-    limit = max_pixels()
+class ImageTooLarge(ImageRefused):
+    """An image whose header declares more pixels than the limit (a decompression bomb,
+    or just too large for the caller)."""
+
+
+def _too_big(path, size, limit) -> ImageTooLarge:
     if size is None:
-        return f"declares a size over the {limit / 1e6:.0f} MP limit (decompression bomb?)"
-    width, height = size
-    return (f"declares {width}x{height} px ({width * height / 1e6:.0f} MP), over the "
-            f"{limit / 1e6:.0f} MP limit (PIL.Image.MAX_IMAGE_PIXELS x 2)")
+        reason = f"declares a size over the {limit / 1e6:.0f} MP limit (decompression bomb?)"
+    else:
+        width, height = size
+        reason = (f"declares {width}x{height} px ({width * height / 1e6:.0f} MP), over the "
+                  f"{limit / 1e6:.0f} MP limit")
+        if limit == max_pixels():
+            reason += " (PIL.Image.MAX_IMAGE_PIXELS x 2)"
+    return ImageTooLarge(path, reason)
 
 
 def _not_an_image(head: bytes) -> str:
@@ -81,40 +89,54 @@ def _not_an_image(head: bytes) -> str:
     return "not an image (unknown format)"
 
 
-def open_image(path: str) -> Image.Image:
-    """Opens an image file and checks what its header says, without decoding pixels.
+def open_image(path: str, data: bytes | None = None,
+               limit: int | None = None) -> Image.Image:
+    """Opens an image file (or its bytes, ``data``, named ``path`` in messages) and checks
+    what its header says, without decoding pixels.
+
+    Args:
+        path: the file; with ``data``, only the name messages give it.
+        data: the file's bytes (an upload), read instead of the file.
+        limit: the largest image accepted, in pixels (default and at most:
+            :func:`max_pixels`).
 
     Raises:
-        ImageRefused: empty file, not an image, declared size over `max_pixels()`, or a
-            side under `MIN_SIDE`.
+        ImageRefused: empty file, not an image, or a side under `MIN_SIDE`.
+        ImageTooLarge: a declared size over the limit (checked before any pixel is
+            decoded: a decompression bomb costs nothing).
     """
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError:
-        raise ImageRefused(path, "file does not exist") from None
+    if data is None:
+        try:
+            size = os.path.getsize(path)
+        except FileNotFoundError:
+            raise ImageRefused(path, "file does not exist") from None
+    else:
+        size = len(data)
     if size == 0:
         raise ImageRefused(path, "empty file (0 bytes)")
+    limits = [x for x in (limit, max_pixels()) if x is not None]
+    limit = min(limits) if limits else None
     try:
         with warnings.catch_warnings():
             # Pillow warns from half its limit up; kstyle's own limit (max_pixels, below)
             # is the guard, and an image given on purpose is no bomb to warn about.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+            image = Image.open(io.BytesIO(data) if data is not None else path)
     except Image.DecompressionBombError:
-        raise ImageRefused(path, _too_big(_declared_size(path))) from None
+        raise _too_big(path, _declared_size(path, data), limit) from None
     except UnidentifiedImageError:
-        with open(path, "rb") as fp:
-            head = fp.read(64)
-        raise ImageRefused(path, _not_an_image(head)) from None
+        if data is None:
+            with open(path, "rb") as fp:
+                head = fp.read(64)
+        raise ImageRefused(path, _not_an_image(head if data is None else data[:64])) from None
     except (OSError, ValueError, SyntaxError) as error:
         if "truncat" in str(error).lower():
             raise ImageRefused(path, "truncated file") from None
         raise ImageRefused(path, f"unreadable header ({error})") from None
     width, height = image.size
-    limit = max_pixels()
     if limit is not None and width * height > limit:
         image.close()
-        raise ImageRefused(path, _too_big((width, height)))
+        raise _too_big(path, (width, height), limit)
     if min(width, height) < MIN_SIDE:
         image.close()
         raise ImageRefused(
@@ -266,15 +288,19 @@ def to_uint8(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(scaled), 0.0, 255.0), tf.uint8)
 
 
-def read_image(path) -> np.ndarray:
-    """Reads one image file into a uint8 RGB array, honouring its EXIF orientation.
+def read_image(path, data: bytes | None = None, limit: int | None = None) -> np.ndarray:
+    """Reads one image file (or its bytes) into a uint8 RGB array, honouring its EXIF
+    orientation and colour profile.
 
     Meant for eager use at the Python API boundary (the training pipelines decode in
     graph with `decode`). Grayscale, palette, CMYK and 16-bit files are converted (16-bit
     scaled to 8 bits), alpha is dropped.
 
     Args:
-        path: path of an image file Pillow can open.
+        path: path of an image file Pillow can open; with ``data``, the name messages
+            give the bytes.
+        data: an image file's bytes (an upload), read instead of ``path``.
+        limit: the largest image accepted, in pixels (see :func:`open_image`).
 
     Returns:
         uint8 array of shape [H, W, 3].
@@ -288,9 +314,9 @@ def read_image(path) -> np.ndarray:
         >>> photo = read_image("photo.jpg")  # doctest: +SKIP
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
+    if data is None and not os.path.exists(path):
         raise DataError(f"image file {path!r} does not exist")
-    with open_image(path) as image:
+    with open_image(path, data, limit) as image:
         load_pixels(image, path)
         # In place: an upright file (most) is not copied; a large photo's pixels are held
         # once by Pillow and once by the array, not four times.

@@ -183,17 +183,30 @@ def fingerprint(path) -> dict:
 
 def check_listed(path) -> None:
     """Checks that ``path`` is a complete file of the export beside it: ValueError (with
-    the way out) when the folder's manifest does not list it as it is. Folders without a
-    manifest (exports written before there was one) are taken as they are."""
+    the way out) when the folder's manifest does not list it as it is. A SavedModel in
+    TensorFlow Serving's layout (``OUT/NAME/1``) is listed in ``OUT``'s manifest as
+    ``NAME/1``. Folders without a manifest (exports written before there was one) are
+    taken as they are."""
     path = Path(path)
-    manifest = path.parent / MANIFEST_FILE
-    if not manifest.is_file():
+    bases = [path.parent, path.parent.parent] if path.name.isdigit() else [path.parent]
+    manifest = next((b / MANIFEST_FILE for b in bases if (b / MANIFEST_FILE).is_file()), None)
+    if manifest is None:
         return
     try:
         files = json.loads(manifest.read_text()).get("files", {})
     except ValueError:
         files = {}
-    if files.get(path.name) != fingerprint(path):
+    if files.get(path.relative_to(manifest.parent).as_posix()) != fingerprint(path):
         raise ValueError(f"{path} is not recorded as a complete export in {manifest} (an "
                          "export was interrupted, or the file changed since); run kstyle "
                          "export again")
+
+
+def latest_version(path) -> Path | None:
+    """The newest version of a SavedModel in TensorFlow Serving's layout (``NAME/`` holding
+    ``1/``, ``2/``...), or None when ``path`` is not such a folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    versions = [p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    return max(versions, key=lambda p: int(p.name)) if versions else None

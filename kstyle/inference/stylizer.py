@@ -100,11 +100,25 @@ class Stylizer:
                 given, or a value out of range; each named.
         """
         inputs = self.inference.check(inputs)
-        h, w = image.shape[:2]
-        tile = self.tile if self.tile is not None else (512 if h * w > self.TILE_ABOVE else 0)
-        if tile and self.model is not None and max(h, w) > tile:
+        tile = self._tile_for(image.shape)
+        if tile:
             return self.inference.tiled(image, tile, **inputs)
         return self.inference.run(np.ascontiguousarray(image), **inputs)
+
+    def _tile_for(self, shape) -> int:
+        """The tile side an image of ``shape`` goes through in (0: one pass)."""
+        h, w = shape[:2]
+        tile = self.tile if self.tile is not None else (512 if h * w > self.TILE_ABOVE else 0)
+        return tile if tile and self.model is not None and max(h, w) > tile else 0
+
+    def stylize_batch(self, images: list[np.ndarray], **inputs) -> list[np.ndarray]:
+        """:meth:`stylize_array` on several uint8 images of one shape with the same inputs,
+        in one pass where the model allows it (``inference.batches``) and no tiling is
+        needed."""
+        if len(images) == 1 or self._tile_for(images[0].shape):
+            return [self.stylize_array(image, **inputs) for image in images]
+        return self.inference.run_batch([np.ascontiguousarray(i) for i in images],
+                                        **self.inference.check(inputs))
 
     def __call__(self, image, out: str | os.PathLike | None = None, **inputs):
         """Stylizes one image (array, PIL image or path); returns the same kind.
@@ -128,7 +142,8 @@ def load(model: str | os.PathLike, direction: str | None = None,
             ``kstyle.inference.zoo``), a run folder written by ``kstyle fit`` or ``kstyle
             import`` (``saved_models/<name>``), a ``.keras`` file of a translator network,
             or what ``kstyle export`` wrote: a ``.tflite`` file (run with LiteRT), an
-            ``.onnx`` file (run with ONNX Runtime) or a SavedModel folder.
+            ``.onnx`` file (run with ONNX Runtime) or a SavedModel folder (``NAME/1``, or
+            ``NAME`` for its newest version).
         direction: for models that translate both ways (CycleGAN, CDAE), ``"a2b"``
             (default) or ``"b2a"``.
         tile: translate in tiles of this side (pixels): None tiles images above
@@ -143,8 +158,10 @@ def load(model: str | os.PathLike, direction: str | None = None,
     if tile is not None and tile < 0:
         raise ValueError(f"tile must be 0 (never tile) or a side in pixels, got {tile}")
     from kstyle.inference import zoo
+    from kstyle.inference.exported import latest_version
 
     path = Path(zoo.resolve(model))
+    path = latest_version(path) or path  # a SavedModel's NAME/ folder: its newest version
     if path.suffix in (".tflite", ".onnx") or (path / "saved_model.pb").is_file():
         return Stylizer(_load_exported(path), tile=0)
     if path.is_dir():

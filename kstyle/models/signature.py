@@ -143,6 +143,28 @@ def image_to_image(doc: str = "the image to translate") -> Signature:
                                "the image translated"),))
 
 
+#: The encoded-bytes form of a model's main endpoint: what ``kstyle export --saved-model``
+#: writes as ``serving_default`` and ``kstyle serve`` answers at ``:predict``, in the
+#: request shape of TensorFlow Serving's REST API. Its output is the result as a PNG file.
+ENCODED_SIGNATURE, ENCODED_OUTPUT = "serving_default", "image_bytes"
+
+
+def encoded_ports(endpoint: Endpoint) -> list[tuple[str, Port]] | None:
+    """The inputs of ``endpoint``'s encoded-bytes form, ``[(name, port)]``: each image as
+    an encoded file (``image_bytes`` for the first, ``<name>_bytes`` for others: TensorFlow
+    Serving base64-codes tensors whose name ends in ``_bytes``), each scalar as it is.
+    None when the endpoint takes a tensor (it has no encoded form)."""
+    ports = []
+    for i, port in enumerate(endpoint.inputs):
+        if port.type == IMAGE:
+            ports.append(("image_bytes" if i == 0 else f"{port.name}_bytes", port))
+        elif port.type == SCALAR:
+            ports.append((port.name, port))
+        else:
+            return None
+    return ports
+
+
 class Inference:
     """How a trained network of one kind is run; as given here, for kinds that translate
     one image (pix2pix, CycleGAN, CDAE, the fast stylizer).
@@ -305,6 +327,21 @@ class Inference:
             feeds[port.name] = (image_to_rgb(value)[0][None] if port.type == IMAGE
                                 else port.as_feed(value))
         return self.call(main.name, **feeds)[0]
+
+    @property
+    def batches(self) -> bool:
+        """Whether :meth:`run_batch` runs several images in one endpoint call (the kind's
+        call is its main endpoint on the image alone), so that a server gains by
+        gathering same-shape requests."""
+        return len(self.signature.main.inputs) == 1 and type(self).run is Inference.run
+
+    def run_batch(self, images: list[np.ndarray], **inputs) -> list[np.ndarray]:
+        """:meth:`run` on several uint8 ``HxWx3`` images of one shape, with the same
+        inputs: one endpoint call where :attr:`batches`, else one call each."""
+        if not self.batches or len(images) == 1:
+            return [self.run(image, **inputs) for image in images]
+        main = self.signature.main
+        return list(self.call(main.name, **{main.inputs[0].name: np.stack(images)}))
 
     def tiled(self, image: np.ndarray, tile: int, **inputs) -> np.ndarray:
         """:meth:`run` for a large image, tile by tile (needs the Keras network)."""
