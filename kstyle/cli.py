@@ -459,7 +459,9 @@ def serve(models, host, port, token, max_queue, max_batch, timeout, max_upload_m
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--saved-model", "saved_model", is_flag=True,
-              help="Write a SavedModel (serving signature: uint8 images in and out).")
+              help="Write a SavedModel in TensorFlow Serving's layout, NAME/1/ (every "
+                   "endpoint a signature, uint8 images in and out; serving_default: image "
+                   "files in, PNG out, for TensorFlow Serving's REST API).")
 @click.option("--tflite", is_flag=True,
               help="Write a LiteRT .tflite file (uint8 [N, H, W, 3] in and out, H and W "
                    "dynamic). None of --saved-model/--tflite/--onnx: the first two.")

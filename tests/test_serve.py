@@ -398,3 +398,21 @@ def test_models_load_in_the_background_and_readyz_says_when(tiny_run):
         assert "nowhere" not in message  # the reason, with its path, is in the log only
         listed = httpx.get(f"{url}/v1/models")
         assert listed.status_code == 503
+
+
+def test_the_command_refuses_an_open_host_without_a_token_and_names_a_missing_extra(
+        monkeypatch):
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from kstyle.cli import main
+    from kstyle.server import check_installed
+
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "give --token" in result.output
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    with pytest.raises(KstyleError, match=r'needs uvicorn: pip install "kstyle\[serve\]"'):
+        check_installed()
