@@ -111,3 +111,27 @@ def test_a_large_image_given_on_purpose_reads_without_a_bomb_warning(tmp_path, m
     gray(100, size=(50, 50)).save(tmp_path / "bomb.png")  # 2500 px: over kstyle's limit
     with pytest.raises(ImageRefused, match="bomb|limit|too large|MP"):
         read_image(tmp_path / "bomb.png")
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="macOS file names are always UTF-8")
+def test_fit_names_a_file_name_that_is_not_utf8_and_trains_without_it_on_skip(tmp_path,
+                                                                              caplog):
+    from conftest import tiny_recipe, write_tiny_photos
+
+    from kstyle.errors import DataError
+    from kstyle.train import fit
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_tiny_photos(photos, count=6, size=40)
+    try:
+        gray(100, size=(40, 40)).save(photos / os.fsdecode(b"caf\xe9.png"))
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses such names")
+    where = ["data.source=photos", f'data.path="{photos}"', 'data.derive="gray"']
+    with pytest.raises(DataError, match=r"caf.*\.png': its file name is not valid UTF-8"):
+        fit(tiny_recipe(tmp_path, *where), verbose=0, log=lambda *_: None)
+    result = fit(tiny_recipe(tmp_path, *where, 'data.bad_images="skip"', "train.epochs=1"),
+                 verbose=0, log=lambda *_: None)
+    assert (result.run_dir / "translator.keras").is_file()
+    assert "skipped 1 of 7 files" in caplog.text and "not valid UTF-8" in caplog.text
