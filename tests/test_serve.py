@@ -416,3 +416,16 @@ def test_the_command_refuses_an_open_host_without_a_token_and_names_a_missing_ex
                         lambda name, *a: None if name == "uvicorn" else real(name, *a))
     with pytest.raises(KstyleError, match=r'needs uvicorn: pip install "kstyle\[serve\]"'):
         check_installed()
+
+
+def test_a_port_in_use_or_a_model_that_cannot_load_stops_the_command(tiny_run):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(KstyleError, match=f"could not listen on 127.0.0.1:{port}"):
+            serve([str(tiny_run)], port=port, log=lambda *_: None)
+    with pytest.raises(KstyleError, match="stopped: nowhere: .*nowhere"):
+        serve([str(tiny_run / "nowhere")], port=port, log=lambda *_: None)

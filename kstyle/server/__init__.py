@@ -64,7 +64,9 @@ def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000,
                           "--token (or KSTYLE_SERVE_TOKEN) so that only your clients "
                           "can use it")
     sources = parse_sources(models or [zoo.default_model()])
-    app = create_app(ModelSet(sources, log=log), settings)
+    listening = listen(host, port)
+    models = ModelSet(sources, log=log)
+    app = create_app(models, settings)
     shown = f"[{host}]" if ":" in host else host
     fragment = "#token=<your token>" if settings.token else ""
     log(f"kstyle serve: http://{shown}:{port}/{fragment} (the page), "
@@ -72,8 +74,37 @@ def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000,
     # uvicorn stops gracefully on SIGTERM and SIGINT (no new connections, those in
     # flight finished), then raises the signal again for the handler it found: a
     # handler that does nothing lets the process end with 0, a clean stop.
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda *_: None)
-    uvicorn.run(app, host=host, port=port, log_level=os.environ.get(
-        "KSTYLE_SERVE_LOG", "warning"), timeout_graceful_shutdown=60)
+    before = {n: signal.signal(n, lambda *_: None) for n in (signal.SIGTERM, signal.SIGINT)}
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, timeout_graceful_shutdown=60,
+        log_level=os.environ.get("KSTYLE_SERVE_LOG", "warning")))
+    # A model that cannot load stops the server: it would never be ready.
+    models.on_error = lambda: setattr(server, "should_exit", True)
+    try:
+        server.run(sockets=[listening])
+    finally:
+        listening.close()
+        for number, handler in before.items():
+            signal.signal(number, handler)
+    if models.failure:
+        raise KstyleError(f"stopped: {models.failure}")
     log("kstyle serve: stopped")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (before any model loads, so that a port in use is
+    said at once).
+
+    Raises:
+        KstyleError: the address cannot be bound, with the reason.
+    """
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        raise KstyleError(f"could not listen on {host}:{port} ({e.strerror or e}); is "
+                          "another server there? pick another --port") from None
+    sock.set_inheritable(True)
+    return sock

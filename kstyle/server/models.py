@@ -115,7 +115,12 @@ class ModelSet:
     def __init__(self, sources: dict[str, str], log=print):
         self.models = {name: ServedModel(name, source) for name, source in sources.items()}
         self.ready = threading.Event()
+        #: What clients are told when a model failed to load (no paths), and the
+        #: operator's full reason.
         self.error: str | None = None
+        self.failure: str | None = None
+        #: Called (on the loading thread) when a model fails to load.
+        self.on_error = None
         self._log = log
         self._thread = None
 
@@ -146,7 +151,10 @@ class ModelSet:
                 # log only.
                 self.error = (f"model {model.name!r} could not be loaded; the server's "
                               "log says why")
-                self._log(f"error: {model.name}: {e}")
+                self.failure = f"{model.name}: {e}"
+                self._log(f"error: {self.failure}")
+                if self.on_error is not None:
+                    self.on_error()
                 return
         self._log(f"ready: {', '.join(self.models)}")
         self.ready.set()
