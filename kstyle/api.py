@@ -48,6 +48,10 @@ def _default_model() -> str:
     return name
 
 
+#: Options of a video input (see ``kstyle.inference.video.stylize_video``).
+VIDEO_OPTIONS = {"temporal", "carry", "window", "progress"}
+
+
 def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
             direction=None, *, style=None, tile: int | None = None, **options):
     """Stylizes an image: with a trained model, a style image (Gatys et al.), or both.
@@ -61,7 +65,10 @@ def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
     for an adain run ``strength``, ``blend``, ``preserve_color``, ``style_size``).
 
     Args:
-        image: ``numpy`` array, ``PIL.Image`` or path (or a list of them).
+        image: ``numpy`` array, ``PIL.Image`` or path (or a list of them); a video
+            file (``.mp4``, ``.mov``, ``.mkv``, ``.webm``) with a model: stylized frame
+            by frame, steady (``temporal=False`` turns that off; ``carry``, ``window``:
+            see ``kstyle.inference.video.stylize_video``), its sound kept.
         model: a published model's name (``kstyle models``), run folder, ``.keras``
             file, exported file, or a loaded :class:`Stylizer`. Given neither ``model``
             nor ``style``: the published model ``$KSTYLE_DEFAULT_MODEL``, else
@@ -87,6 +94,7 @@ def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
     Example:
         >>> out = kstyle.stylize(np.asarray(photo))        # the default published model
         >>> out = kstyle.stylize("photo.jpg", model="style_vangogh")
+        >>> kstyle.stylize("clip.mp4", model="mosaic", out="clip_mosaic.mp4")
         >>> out = kstyle.stylize(np.asarray(photo), model="saved_models/quickstart")
         >>> out = kstyle.stylize("photo.jpg", model="saved_models/adain",
         ...                      style="the_scream.jpg", strength=0.8)
@@ -100,7 +108,7 @@ def stylize(image, model: str | os.PathLike | Stylizer | None = None, out=None,
     else:
         stylizer = model if isinstance(model, Stylizer) else load(model, direction, tile)
         inputs = {**options, **({} if style is None else {"style": style})}
-        unknown = sorted(set(inputs) - set(stylizer.inputs))
+        unknown = sorted(set(inputs) - set(stylizer.inputs) - VIDEO_OPTIONS)
         if unknown:
             from kstyle.models.gatys_options import GatysOptions
 

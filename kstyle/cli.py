@@ -165,11 +165,17 @@ def fit(recipe, overrides, quiet):
 @click.option("--input", "extra_inputs", multiple=True, metavar="NAME=FILE|NUMBER",
               help="--model: another input the model takes, by name (repeatable): a "
                    "file for an image, a number for a scalar.")
+@click.option("--no-temporal", "temporal", is_flag=True, flag_value=False, default=True,
+              help="Video: stylize each frame alone (default: statistics held steady "
+                   "and each result carried along the motion, against flicker).")
+@click.option("--carry", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Video: how much of the previous result, moved along the optical "
+                   "flow, goes into each frame (0: statistics only).")
 @gatys_options
 @handle_errors
 def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, tile, blend,
-            strength, extra_inputs, **style_options):
-    """Stylize INPUTS (image files or folders of images).
+            strength, extra_inputs, temporal, carry, **style_options):
+    """Stylize INPUTS (image files, folders of images, or video files).
 
     \b
     With a published model by name (downloaded and converted once, then offline;
@@ -185,6 +191,9 @@ def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, til
       kstyle stylize photos/ --model saved_models/adain --style scream.jpg --strength 0.8
     A model that takes other inputs gets them by name (a missing one is named):
       kstyle stylize photo.jpg --model saved_models/my_run --input mask=mask.png
+    A video, with any model: frame by frame without flicker, the sound kept:
+      kstyle stylize clip.mp4 --model mosaic            # -> stylized/clip.mp4
+      kstyle stylize clip.mp4 -m saved_models/adain -s wave.jpg --no-temporal
     """
     _quiet_tf()
     if not model and not styles:
@@ -200,11 +209,16 @@ def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, til
         raise click.UsageError("--strength needs --model (a model that takes a strength)")
     from kstyle import api
     from kstyle.data.images import IMAGE_EXTENSIONS, ImageRefused, list_images
+    from kstyle.data.video import VIDEO_EXTENSIONS, is_video
 
     files = []
     for item in inputs:
         files += list_images(item) if Path(item).is_dir() else [item]
-    to_file = Path(out).suffix.lower() in IMAGE_EXTENSIONS
+    videos = [f for f in files if is_video(f)]
+    if videos and not model:
+        raise click.UsageError(f"{videos[0]}: a video is stylized by a model: give --model "
+                               "(with --style for one that takes a style)")
+    to_file = Path(out).suffix.lower() in (*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS)
     if to_file and len(files) > 1:
         raise click.UsageError(f"--out {out} names one file, but there are {len(files)} "
                                "inputs: give a folder")
@@ -215,8 +229,9 @@ def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, til
                                       frames=frames, **style_options)
     else:
         stylizer = api.load(model, direction, tile)
-        function = functools.partial(stylizer, **_model_inputs(
-            stylizer, model, styles, blend, strength, extra_inputs, given))
+        function = functools.partial(stylizer, temporal=temporal, carry=carry,
+                                     **_model_inputs(stylizer, model, styles, blend,
+                                                     strength, extra_inputs, given))
     folder = Path(out).parent if to_file else Path(out)
     from kstyle import runs
     from kstyle.data.outputs import OutputExists, check_not_an_input, plan
@@ -230,8 +245,10 @@ def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, til
             raise OutputExists(f"{out} already exists: give --overwrite to replace it")
         destinations = [Path(out)]
     else:
-        destinations, notes = plan(files, out, overwrite=overwrite,
-                                   skip_existing=skip_existing)
+        destinations, notes = plan(
+            files, out, overwrite=overwrite, skip_existing=skip_existing,
+            suffix=lambda path: (".png" if not is_video(path) else ".mp4"
+                                 if path.suffix.lower() == ".avi" else path.suffix.lower()))
         for note in notes:
             click.echo(note)
     refused = []
@@ -307,7 +324,11 @@ def _model_inputs(stylizer, model, styles, blend, strength, extra_inputs, given)
 
 
 @main.command(name="eval")
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--video", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="ORIGINAL STYLIZED",
+              help="Score a stylized clip instead: its flicker (warping error) and its "
+                   "distance from the original.")
 @click.option("--data", "data_path", type=click.Path(), default=None,
               help="Data folder (or dataset name), read as the run's recipe reads data.path: "
                    "pairs for paired runs, <split>A/ and <split>B/ for unpaired ones "
@@ -330,17 +351,38 @@ def _model_inputs(stylizer, model, styles, blend, strength, extra_inputs, given)
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="JSON file for the scores (default: RUN_DIR/eval.json).")
 @handle_errors
-def evaluate(run_dir, data_path, split, direction, with_fid, inception_weights, limit, out):
-    """Score a trained translator.
+def evaluate(run_dir, video, data_path, split, direction, with_fid, inception_weights,
+             limit, out):
+    """Score a trained translator, or a stylized clip.
 
     \b
     Paired runs (pix2pix): L1, PSNR and SSIM against the targets (--fid adds FID/KID).
     Unpaired runs (CycleGAN): FID and KID of the translations of <split>A against the
     real images of <split>B (--direction b2a: the reverse), on InceptionV3 features.
     Lower FID/KID is better; both depend on the number of images, so compare equal N.
+    \b
+    A clip (--video ORIGINAL STYLIZED): the warping error (Lai et al., ECCV 2018: the
+    occlusion-masked difference between each stylized frame and the one before, moved
+    along the original's optical flow; lower flickers less) and the mean distance
+    from the original (so that stylizing less does not pass for steadiness).
     """
     _quiet_tf()
     from kstyle import runs
+
+    if video:
+        from kstyle.inference.video import flicker
+
+        scores = flicker(*video)
+        click.echo(f"{video[1]}: warping error {scores['warping_error']:.5f} over "
+                   f"{scores['pairs']} frame pairs, distance from the original "
+                   f"{scores['input_distance']:.4f} ({scores['frames']} frames)")
+        if out:
+            runs.write_json(Path(out), {**scores, "original": video[0],
+                                        "stylized": video[1]})
+            click.echo(f"wrote {out}")
+        return
+    if run_dir is None:
+        raise click.UsageError("give RUN_DIR (a trained run), or --video ORIGINAL STYLIZED")
     from kstyle.evaluate import evaluate_run
 
     random_weights = inception_weights == "random"

@@ -29,14 +29,15 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def plan(inputs: list, folder: str | os.PathLike, suffix: str = ".png",
+def plan(inputs: list, folder: str | os.PathLike, suffix=".png",
          overwrite: bool = False, skip_existing: bool = False) -> tuple[list, list[str]]:
     """The result file of each input, and what to say about the names chosen.
 
     Args:
         inputs: the input paths, in order.
         folder: where the results go.
-        suffix: the results' file type.
+        suffix: the results' file type, or a function of an input's path giving its
+            result's.
         overwrite: replace results that exist.
         skip_existing: keep results that exist (the caller skips their inputs).
 
@@ -49,6 +50,7 @@ def plan(inputs: list, folder: str | os.PathLike, suffix: str = ".png",
     """
     folder = Path(folder)
     paths = [Path(p) for p in inputs]
+    suffix_of = suffix if callable(suffix) else (lambda path: suffix)
     stems = Counter(p.stem for p in paths)
     names = [p.stem if stems[p.stem] == 1 else p.name for p in paths]
     notes = []
@@ -56,13 +58,13 @@ def plan(inputs: list, folder: str | os.PathLike, suffix: str = ".png",
         shared = sorted({p.stem for p in paths if stems[p.stem] > 1})
         notes.append(f"inputs share a name ({', '.join(shared)}): their results keep the "
                      f"input's extension ({names[[p.stem for p in paths].index(shared[0])]}"
-                     f"{suffix})")
+                     f"{suffix_of(paths[0])})")
     seen: Counter = Counter()
     unique = []
     for name in names:
         seen[name] += 1
         unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    destinations = [folder / f"{name}{suffix}" for name in unique]
+    destinations = [folder / f"{name}{suffix_of(path)}" for name, path in zip(unique, paths)]
     for src, dest in zip(paths, destinations):
         for other in paths:
             if _same(dest, other):

@@ -120,15 +120,33 @@ class Stylizer:
         return self.inference.run_batch([np.ascontiguousarray(i) for i in images],
                                         **self.inference.check(inputs))
 
-    def __call__(self, image, out: str | os.PathLike | None = None, **inputs):
-        """Stylizes one image (array, PIL image or path); returns the same kind.
+    def __call__(self, image, out: str | os.PathLike | None = None, *, temporal=True,
+                 carry=0.5, window=8, progress=True, **inputs):
+        """Stylizes one image (array, PIL image or path) or a video file; returns the same
+        kind (for a file, the path of the result).
 
         Args:
-            image: the image.
+            image: the image, or a video file's path (``.mp4``, ``.mov``, ``.mkv``,
+                ``.webm``, ...: see ``kstyle.inference.video``).
             out: for a path input, where to write the result (default:
-                ``<stem>_kstyle.png`` beside the input). Ignored otherwise.
+                ``<stem>_kstyle.png`` beside an image, ``<stem>_kstyle.mp4`` beside a
+                video). Ignored otherwise.
+            temporal, carry, window, progress: for a video, see
+                ``kstyle.inference.video.stylize_video``.
             **inputs: what the model takes besides the image (:attr:`inputs`).
         """
+        from kstyle.data.video import is_video
+
+        if isinstance(image, str | os.PathLike) and is_video(image):
+            from kstyle.data.outputs import check_not_an_input
+            from kstyle.inference.video import stylize_video
+
+            source = Path(image)
+            dest = Path(out) if out else source.with_name(
+                f"{source.stem}_kstyle{source.suffix if source.suffix != '.avi' else '.mp4'}")
+            check_not_an_input(dest, source)
+            return stylize_video(self, source, dest, temporal=temporal, carry=carry,
+                                 window=window, progress=progress, **inputs)
         return map_image(lambda rgb: self.stylize_array(rgb, **inputs), image, out)
 
 

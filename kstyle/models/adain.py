@@ -173,6 +173,10 @@ class AdaINInference(Inference):
         instead of their own (a tile's, with the whole image's).
         """
         features = tf.cast(self.encoder(content, training=False)["relu4_1"], tf.float32)
+        return self.decode(features, mean, std, strength, content_statistics)
+
+    def decode(self, features, mean, std, strength=1.0, content_statistics=None):
+        """Content features (relu4_1) renormalized to a style's statistics, decoded."""
         content_mean, content_std = (content_statistics if content_statistics is not None
                                      else channel_statistics(features))
         target = (features - content_mean) / content_std * std + mean
@@ -264,6 +268,51 @@ class AdaINInference(Inference):
         return self.call("stylize_with_statistics", content=image[None],
                          statistics=code.statistics(),
                          strength=np.float32(strength))[0]
+
+    # -- clips
+
+    def _stylize_held(self, images, mean, std, strength, content_mean, content_std):
+        """:meth:`_stylize` with given content statistics; also gives the frame's own."""
+        from kstyle.nets.uint8 import prepare_input
+
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        x = prepare_input(images, self.size_multiple, "none")
+        features = tf.cast(self.encoder(x, training=False)["relu4_1"], tf.float32)
+        own_mean, own_std = channel_statistics(features)
+        out = self.decode(features, mean, std, strength, (content_mean, content_std))
+        return kimages.to_uint8(out[:, :height, :width]), own_mean, own_std
+
+    def clip(self, window: int = 8, *, style, strength=1.0, **options):
+        from kstyle.nets.steady import running_moments
+
+        # The style's statistics are one code for the whole clip; the content statistics
+        # the features are renormalized with are a running mean over the frames (a
+        # scene's first frame: its own), so that the strength of the style does not
+        # pump from frame to frame.
+        if self.network is None:
+            return super().clip(window, style=style, strength=strength, **options)
+        if getattr(self, "_held", None) is None:
+            self._held = tf.function(self._stylize_held, reduce_retracing=True)
+        a = 1.0 / max(1.0, float(window))
+        state = {"code": None, "mean": None, "variance": None}
+        strength = tf.constant(float(strength))
+
+        def run(frame, new_scene=False):
+            batch = np.ascontiguousarray(frame)[None]
+            if state["code"] is None:
+                state["code"] = self.mixed_code(frame, style, **options)
+            if new_scene or state["mean"] is None:
+                mean, std = channel_statistics(self.features(batch))
+                state["mean"], state["variance"] = mean.numpy(), np.square(std.numpy())
+            code = state["code"]
+            out, own_mean, own_std = self._held(batch, code.mean, code.std, strength,
+                                                state["mean"], np.sqrt(state["variance"]))
+            state["mean"], state["variance"] = running_moments(
+                state["mean"], state["variance"], own_mean.numpy(),
+                np.square(own_std.numpy()), a)
+            return out.numpy()[0]
+
+        return run
 
     # -- large images
 

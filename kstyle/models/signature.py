@@ -343,6 +343,22 @@ class Inference:
         main = self.signature.main
         return list(self.call(main.name, **{main.inputs[0].name: np.stack(images)}))
 
+    def clip(self, window: int = 8, **inputs):
+        """How the frames of a clip run, one at a time: ``run(frame, new_scene=False) ->
+        frame`` (uint8 ``HxWx3``), with the inputs :meth:`check` gave.
+
+        Kinds whose network normalizes by instance statistics hold them steady across
+        frames (a running mean over about ``window`` frames, restarted by ``new_scene``;
+        see ``kstyle.nets.steady``); others, and exported files, run each frame as
+        :meth:`run` does.
+        """
+        if self.network is None or len(self.signature.main.inputs) > 1:
+            return lambda frame, new_scene=False: self.run(frame, **inputs)
+        from kstyle.nets.steady import SteadyTranslator
+
+        return SteadyTranslator(self.network, self.size_multiple, self.input_transform,
+                                window)
+
     def tiled(self, image: np.ndarray, tile: int, **inputs) -> np.ndarray:
         """:meth:`run` for a large image, tile by tile (needs the Keras network)."""
         if len(self.signature.main.inputs) > 1:
