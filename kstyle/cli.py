@@ -454,8 +454,9 @@ def models_fetch(names):
                    "KSTYLE_SERVE_TOKEN); the page takes it as URL#token=TOKEN.")
 @click.option("--max-queue", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images queued or running at most; past it, 503 with Retry-After.")
-@click.option("--max-batch", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Most same-shape images run together (1: no batching).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Most same-shape images of one model run together (1: none; on a "
+                   "CPU, where one image already uses every core, batching does not pay).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
               show_default=True, help="Seconds a request may wait for its result (504).")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=32.0,

@@ -57,7 +57,8 @@ class Settings:
     Args:
         max_images: images queued or running at most (past it: 503).
         max_requests: requests being read or run at most (past it: 503).
-        max_batch: most same-shape images run in one call (1: no batching).
+        max_batch: most same-shape images run in one call (1: no batching, the default:
+            on a CPU one image already uses every core, and batches did not pay).
         timeout: seconds a request may wait for its result (past it: 504).
         max_upload: largest request body, in bytes (past it: 413).
         max_pixels: largest image, in pixels (past it: 413).
@@ -66,7 +67,7 @@ class Settings:
 
     max_images: int = 8
     max_requests: int = 16
-    max_batch: int = 4
+    max_batch: int = 1
     timeout: float = 120.0
     max_upload: int = 32 * 2**20
     max_pixels: int = 25_000_000

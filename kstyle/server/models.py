@@ -11,8 +11,6 @@ import re
 import threading
 from pathlib import Path
 
-import numpy as np
-
 from kstyle.errors import KstyleError
 from kstyle.models.signature import IMAGE, SCALAR, encoded_ports
 
@@ -76,18 +74,10 @@ class ServedModel:
         if zoo.is_name(self.source):
             zoo.resolve(self.source, log=log)  # downloaded once, with a progress bar
             self.origin = f"published model {self.source!r}"
+        # No warm-up call: a model traced at one image size runs every later size on a
+        # graph of unknown size (TensorFlow's reduce_retracing), which takes the slower,
+        # shape-generic kernels; the first request traces at its own size instead.
         self.stylizer = load(self.source)
-        self._warm()
-
-    def _warm(self) -> None:
-        """One small call, so that the first request does not pay for tracing."""
-        multiple = max(16, self.stylizer.size_multiple)
-        gray = np.full((multiple, multiple, 3), 128, np.uint8)
-        inputs = {}
-        for port in self.stylizer.signature.main.inputs[1:]:
-            if port.type == IMAGE:
-                inputs[port.name] = gray
-        self.stylizer.stylize_array(gray, **inputs)
 
     def describe(self) -> dict:
         """What ``GET /v1/models`` says of it."""
