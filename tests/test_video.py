@@ -129,9 +129,5 @@ def test_a_style_model_holds_its_content_statistics_over_the_clip(tmp_path):
     assert len(frames) == 6 and frames[0].shape == (32, 40, 3)
     run = adain.inference.clip(style=[style], strength=0.8)
     first = run(next(read_frames(clip)), new_scene=True)
-    alone = adain.stylize_array(next(read_frames(clip)), style=style, strength=0.8,
-                                style_size=256)
-    # The clip's graph and the stylize endpoint's round the encoder's features apart;
-    # the random decoder amplifies it (max 3 of 255 measured): the same image still.
-    difference = np.abs(first.astype(int) - alone)
-    assert difference.mean() < 0.5 and difference.max() <= 4
+    alone = adain.stylize_array(next(read_frames(clip)), style=style, strength=0.8)
+    assert np.abs(first.astype(int) - alone).max() <= 1
