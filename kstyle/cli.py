@@ -209,7 +209,7 @@ def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, til
         raise click.UsageError("--strength needs --model (a model that takes a strength)")
     from kstyle import api
     from kstyle.data.images import IMAGE_EXTENSIONS, ImageRefused, list_images
-    from kstyle.data.video import VIDEO_EXTENSIONS, is_video
+    from kstyle.data.video import VIDEO_EXTENSIONS, is_video, result_suffix
 
     files = []
     for item in inputs:
@@ -245,10 +245,8 @@ def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, til
             raise OutputExists(f"{out} already exists: give --overwrite to replace it")
         destinations = [Path(out)]
     else:
-        destinations, notes = plan(
-            files, out, overwrite=overwrite, skip_existing=skip_existing,
-            suffix=lambda path: (".png" if not is_video(path) else ".mp4"
-                                 if path.suffix.lower() == ".avi" else path.suffix.lower()))
+        destinations, notes = plan(files, out, overwrite=overwrite,
+                                   skip_existing=skip_existing, suffix=result_suffix)
         for note in notes:
             click.echo(note)
     refused = []

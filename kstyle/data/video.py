@@ -44,6 +44,13 @@ def is_video(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
+def result_suffix(path) -> str:
+    """The file type a stylized result of ``path`` is written as: a video's own (an
+    ``.avi`` as ``.mp4``), ``.png`` for an image."""
+    suffix = Path(path).suffix.lower()
+    return ".png" if suffix not in VIDEO_EXTENSIONS else ".mp4" if suffix == ".avi" else suffix
+
+
 @dataclasses.dataclass(frozen=True)
 class ClipInfo:
     """What a clip holds: picture size, frame rate, frame count (from the container;

@@ -135,7 +135,7 @@ class Stylizer:
                 ``kstyle.inference.video.stylize_video``.
             **inputs: what the model takes besides the image (:attr:`inputs`).
         """
-        from kstyle.data.video import is_video
+        from kstyle.data.video import is_video, result_suffix
 
         if isinstance(image, str | os.PathLike) and is_video(image):
             from kstyle.data.outputs import check_not_an_input
@@ -143,7 +143,7 @@ class Stylizer:
 
             source = Path(image)
             dest = Path(out) if out else source.with_name(
-                f"{source.stem}_kstyle{source.suffix if source.suffix != '.avi' else '.mp4'}")
+                f"{source.stem}_kstyle{result_suffix(source)}")
             check_not_an_input(dest, source)
             return stylize_video(self, source, dest, temporal=temporal, carry=carry,
                                  window=window, progress=progress, **inputs)

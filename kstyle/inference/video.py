@@ -87,6 +87,13 @@ class Flow:
                   & (ys + backward[..., 1] >= 0) & (ys + backward[..., 1] <= h - 1))
         return backward, (consistent & inside).astype(np.float32)
 
+    def carried(self, previous: np.ndarray, current: np.ndarray, result: np.ndarray):
+        """``(warped, mask)``: ``result`` (of ``previous``) moved onto ``current`` along
+        the flow, float32, and where that flow is reliable (see
+        :meth:`backward_and_mask`)."""
+        backward, mask = self.backward_and_mask(previous, current)
+        return self.warp(result, backward).astype(np.float32), mask
+
 
 def steady_frames(run, frames, *, temporal: bool = True, carry: float = 0.5, window=8):
     """The stylized frames of a clip's ``frames``.
@@ -109,8 +116,7 @@ def steady_frames(run, frames, *, temporal: bool = True, carry: float = 0.5, win
         cut = is_cut(previous_small, small)
         out = run(frame, new_scene=cut)
         if flow is not None and not cut:
-            backward, mask = flow.backward_and_mask(previous, frame)
-            warped = flow.warp(previous_out, backward).astype(np.float32)
+            warped, mask = flow.carried(previous, frame, previous_out)
             weight = (carry * mask)[..., None]
             out = np.clip(np.round((1 - weight) * out + weight * warped), 0,
                           255).astype(np.uint8)
@@ -190,15 +196,6 @@ def stylize_video(stylizer, source, dest, *, temporal: bool = True, carry: float
     return out
 
 
-def default_output(source, out_dir) -> Path:
-    """Where ``kstyle stylize clip.mp4`` writes: ``out_dir/<stem>.mp4`` (the input's
-    container when it is one kstyle writes)."""
-    source = Path(source)
-    suffix = source.suffix.lower() if source.suffix.lower() in kvideo.VIDEO_EXTENSIONS \
-        else ".mp4"
-    return Path(out_dir) / f"{source.stem}{suffix if suffix != '.avi' else '.mp4'}"
-
-
 def flicker(original, stylized) -> dict:
     """How much a stylized clip flickers, and how far it is from its original.
 
@@ -229,8 +226,7 @@ def flicker(original, stylized) -> dict:
         distances.append(float(np.mean(np.abs(out.astype(np.float32) - frame)) / 255.0))
         small = small_gray(frame)
         if not is_cut(previous_small, small):
-            backward, mask = flow.backward_and_mask(previous, frame)
-            warped = flow.warp(previous_out, backward).astype(np.float32)
+            warped, mask = flow.carried(previous, frame, previous_out)
             squared = np.sum(((out.astype(np.float32) - warped) / 255.0) ** 2, axis=-1)
             if mask.sum() > 0:
                 errors.append(float((squared * mask).sum() / mask.sum()))

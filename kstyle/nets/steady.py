@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kstyle.data.images import to_uint8
-from kstyle.nets.tiling import FixedInstanceNorm, _is_instance_norm
+from kstyle.nets.tiling import held_norms, norm_moments
 from kstyle.nets.uint8 import prepare_input
 
 
@@ -39,24 +39,11 @@ class SteadyTranslator:
     def __init__(self, network, size_multiple=1, input_transform="none", window=8):
         self.size_multiple, self.input_transform = int(size_multiple), input_transform
         self.weight = 1.0 / max(1.0, float(window))
-        norms = [layer for layer in network.layers if _is_instance_norm(layer)]
-        self.fixed = []
-
-        def clone(layer):
-            if layer in norms:
-                fixed = FixedInstanceNorm(layer.input.shape[-1], layer.epsilon,
-                                          name=layer.name)
-                self.fixed.append(fixed)
-                return fixed
-            return layer  # shared: the same weights
-
-        if norms:
-            held = keras.models.clone_model(network, clone_function=clone)
-            self.probe = keras.Model(network.inputs, [layer.input for layer in norms])
-            self.network = keras.Model(held.inputs,
-                                       [held.output, *[f.input for f in self.fixed]])
-        else:
-            self.probe, self.network = None, network
+        held, norms, self.probe = held_norms(network)
+        self.fixed = list(norms.values())
+        # The held network also gives the inputs its norms saw, to update the mean with.
+        self.network = held if self.probe is None else keras.Model(
+            held.inputs, [held.output, *[f.input for f in self.fixed]])
         self._run = tf.function(self._translate, reduce_retracing=True)
         self._measure = tf.function(self._statistics, reduce_retracing=True)
         self.held = False
@@ -65,17 +52,14 @@ class SteadyTranslator:
         return prepare_input(images, self.size_multiple, self.input_transform)
 
     def _statistics(self, images):
-        inputs = self.probe(self._prepare(images), training=False)
-        inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
-        return [tf.nn.moments(tf.cast(x, "float32"), axes=[0, 1, 2]) for x in inputs]
+        return norm_moments(self.probe(self._prepare(images), training=False))
 
     def _translate(self, images):
         h, w = tf.shape(images)[1], tf.shape(images)[2]
         outputs = self.network(self._prepare(images), training=False)
         if self.probe is None:
             return to_uint8(outputs[:, :h, :w, :]), []
-        seen = [tf.nn.moments(tf.cast(x, "float32"), axes=[0, 1, 2]) for x in outputs[1:]]
-        return to_uint8(outputs[0][:, :h, :w, :]), seen
+        return to_uint8(outputs[0][:, :h, :w, :]), norm_moments(outputs[1:])
 
     def __call__(self, frame: np.ndarray, new_scene: bool = False) -> np.ndarray:
         """Translates one uint8 ``HxWx3`` frame; ``new_scene``: the statistics restart from

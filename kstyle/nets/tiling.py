@@ -61,6 +61,34 @@ def _is_instance_norm(layer) -> bool:
             and not layer.center and not layer.scale)
 
 
+def held_norms(network):
+    """``(held, norms, probe)`` of a functional network: ``held``, the network with each
+    instance norm replaced by a :class:`FixedInstanceNorm` (``norms``, by name; every
+    other layer shared, the same weights), and ``probe``, a model giving the inputs of
+    the original's instance norms (what their statistics are measured on). A network
+    without instance norms: ``(network, {}, None)``."""
+    found = [layer for layer in network.layers if _is_instance_norm(layer)]
+    if not found:
+        return network, {}, None
+    norms = {}
+
+    def clone(layer):
+        if layer in found:
+            norms[layer.name] = FixedInstanceNorm(layer.input.shape[-1], layer.epsilon,
+                                                  name=layer.name)
+            return norms[layer.name]
+        return layer
+
+    held = keras.models.clone_model(network, clone_function=clone)
+    return held, norms, keras.Model(network.inputs, [layer.input for layer in found])
+
+
+def norm_moments(inputs) -> list:
+    """``[(mean, variance)]`` per channel of each tensor (a probe's outputs), float32."""
+    inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
+    return [tf.nn.moments(tf.cast(x, "float32"), axes=[0, 1, 2]) for x in inputs]
+
+
 class TiledTranslator:
     """Translates uint8 images of any size tile by tile, with whole-image norm statistics.
 
@@ -86,23 +114,7 @@ class TiledTranslator:
         self.tile, self.overlap = tile_geometry(tile, overlap, m)
         self.stats_size = int(stats_size)
         self.input_transform = input_transform
-        norms = [layer for layer in network.layers if _is_instance_norm(layer)]
-        self.norms = {}
-        if norms:
-            self.probe = keras.Model(network.inputs, [layer.input for layer in norms])
-
-            def clone(layer):
-                if layer in norms:
-                    fixed = FixedInstanceNorm(layer.input.shape[-1], layer.epsilon,
-                                              name=layer.name)
-                    self.norms[layer.name] = fixed
-                    return fixed
-                return layer  # shared: the same weights
-
-            self.network = keras.models.clone_model(network, clone_function=clone)
-        else:
-            self.probe = None
-            self.network = network
+        self.network, self.norms, self.probe = held_norms(network)
         self._run = tf.function(self._translate, reduce_retracing=True)
         self._measure = tf.function(self._statistics, reduce_retracing=True)
 
@@ -114,9 +126,7 @@ class TiledTranslator:
         return self.network(self._prepare(images), training=False)[:, :h, :w, :]
 
     def _statistics(self, images):
-        inputs = self.probe(self._prepare(images), training=False)
-        inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
-        return [tf.nn.moments(tf.cast(x, "float32"), axes=[0, 1, 2]) for x in inputs]
+        return norm_moments(self.probe(self._prepare(images), training=False))
 
     def measure(self, image: np.ndarray) -> None:
         """Sets every instance norm's statistics from ``image`` (downscaled if large)."""

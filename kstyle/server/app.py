@@ -30,6 +30,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import functools
 import hmac
 import io
 import json
@@ -41,7 +42,7 @@ import numpy as np
 from kstyle.data.images import ImageRefused, ImageTooLarge, read_image, srgb_profile
 from kstyle.errors import DataError, StyleOptionError
 from kstyle.models.signature import ENCODED_SIGNATURE, IMAGE, encoded_ports
-from kstyle.server.models import ModelSet
+from kstyle.server.models import ModelSet, form_fields
 from kstyle.server.worker import Busy, Job, WorkQueue
 
 log = logging.getLogger("kstyle.serve")
@@ -220,21 +221,21 @@ class Server:
                           {"Retry-After": "5"})
         return self.models.models[name]
 
-    async def run(self, model, images: list[np.ndarray], inputs: dict) -> list[np.ndarray]:
-        """Runs ``images`` through ``model`` with ``inputs``, queued and batched."""
+    async def run(self, model, items: list[tuple[np.ndarray, dict]]) -> list[np.ndarray]:
+        """Runs each ``(image, inputs)`` through ``model``, all queued together or none;
+        images of one shape and the same scalar inputs may run as one batch."""
         stylizer = model.stylizer
-        try:
-            inputs = stylizer.inference.check(inputs)
-        except StyleOptionError as e:
-            raise _bad_request(e) from None
-        scalars = all(np.ndim(v) == 0 and not isinstance(v, np.ndarray | str)
-                      for v in inputs.values())
         jobs = []
-        for image in images:
+        for image, inputs in items:
+            try:
+                inputs = stylizer.inference.check(inputs)
+            except StyleOptionError as e:
+                raise _bad_request(e) from None
+            scalars = all(np.ndim(v) == 0 and not isinstance(v, np.ndarray | str)
+                          for v in inputs.values())
             key = ((model.name, image.shape, tuple(sorted(inputs.items())))
                    if scalars and stylizer.inference.batches else None)
-            jobs.append(Job(image, lambda batch: stylizer.stylize_batch(batch, **inputs),
-                            key))
+            jobs.append(Job(image, functools.partial(_stylize_batch, stylizer, inputs), key))
         try:
             futures = self.queue.submit(jobs)
         except Busy as e:
@@ -252,6 +253,10 @@ class Server:
                           f"{self.settings.timeout:g} s (--timeout)") from None
         except (DataError, StyleOptionError) as e:
             raise _bad_request(e) from None
+
+
+def _stylize_batch(stylizer, inputs, images):
+    return stylizer.stylize_batch(images, **inputs)
 
 
 def _stylize_openapi() -> dict:
@@ -389,7 +394,7 @@ def create_app(models: ModelSet | dict, settings: Settings | None = None):
     async def stylize(name: str, request: Request):
         model = server.model(name)
         media_type = _media_type(request.headers.get("accept"))
-        fields = {f["name"]: f for f in model.describe()["fields"]}
+        fields = {f["name"]: f for f in form_fields(model.stylizer.signature)}
         try:
             form = await request.form(max_files=len(fields) + 2, max_fields=len(fields) + 4,
                                       max_part_size=1024)
@@ -430,7 +435,7 @@ def create_app(models: ModelSet | dict, settings: Settings | None = None):
                     values[field["name"]] = value
         finally:
             await form.close()
-        [result] = await server.run(model, [image], values)
+        [result] = await server.run(model, [(image, values)])
         body = await run_in_threadpool(encode, result, media_type)
         return Response(body, media_type=media_type,
                         headers={"X-Kstyle-Model": name,
@@ -458,7 +463,7 @@ def create_app(models: ModelSet | dict, settings: Settings | None = None):
         if len(rows) > settings.max_images:
             raise Refused(413, f"{len(rows)} instances; this server takes at most "
                           f"{settings.max_images} in one request (--max-queue)")
-        images, calls = [], []
+        items = []
         for i, row in enumerate(rows):
             values = {}
             for key, port in ports[1:]:
@@ -466,22 +471,10 @@ def create_app(models: ModelSet | dict, settings: Settings | None = None):
                     values[port.name] = (await _b64_image(row[key], f"instances[{i}].{key}",
                                                           settings) if port.type == IMAGE
                                          else row[key])
-            images.append(await _b64_image(row.get(ports[0][0]), f"instances[{i}]."
-                                           f"{ports[0][0]}", settings))
-            calls.append(values)
-        results = []
-        if all(c == calls[0] for c in calls):
-            groups = {}
-            for i, image in enumerate(images):
-                groups.setdefault(image.shape, []).append(i)
-            by_index = {}
-            for indices in groups.values():
-                outs = await server.run(model, [images[i] for i in indices], calls[0])
-                by_index.update(zip(indices, outs))
-            results = [by_index[i] for i in range(len(images))]
-        else:
-            for image, values in zip(images, calls):
-                results += await server.run(model, [image], values)
+            image = await _b64_image(row.get(ports[0][0]), f"instances[{i}].{ports[0][0]}",
+                                     settings)
+            items.append((image, values))
+        results = await server.run(model, items)
         encoded = await run_in_threadpool(
             lambda: [{"b64": base64.b64encode(encode(r)).decode()} for r in results])
         return JSONResponse({"outputs" if columnar else "predictions": encoded})
