@@ -91,6 +91,27 @@ def test_blending_band_by_band_gives_the_whole_images_blend():
                            finish=lambda band: np.clip(band, 0, 255).astype(np.uint8))
     assert as_uint8.dtype == np.uint8
     np.testing.assert_array_equal(as_uint8, np.clip(expected, 0, 255).astype(np.uint8))
+    # Written over the image itself: each row once no tile reads it, so the same result.
+    own = image.copy()
+    assert blend_tiles(own, tile, overlap, multiple, function, out=own,
+                       finish=lambda band: np.clip(band, 0, 255).astype(np.uint8)) is own
+    np.testing.assert_array_equal(own, as_uint8)
+
+
+def test_a_tiled_file_is_stylized_over_its_own_pixels_to_the_same_result(tiny_run, photo,
+                                                                         tmp_path):
+    from PIL import Image
+
+    translator = kstyle.load(tiny_run, tile=64)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    written = translator(str(tmp_path / "photo.png"), out=tmp_path / "out.png")
+    expected = translator(photo)
+    np.testing.assert_array_equal(np.asarray(Image.open(written)), expected)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "photo.png")), photo)
+    # An array the caller gave is never written over.
+    given = photo.copy()
+    translator(given)
+    np.testing.assert_array_equal(given, photo)
 
 
 def test_the_statistics_copy_is_shrunk_without_a_float_copy_of_the_whole():
@@ -107,3 +128,23 @@ def test_the_statistics_copy_is_shrunk_without_a_float_copy_of_the_whole():
     direct = tf.image.resize(image[None], small.shape[:2], antialias=True)[0].numpy()
     assert np.abs(small.astype(float) - direct).max() <= 1.5
     np.testing.assert_array_equal(downscale(image[:300, :400], 512), image[:300, :400])
+
+
+def test_the_statistics_pass_sets_each_norm_to_the_moments_of_what_it_saw(network, photo):
+    import tensorflow as tf
+
+    from kstyle.nets.tiling import _is_instance_norm
+    from kstyle.nets.uint8 import prepare_input
+
+    tiled = TiledTranslator(network, 4, tile=64, overlap=16, stats_size=4096)
+    tiled.measure(photo)
+    found = [layer for layer in network.layers if _is_instance_norm(layer)]
+    seen = keras.Model(network.inputs, [layer.input for layer in found])(
+        prepare_input(photo[None], 4, "none"), training=False)
+    assert list(tiled.norms) == [layer.name for layer in found]
+    for fixed, x in zip(tiled.norms.values(), seen, strict=True):
+        mean, variance = tf.nn.moments(x, axes=[0, 1, 2])
+        # The same float32 ops on the same inputs, up to the order of the sums.
+        np.testing.assert_allclose(fixed.mean.numpy(), mean.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(fixed.variance.numpy(), variance.numpy(), rtol=1e-4,
+                                   atol=1e-6)

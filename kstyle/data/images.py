@@ -232,7 +232,15 @@ def pillow_to_rgb(image: Image.Image) -> np.ndarray:
         image = image.convert("RGBA")
     if image.mode != "RGB":  # (converting to its own mode would copy it)
         image = image.convert("RGB")
-    return np.asarray(image, dtype=np.uint8)
+    # Copied a band of rows at a time into an array of its own (writable: a tiled
+    # result may be written over it): numpy's own conversion goes through a second
+    # whole copy of the pixels.
+    w, h = image.size
+    rgb = np.empty((h, w, 3), np.uint8)
+    step = max(1, (1 << 24) // (4 * w))
+    for top in range(0, h, step):
+        rgb[top:top + step] = np.asarray(image.crop((0, top, w, min(h, top + step))))
+    return rgb
 
 
 def decode(contents: tf.Tensor) -> tf.Tensor:
@@ -528,11 +536,8 @@ def unpack_image(image):
             dest = Path(out) if out else src.with_name(f"{src.stem}_kstyle.png")
             check_not_an_input(dest, src)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(dest, suffix=dest.suffix) as tmp:
-                # Tagged sRGB: the colour space the result is in (inputs with another
-                # profile were converted to it).
-                Image.fromarray(result).save(tmp, format=_pil_format(dest),
-                                             icc_profile=srgb_profile().tobytes())
+            with atomic_path(dest, suffix=dest.suffix) as tmp, open(tmp, "wb") as file:
+                save_image(file, result, _pil_format(dest))
             return dest
 
         return rgb, to_file
@@ -545,6 +550,24 @@ def unpack_image(image):
         return result.astype(np.float32) / 255.0 if kind["float"] else result
 
     return rgb, to_array
+
+
+def save_image(file, image: np.ndarray, format: str = "PNG", **options) -> None:
+    """Writes a uint8 ``HxWx3`` result to ``file`` (an open binary file) in ``format``
+    (a Pillow format name), tagged sRGB: the colour space results are in (inputs with
+    another profile were converted to it).
+
+    A PNG is written a band of rows at a time (:mod:`kstyle.data.png`): no copy of a
+    large result in memory; other formats go through Pillow. ``options``: Pillow's (for
+    a PNG, ``compress_level`` only).
+    """
+    profile = srgb_profile().tobytes()
+    if format == "PNG":
+        from kstyle.data.png import write_png
+
+        write_png(file, image, icc_profile=profile, level=options.get("compress_level", 6))
+    else:
+        Image.fromarray(image).save(file, format=format, icc_profile=profile, **options)
 
 
 def _pil_format(path: Path) -> str:

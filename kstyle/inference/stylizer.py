@@ -18,7 +18,7 @@ import numpy as np
 import kstyle.nets  # noqa: F401  (registers kstyle's layers, needed to load networks)
 from kstyle import runs
 from kstyle.data import derive as kderive
-from kstyle.data.images import map_image
+from kstyle.data.images import unpack_image
 from kstyle.errors import ModelLoadError
 from kstyle.models import get_inference
 from kstyle.models.signature import Inference, Signature
@@ -92,8 +92,13 @@ class Stylizer:
             raise AttributeError(name)
         return getattr(self.inference, name)
 
-    def stylize_array(self, image: np.ndarray, **inputs) -> np.ndarray:
+    def stylize_array(self, image: np.ndarray, *, overwrite: bool = False,
+                      **inputs) -> np.ndarray:
         """Stylizes one uint8 ``HxWx3`` array; returns uint8 of the same shape.
+
+        With ``overwrite``, a tiled result is written over ``image`` (each row once no
+        tile reads it) and ``image`` is returned: a large image and its result then take
+        the memory of one.
 
         Raises:
             StyleOptionError: an input the model does not take, one it needs and was not
@@ -102,7 +107,8 @@ class Stylizer:
         inputs = self.inference.check(inputs)
         tile = self._tile_for(image.shape)
         if tile:
-            return self.inference.tiled(image, tile, **inputs)
+            return self.inference.tiled(image, tile, out=image if overwrite else None,
+                                        **inputs)
         return self.inference.run(np.ascontiguousarray(image), **inputs)
 
     def _tile_for(self, shape) -> int:
@@ -147,7 +153,13 @@ class Stylizer:
             check_not_an_input(dest, source)
             return stylize_video(self, source, dest, temporal=temporal, carry=carry,
                                  window=window, progress=progress, **inputs)
-        return map_image(lambda rgb: self.stylize_array(rgb, **inputs), image, out)
+        rgb, give_back = unpack_image(image)
+        # A file's pixels are read here, into an array of this call's own: a large
+        # image's result is written over them, not beside them.
+        result = self.stylize_array(rgb, overwrite=isinstance(image, str | os.PathLike),
+                                    **inputs)
+        del rgb
+        return give_back(result, out)
 
 
 def load(model: str | os.PathLike, direction: str | None = None,

@@ -360,7 +360,7 @@ class AdaINInference(Inference):
             self._features = tf.function(features, reduce_retracing=True)
         return self._features(images)
 
-    def tiled(self, image, tile, *, style, strength=1.0, **options):
+    def tiled(self, image, tile, out=None, *, style, strength=1.0, **options):
         # Each tile renormalized with the whole image's content statistics (a tile's own
         # would give each tile its own contrast), blended over the overlaps.
         from kstyle.nets.tiling import blend_tiles, tile_geometry
@@ -375,7 +375,7 @@ class AdaINInference(Inference):
             image, tile, overlap, self.size_multiple,
             lambda patch: self._stylize_tile(patch[None], code.mean, code.std, strength,
                                              content_mean, content_std).numpy()[0],
-            finish=lambda band: np.clip(np.round(band), 0, 255).astype(np.uint8))
+            finish=lambda band: np.clip(np.round(band), 0, 255).astype(np.uint8), out=out)
 
 
 def _frozen_encoder(weights, name: str = "adain_encoder"):

@@ -359,8 +359,11 @@ class Inference:
         return SteadyTranslator(self.network, self.size_multiple, self.input_transform,
                                 window)
 
-    def tiled(self, image: np.ndarray, tile: int, **inputs) -> np.ndarray:
-        """:meth:`run` for a large image, tile by tile (needs the Keras network)."""
+    def tiled(self, image: np.ndarray, tile: int, out: np.ndarray | None = None,
+              **inputs) -> np.ndarray:
+        """:meth:`run` for a large image, tile by tile (needs the Keras network); the
+        result goes into ``out`` if given (``image`` itself, say: see
+        ``kstyle.nets.tiling.blend_tiles``)."""
         if len(self.signature.main.inputs) > 1:
             raise NotImplementedError(f"{type(self).__name__} has no tiled form")
         from kstyle.nets.tiling import TiledTranslator
@@ -369,4 +372,4 @@ class Inference:
             self._tiler = TiledTranslator(self.network, self.size_multiple,
                                           self.input_transform, tile=tile,
                                           overlap=min(64, tile // 4))
-        return self._tiler(image)
+        return self._tiler(image, out=out)

@@ -39,10 +39,10 @@ class SteadyTranslator:
     def __init__(self, network, size_multiple=1, input_transform="none", window=8):
         self.size_multiple, self.input_transform = int(size_multiple), input_transform
         self.weight = 1.0 / max(1.0, float(window))
-        held, norms, self.probe = held_norms(network)
+        held, norms, self.measuring = held_norms(network)
         self.fixed = list(norms.values())
         # The held network also gives the inputs its norms saw, to update the mean with.
-        self.network = held if self.probe is None else keras.Model(
+        self.network = held if self.measuring is None else keras.Model(
             held.inputs, [held.output, *[f.input for f in self.fixed]])
         self._run = tf.function(self._translate, reduce_retracing=True)
         self._measure = tf.function(self._statistics, reduce_retracing=True)
@@ -52,12 +52,12 @@ class SteadyTranslator:
         return prepare_input(images, self.size_multiple, self.input_transform)
 
     def _statistics(self, images):
-        return norm_moments(self.probe(self._prepare(images), training=False))
+        self.measuring(self._prepare(images), training=False)  # sets the norms' statistics
 
     def _translate(self, images):
         h, w = tf.shape(images)[1], tf.shape(images)[2]
         outputs = self.network(self._prepare(images), training=False)
-        if self.probe is None:
+        if self.measuring is None:
             return to_uint8(outputs[:, :h, :w, :]), []
         return to_uint8(outputs[0][:, :h, :w, :]), norm_moments(outputs[1:])
 
@@ -65,10 +65,8 @@ class SteadyTranslator:
         """Translates one uint8 ``HxWx3`` frame; ``new_scene``: the statistics restart from
         this frame's own (a clip's first frame, or the first after a cut)."""
         batch = np.ascontiguousarray(frame)[None]
-        if self.probe is not None and (new_scene or not self.held):
-            for fixed, (mean, variance) in zip(self.fixed, self._measure(batch)):
-                fixed.mean.assign(mean)
-                fixed.variance.assign(variance)
+        if self.measuring is not None and (new_scene or not self.held):
+            self._measure(batch)
             self.held = True
         out, seen = self._run(batch)
         for fixed, (mean, variance) in zip(self.fixed, seen):

@@ -8,7 +8,8 @@ over a copy of the image downscaled to at most ``stats_size`` pixels measures, f
 instance-norm layer, the per-channel mean and variance of its input; then every tile runs
 through the same network with those statistics fixed. Tiles overlap by ``overlap`` pixels
 and are blended with linear ramps, so no seam shows. Memory is bounded by the tile size,
-not the image size (besides the image itself and one float32 accumulator).
+not the image size (besides the image itself, which the result may overwrite, and one
+float32 band of tile rows).
 """
 
 from __future__ import annotations
@@ -61,12 +62,41 @@ def _is_instance_norm(layer) -> bool:
             and not layer.center and not layer.scale)
 
 
+class MeasuringNorm(keras.layers.Layer):
+    """Instance normalization that records the statistics it normalizes with in a
+    :class:`FixedInstanceNorm`'s variables: a statistics pass's stand-in for a norm.
+
+    Measured where the norm computes them anyway, each norm's input is not also held for
+    a separate moments branch beside the network: such a pass (a CycleGAN ResNet at
+    1024 x 768) needs less of TensorFlow's allocator, which keeps its high-water mark for
+    the rest of the process. The statistics are those ``tf.nn.moments`` gives.
+
+    Args:
+        fixed: the :class:`FixedInstanceNorm` whose ``mean`` and ``variance`` are set.
+        **kwargs: those of ``keras.layers.Layer``.
+    """
+
+    def __init__(self, fixed, **kwargs):
+        super().__init__(**kwargs)
+        self.fixed = fixed
+
+    def call(self, inputs):
+        x = tf.cast(inputs, "float32")
+        mean = tf.reduce_mean(x, axis=[0, 1, 2])
+        centered = x - mean
+        variance = tf.reduce_mean(tf.square(centered), axis=[0, 1, 2])
+        self.fixed.mean.assign(mean)
+        self.fixed.variance.assign(variance)
+        return tf.cast(centered * tf.math.rsqrt(variance + self.fixed.epsilon), inputs.dtype)
+
+
 def held_norms(network):
-    """``(held, norms, probe)`` of a functional network: ``held``, the network with each
+    """``(held, norms, measure)`` of a functional network: ``held``, the network with each
     instance norm replaced by a :class:`FixedInstanceNorm` (``norms``, by name; every
-    other layer shared, the same weights), and ``probe``, a model giving the inputs of
-    the original's instance norms (what their statistics are measured on). A network
-    without instance norms: ``(network, {}, None)``."""
+    other layer shared, the same weights), and ``measure``, a model that runs the
+    original network as far as its last instance norm and sets each of ``norms`` to the
+    statistics its norm saw (a :class:`MeasuringNorm` in its place; the outputs are not
+    needed). A network without instance norms: ``(network, {}, None)``."""
     found = [layer for layer in network.layers if _is_instance_norm(layer)]
     if not found:
         return network, {}, None
@@ -79,12 +109,17 @@ def held_norms(network):
             return norms[layer.name]
         return layer
 
+    def measuring(layer):
+        return MeasuringNorm(norms[layer.name], name=layer.name) if layer in found else layer
+
     held = keras.models.clone_model(network, clone_function=clone)
-    return held, norms, keras.Model(network.inputs, [layer.input for layer in found])
+    whole = keras.models.clone_model(network, clone_function=measuring)
+    return held, norms, keras.Model(whole.inputs,
+                                    [whole.get_layer(name).output for name in norms])
 
 
 def norm_moments(inputs) -> list:
-    """``[(mean, variance)]`` per channel of each tensor (a probe's outputs), float32."""
+    """``[(mean, variance)]`` per channel of each tensor (what norms saw), float32."""
     inputs = inputs if isinstance(inputs, list | tuple) else [inputs]
     return [tf.nn.moments(tf.cast(x, "float32"), axes=[0, 1, 2]) for x in inputs]
 
@@ -114,7 +149,7 @@ class TiledTranslator:
         self.tile, self.overlap = tile_geometry(tile, overlap, m)
         self.stats_size = int(stats_size)
         self.input_transform = input_transform
-        self.network, self.norms, self.probe = held_norms(network)
+        self.network, self.norms, self.measuring = held_norms(network)
         self._run = tf.function(self._translate, reduce_retracing=True)
         self._measure = tf.function(self._statistics, reduce_retracing=True)
 
@@ -126,25 +161,21 @@ class TiledTranslator:
         return self.network(self._prepare(images), training=False)[:, :h, :w, :]
 
     def _statistics(self, images):
-        return norm_moments(self.probe(self._prepare(images), training=False))
+        self.measuring(self._prepare(images), training=False)  # sets the norms' statistics
 
     def measure(self, image: np.ndarray) -> None:
         """Sets every instance norm's statistics from ``image`` (downscaled if large)."""
-        if self.probe is None:
-            return
-        small = downscale(image, self.stats_size)
-        for fixed, (mean, variance) in zip(self.norms.values(),
-                                           self._measure(small[None])):
-            fixed.mean.assign(mean)
-            fixed.variance.assign(variance)
+        if self.measuring is not None:
+            self._measure(downscale(image, self.stats_size)[None])
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape."""
+    def __call__(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape
+        (``out``, if given: ``image`` itself, say; see :func:`blend_tiles`)."""
         self.measure(image)
         return blend_tiles(image, self.tile, self.overlap, self.size_multiple,
                            lambda patch: self._run(patch[None]).numpy()[0],
                            finish=lambda band: np.clip(np.round((band + 1.0) * 127.5), 0,
-                                                       255).astype(np.uint8))
+                                                       255).astype(np.uint8), out=out)
 
 
 def tile_geometry(tile: int, overlap: int, multiple: int) -> tuple[int, int]:
@@ -185,7 +216,7 @@ def downscale(image: np.ndarray, long_side: int, rows: int = 32) -> np.ndarray:
 
 
 def blend_tiles(image: np.ndarray, tile: int, overlap: int, multiple: int,
-                function, finish=None) -> np.ndarray:
+                function, finish=None, out: np.ndarray | None = None) -> np.ndarray:
     """``function`` applied to overlapping tiles of ``image``, blended.
 
     ``function`` maps a uint8 ``h x w x 3`` tile (contiguous) to a float ``h x w x C``
@@ -195,13 +226,17 @@ def blend_tiles(image: np.ndarray, tile: int, overlap: int, multiple: int,
     ``finish`` (float ``rows x W x C`` -> the output's dtype: uint8, say) and leave the
     band. So memory is the image, the output and one band, not a float copy of the whole.
 
+    ``out``, if given, receives the result (``HxWxC`` of ``finish``'s dtype). It may be
+    ``image`` itself: rows are written only once no tile reads them any more, so a large
+    image and its result take the memory of one.
+
     Returns:
-        ``HxWxC``: ``finish``'s dtype, or float32 without ``finish``.
+        ``HxWxC``: ``finish``'s dtype, or float32 without ``finish``; ``out`` if given.
     """
     h, w = image.shape[:2]
     tops = tile_origins(h, tile, tile - overlap, multiple)
     lefts = tile_origins(w, tile, tile - overlap, multiple)
-    out = band = weight = None
+    band = weight = None
     first = 0  # the band's first row
     for i, top in enumerate(tops):
         for left in lefts:

@@ -39,7 +39,7 @@ from importlib import resources
 
 import numpy as np
 
-from kstyle.data.images import ImageRefused, ImageTooLarge, read_image, srgb_profile
+from kstyle.data.images import ImageRefused, ImageTooLarge, read_image, save_image
 from kstyle.errors import DataError, StyleOptionError
 from kstyle.models.signature import ENCODED_SIGNATURE, IMAGE, encoded_ports
 from kstyle.server.models import ModelSet, form_fields
@@ -174,12 +174,9 @@ def _media_type(accept: str | None) -> str:
 
 def encode(image: np.ndarray, media_type: str = "image/png") -> bytes:
     """A uint8 RGB result as an image file, tagged sRGB."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     options = {"quality": 92} if media_type != "image/png" else {"compress_level": 4}
-    Image.fromarray(image).save(buffer, format=FORMATS[media_type],
-                                icc_profile=srgb_profile().tobytes(), **options)
+    save_image(buffer, image, FORMATS[media_type], **options)
     return buffer.getvalue()
 
 
