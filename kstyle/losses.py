@@ -303,6 +303,68 @@ def total_variation_loss(images):
     return down + right
 
 
+def l2_normalize(x, epsilon: float = 1e-7):
+    """``x / (|x|_2 + epsilon)`` over the last axis, in float32.
+
+    The form of CUT's feature head (not ``x / max(|x|, epsilon)``): a zero vector stays
+    zero instead of dividing by zero.
+
+    Example:
+
+    >>> [round(float(v), 4) for v in l2_normalize([[3.0, 4.0]])[0]]
+    [0.6, 0.8]
+    """
+    x = _float32(x)
+    return x / (ops.sqrt(ops.sum(ops.square(x), axis=-1, keepdims=True)) + epsilon)
+
+
+def patch_nce_loss(query, key, temperature: float = 0.07):
+    """PatchNCE: a patch of the output must match the patch of the input at the same place
+    among the input's other patches.
+
+    For image ``n`` and patch ``i``, with ``q = query[n, i]`` (a feature of the output)
+    and ``k_j = key[n, j]`` (features of the input, same positions; no gradient flows
+    into them):
+
+        logits = [q . k_i, q . k_1, ..., q . k_P] / temperature,  q . k_i itself among the
+                 negatives replaced by -10 (exp(-10 / 0.07) is nothing)
+        loss[n, i] = cross_entropy(logits, class 0)
+                   = -q . k_i / T + log(exp(q . k_i / T) + sum_{j != i} exp(q . k_j / T)
+                                        + exp(-10 / T))
+
+    and the loss is the mean over images and patches. Negatives come from the same image
+    only. ``query`` and ``key`` are normally unit vectors (see :func:`l2_normalize`).
+
+    Args:
+        query: ``[N, P, C]`` features of the translated image at ``P`` sampled positions.
+        key: ``[N, P, C]`` features of the input at the same positions.
+        temperature: the softmax temperature (0.07 in the paper).
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+
+    >>> q = [[[1.0, 0.0], [0.0, 1.0]]]
+    >>> round(float(patch_nce_loss(q, q, temperature=1.0)), 4)  # log(e + e^0 + e^-10)
+    0.3133
+
+    Reference:
+        Park et al., "Contrastive Learning for Unpaired Image-to-Image Translation", ECCV
+        2020, https://arxiv.org/abs/2007.15651 (equation 2; negatives as in the authors'
+        ``PatchNCELoss`` with ``nce_includes_all_negatives_from_minibatch = False``).
+    """
+    query = _float32(query)
+    key = ops.stop_gradient(_float32(key))
+    positive = ops.sum(query * key, axis=-1, keepdims=True)  # [N, P, 1]
+    negative = ops.matmul(query, ops.transpose(key, (0, 2, 1)))  # [N, P, P]
+    patches = ops.shape(query)[1]
+    same = ops.cast(ops.eye(patches), "bool")[None]
+    negative = ops.where(same, ops.full_like(negative, -10.0), negative)
+    logits = ops.concatenate([positive, negative], axis=-1) / temperature
+    return ops.mean(ops.logsumexp(logits, axis=-1) - logits[..., 0])
+
+
 # Adding a GAN objective: write its generator and discriminator losses above, add one
 # line here, and one hand-computed test case in tests/test_losses.py.
 GAN_LOSSES = {
@@ -347,8 +409,10 @@ __all__ = [
     "hinge_discriminator_loss",
     "hinge_generator_loss",
     "l1_loss",
+    "l2_normalize",
     "lsgan_discriminator_loss",
     "lsgan_generator_loss",
+    "patch_nce_loss",
     "style_loss",
     "total_variation_loss",
     "vanilla_discriminator_loss",

@@ -184,7 +184,8 @@ def test_epoch_schedule(policy, epoch, expected):
 
 def test_registry_lists_valid_kinds():
     assert MODELS["pix2pix"] is Pix2Pix
-    with pytest.raises(ValueError, match="valid kinds: adain, cdae, cyclegan, fast_style, pix2pix"):
+    with pytest.raises(ValueError, match="valid kinds: adain, cdae, cut, cyclegan, "
+                                         "fast_style, fastcut, pix2pix"):
         get_model_class("pix3pix")
 
 

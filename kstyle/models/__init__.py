@@ -15,6 +15,7 @@ Adding a model kind (README, "Adding a model kind"):
 
 from kstyle.models.adain_options import AdaINOptions
 from kstyle.models.cdae_options import CDAEOptions
+from kstyle.models.cut_options import CUTOptions, FastCUTOptions
 from kstyle.models.cyclegan_options import CycleGANOptions
 from kstyle.models.fast_style_options import FastStyleOptions
 from kstyle.models.pix2pix_options import Pix2PixOptions
@@ -22,13 +23,14 @@ from kstyle.models.pix2pix_options import Pix2PixOptions
 #: Model kinds trained by ``kstyle fit``, by the name ``model.kind`` gives them.
 #: (``Gatys`` optimizes one image, through ``kstyle stylize --style``, and has no recipe.)
 KINDS = {"pix2pix": Pix2PixOptions, "cyclegan": CycleGANOptions, "cdae": CDAEOptions,
-         "fast_style": FastStyleOptions, "adain": AdaINOptions}
+         "fast_style": FastStyleOptions, "adain": AdaINOptions, "cut": CUTOptions,
+         "fastcut": FastCUTOptions}
 
 #: The kind a recipe without ``model.kind`` trains.
 DEFAULT_KIND = "pix2pix"
 
 _CLASSES = {"Pix2Pix": "pix2pix", "CycleGAN": "cyclegan", "CDAE": "cdae",
-            "FastStyle": "fast_style", "AdaIN": "adain"}
+            "FastStyle": "fast_style", "AdaIN": "adain", "CUT": "cut"}
 
 
 def get_model_class(kind: str):
@@ -77,5 +79,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'kstyle.models' has no attribute {name!r}")
 
 
-__all__ = ["AdaIN", "CDAE", "KINDS", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix",
+__all__ = ["CUT", "AdaIN", "CDAE", "KINDS", "MODELS", "CycleGAN", "FastStyle", "Gatys", "Pix2Pix",
            "get_inference", "get_model_class"]
