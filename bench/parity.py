@@ -24,6 +24,9 @@ Tasks:
               mapping (`tone_map`), trained unpaired on two disjoint halves of
               ../shared/data/horse2zebra/trainA, scored on testA; 128 px, 6-block ResNets,
               LSGAN, cycle 10, identity 0.5, 50-image pools; 10 epochs of 100 steps.
+    cut       the same known answer with CUT (recipes/cut.toml's settings at 128 px and 6
+    fastcut   blocks) against taesungp/contrastive-unpaired-translation's CUT and FastCUT
+              (--reference is then that checkout); 10 epochs of 100 steps.
 
 The learning rate is constant on both sides (the reference's ``--lr_policy step`` with a
 step beyond the run: its ``linear`` policy with ``--n_epochs_decay 0`` trains its last
@@ -196,6 +199,55 @@ class CycleGANTask(_Task):
                 "held back: testA")
 
 
+class CUTTask(CycleGANTask):
+    """CUT on CycleGAN's known-answer task (same data, size and generator).
+
+    The reference is taesungp/contrastive-unpaired-translation, run with strided
+    convolutions and transposed convolutions (``--no_antialias --no_antialias_up``: the
+    ResNet kstyle's CUT shares with CycleGAN, where the reference's default blurs before
+    and after resampling), and PatchNCE on the same five layers: at indices 0, 4, 7, 10
+    and 14 of that generator (the padded input, the two downsampling convolutions, the
+    first and the fifth residual block; its own default, 0,4,8,12,16, names them in the
+    blurred generator). Its results are ``images/fake_B/<name>.png``.
+    """
+
+    name = "cut"
+    mode = "CUT"
+    recipe = REPO / "recipes" / "cut.toml"
+    output_suffix = ".png"
+    reference_repo = "taesungp/contrastive-unpaired-translation"
+
+    def _net(self):
+        return ["--model", "cut", "--CUT_mode", self.mode, "--netG",
+                f"resnet_{self.blocks}blocks", "--no_antialias", "--no_antialias_up",
+                "--nce_layers", "0,4,7,10,14"]
+
+    def reference_images(self, images: Path) -> Path:
+        return images / "fake_B"
+
+    def after_reference_train(self, args, checkpoints: Path) -> None:
+        """Its train.py wraps the networks in ``DataParallel`` even on a CPU and saves
+        their weights as ``module.<key>``, which its test.py (unwrapped) cannot load: the
+        saved files get their keys without that prefix (the weights unchanged)."""
+        script = ("import sys, torch\n"
+                  "for path in sys.argv[1:]:\n"
+                  "    state = torch.load(path, map_location='cpu')\n"
+                  "    torch.save({k.removeprefix('module.'): v for k, v in state.items()}, path)")
+        subprocess.run([args.torch_python, "-c", script,
+                        *map(str, sorted(checkpoints.glob("*_net_*.pth")))], check=True)
+
+    def describe(self):
+        return super().describe().replace("ResNets", "ResNet generator")
+
+
+class FastCUTTask(CUTTask):
+    """FastCUT on the same task: the reference's ``--CUT_mode FastCUT``."""
+
+    name = "fastcut"
+    mode = "FastCUT"
+    recipe = REPO / "recipes" / "fastcut.toml"
+
+
 def _in_colour(path: Path) -> bool:
     """Whether a photo's channels differ anywhere by more than 2 levels."""
     image = _rgb(path).astype(np.int16)
@@ -272,7 +324,8 @@ class CDAETask(_Task):
                 "photos (horse2zebra train), held back: the test photos")
 
 
-TASKS = {task.name: task for task in (Pix2PixTask, CycleGANTask, CDAETask)}
+TASKS = {task.name: task for task in (Pix2PixTask, CycleGANTask, CDAETask, CUTTask,
+                                        FastCUTTask)}
 
 
 def score(outputs: dict, pairs) -> dict:
@@ -309,7 +362,7 @@ def _run_logged(command: list[str], log: Path, what: str) -> None:
                          + "\n".join(tail)) from None
 
 
-DEFAULT_EPOCHS = {"pix2pix": 5, "cyclegan": 10, "cdae": 3}
+DEFAULT_EPOCHS = {"pix2pix": 5, "cyclegan": 10, "cdae": 3, "cut": 10, "fastcut": 10}
 
 
 def run_name(args, task, seed: int, tag: str = "") -> str:
@@ -343,6 +396,8 @@ def reference_train(args, task, seed: int) -> dict:
     start = time.time()
     _run_logged(command, log, f"the reference's train.py (seed {seed})")
     seconds = time.time() - start
+    if hasattr(task, "after_reference_train"):
+        task.after_reference_train(args, folder / name)
     lines = log.read_text().splitlines()
     epochs = [float(line.split("Time Taken:")[1].split()[0])
               for line in lines if "Time Taken:" in line]
@@ -369,7 +424,8 @@ def reference_outputs(args, task, seed: int, eval_mode: bool) -> dict:
         ]
         _run_logged(command, folder / f"{name}_test.log",
                     f"the reference's test.py (seed {seed})")
-    return read_png_folder(images, task.output_suffix)
+    return read_png_folder(getattr(task, "reference_images", lambda f: f)(images),
+                           task.output_suffix)
 
 
 # --------------------------------------------------------------------------- kstyle
@@ -504,7 +560,8 @@ def cpu_name() -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=sorted(TASKS), default="pix2pix")
-    parser.add_argument("--reference", help="checkout of junyanz/pytorch-CycleGAN-and-pix2pix")
+    parser.add_argument("--reference", help="checkout of junyanz/pytorch-CycleGAN-and-pix2pix "
+                        "(--task cut, fastcut: of taesungp/contrastive-unpaired-translation)")
     parser.add_argument("--torch-python", default=os.environ.get("KSTYLE_TORCH_PYTHON", "python3"),
                         help="the Python of the reference's environment "
                              "(default $KSTYLE_TORCH_PYTHON or python3)")
@@ -539,9 +596,11 @@ def main(argv=None):
 
     if args.only != "kstyle" and not args.reference:
         parser.error("--reference is needed unless --only kstyle")
+    repo = getattr(TASKS[args.task], "reference_repo",
+                   "junyanz/pytorch-CycleGAN-and-pix2pix at e19f22f")
     if args.only != "kstyle" and not (Path(args.reference) / "train.py").is_file():
-        parser.error(f"--reference {args.reference}: no train.py there; check out "
-                     "junyanz/pytorch-CycleGAN-and-pix2pix at e19f22f (bench/README.md)")
+        parser.error(f"--reference {args.reference}: no train.py there; check out {repo} "
+                     "(bench/README.md)")
     shared = REPO.parent / "shared" / "data"
     if args.data is None:
         args.data = shared / ("paired_person_outline" if args.task == "pix2pix" else "horse2zebra")
@@ -560,7 +619,8 @@ def main(argv=None):
     for seed in args.seeds:
         if args.only != "kstyle":
             timing = reference_train(args, task, seed)
-            for eval_mode in (True, False) if task.name != "cyclegan" else (True,):
+            unpaired = task.name in ("cyclegan", "cut", "fastcut")
+            for eval_mode in (True, False) if not unpaired else (True,):
                 outputs = reference_outputs(args, task, seed, eval_mode)
                 mode = "--eval" if eval_mode else "train mode"
                 rows.append({"system": f"reference ({mode})", "seed": seed,

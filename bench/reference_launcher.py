@@ -1,4 +1,5 @@
-"""Runs a script of the PyTorch reference (junyanz/pytorch-CycleGAN-and-pix2pix), seeded.
+"""Runs a script of a PyTorch reference (junyanz/pytorch-CycleGAN-and-pix2pix, or
+taesungp/contrastive-unpaired-translation for CUT), seeded.
 
 Used by ``bench/parity.py`` in the reference's own environment (torch, torchvision, numpy,
 Pillow, dominate); it imports nothing of kstyle. Usage:
