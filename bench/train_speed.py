@@ -17,7 +17,8 @@ per configuration, XLA caches do not carry over and two runs never share the cor
   value: the yardstick for pix2pix.
 - `cyclegan`, `cyclegan-xla`: the reference CycleGAN at 256 px (two 9-block ResNet
   generators, two 70x70 PatchGANs, LSGAN, 50-image pools); `cyclegan-128`: 128 px with
-  6 blocks, the setting a CPU user can afford.
+  6 blocks, the setting a CPU user can afford; `cut-128`, `fastcut-128`: CUT and FastCUT
+  at the same size with the same generator (one generator, one PatchGAN, PatchNCE).
 - `cdae`, `cdae-xla`: the cross-domain autoencoder GAN at 256 px (when registered).
 - `pix2pix-bf16`, `cyclegan-bf16`, `cyclegan-128-bf16`: the same models built under the
   `mixed_bfloat16` dtype policy, as `kstyle fit` does for `train.precision`.
@@ -63,6 +64,10 @@ CONFIGS = {
     "cyclegan-xla": dict(impl="kstyle", kind="cyclegan", jit=True, size=256, steps=8),
     "cyclegan-128": dict(impl="kstyle", kind="cyclegan", options={"num_blocks": 6},
                          jit=False, size=128, steps=20),
+    "cut-128": dict(impl="kstyle", kind="cut", options={"num_blocks": 6}, jit=False,
+                    size=128, steps=20),
+    "fastcut-128": dict(impl="kstyle", kind="fastcut", options={"num_blocks": 6}, jit=False,
+                        size=128, steps=20),
     "pix2pix-bf16": dict(impl="kstyle", kind="pix2pix", jit=False, size=256, steps=40,
                          precision="mixed_bfloat16"),
     "cyclegan-bf16": dict(impl="kstyle", kind="cyclegan", jit=False, size=256, steps=8,
@@ -104,7 +109,7 @@ def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix"
     import keras
 
     sys.path.insert(0, str(REPO_ROOT))
-    from kstyle.models import get_model_class
+    from kstyle.models import KINDS, get_model_class
     from kstyle.optimizers import FusedAdam
 
     class BatchTimer(keras.callbacks.Callback):
@@ -126,7 +131,8 @@ def _time_kstyle(jit_compile: bool, size: int, total: int, kind: str = "pix2pix"
     from kstyle.precision import dtype_policy
 
     with dtype_policy(precision):  # as `kstyle fit` builds it for train.precision
-        model = get_model_class(kind).build_from_options(**(options or {}))
+        # The kind's own options (fastcut's defaults are not cut's).
+        model = get_model_class(kind).from_options(KINDS[kind](**(options or {})))
     model.compile(
         g_optimizer=FusedAdam(2e-4, beta_1=0.5),
         d_optimizer=FusedAdam(2e-4, beta_1=0.5),
