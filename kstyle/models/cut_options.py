@@ -15,6 +15,12 @@ NCE_LAYERS = ["stem_pad", "down1_conv", "down2_conv", "block0_add", "block4_add"
 
 Init = Literal["normal", "xavier"]
 
+# The fields FastCUT gives other defaults: one doc each.
+LAMBDA_NCE = "weight of the PatchNCE loss between input and output"
+NCE_IDT = ("also PatchNCE between a domain-B image and its translation (the identity term "
+           "of CUT; FastCUT: false)")
+FLIP = "flip half the inputs left-right and compare flipped features (FastCUT's regularizer)"
+
 
 def encoder_layers(num_blocks: int) -> list[str]:
     """The names of the ResNet generator's encoder layers (``kstyle.nets.resnet``): the
@@ -40,12 +46,9 @@ class CUTOptions(ModelOptions):
     discriminator: opt.Discriminator = opt.discriminator_option()
     gan_mode: opt.GanMode = opt.gan_mode_option("lsgan")
     lambda_gan: float = option(1.0, "weight of the adversarial loss", low=0)
-    lambda_nce: float = option(1.0, "weight of the PatchNCE loss between input and output",
-                               low=0)
-    nce_idt: bool = option(True, "also PatchNCE between a domain-B image and its "
-                           "translation (the identity term of CUT; FastCUT: false)")
-    flip_equivariance: bool = option(False, "flip half the inputs left-right and compare "
-                                     "flipped features (FastCUT's regularizer)")
+    lambda_nce: float = option(1.0, LAMBDA_NCE, low=0)
+    nce_idt: bool = option(True, NCE_IDT)
+    flip_equivariance: bool = option(False, FLIP)
     nce_layers: list[str] = option(list(NCE_LAYERS), "generator layers PatchNCE compares, "
                                    "by name", name=True)
     num_patches: int = option(256, "patches sampled per layer and image", positive=True)
@@ -82,9 +85,6 @@ class FastCUTOptions(CUTOptions):
     PatchNCE weight and flip equivariance (Park et al. 2020): about half CUT's step."""
 
     kind: str = opt.kind_option("fastcut")
-    lambda_nce: float = option(10.0, "weight of the PatchNCE loss between input and output",
-                               low=0)
-    nce_idt: bool = option(False, "also PatchNCE between a domain-B image and its "
-                           "translation (the identity term of CUT; FastCUT: false)")
-    flip_equivariance: bool = option(True, "flip half the inputs left-right and compare "
-                                     "flipped features (FastCUT's regularizer)")
+    lambda_nce: float = option(10.0, LAMBDA_NCE, low=0)
+    nce_idt: bool = option(False, NCE_IDT)
+    flip_equivariance: bool = option(True, FLIP)
