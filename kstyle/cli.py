@@ -175,7 +175,7 @@ def fit(recipe, overrides, quiet):
 @handle_errors
 def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, tile, blend,
             strength, extra_inputs, temporal, carry, **style_options):
-    """Stylize INPUTS (image files, folders of images, or video files).
+    """Stylize INPUTS (image files, video files, or folders of them).
 
     \b
     With a published model by name (downloaded and converted once, then offline;
@@ -212,8 +212,9 @@ def stylize(inputs, model, styles, out, direction, skip_existing, overwrite, til
     from kstyle.data.video import VIDEO_EXTENSIONS, is_video, result_suffix
 
     files = []
-    for item in inputs:
-        files += list_images(item) if Path(item).is_dir() else [item]
+    for item in inputs:  # a folder's images and video clips, or a file
+        files += (list_images(item, (*IMAGE_EXTENSIONS, *VIDEO_EXTENSIONS))
+                  if Path(item).is_dir() else [item])
     videos = [f for f in files if is_video(f)]
     if videos and not model:
         raise click.UsageError(f"{videos[0]}: a video is stylized by a model: give --model "

@@ -101,6 +101,20 @@ def test_stylize_a_clip_from_the_command_line_keeps_frames_rate_and_sound(tiny_r
     assert no_model.exit_code == 2 and "give --model" in no_model.output
 
 
+def test_a_folder_of_clips_and_photos_is_stylized_whole(tiny_run, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "media"
+    folder.mkdir()
+    write_clip(folder / "a.mp4", frames=4, size=(32, 40), rate=10, audio=None)
+    Image.fromarray(np.full((20, 24, 3), 90, np.uint8)).save(folder / "b.png")
+    result = CliRunner().invoke(main, ["stylize", str(folder), "--model", str(tiny_run),
+                                       "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert clip_info(tmp_path / "out" / "a.mp4").frames == 4
+    assert Image.open(tmp_path / "out" / "b.png").size == (24, 20)
+
+
 def test_steadiness_cuts_the_flicker_without_stylizing_less(resnet, tmp_path):
     clip = tmp_path / "clip.mp4"
     write_clip(clip, frames=16, size=(48, 64), rate=15, audio=None)

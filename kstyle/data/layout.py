@@ -59,12 +59,14 @@ LAYOUTS = {
 }
 
 
-def list_images(folder) -> list[str]:
+def list_images(folder, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
     """Lists the image files directly inside a folder, sorted by name.
 
     Args:
         folder: path of a folder holding image files with one of `IMAGE_EXTENSIONS`
             (case-insensitive). Sub-folders are not searched.
+        extensions: the file name endings listed (lower case); video files as well,
+            say, for stylize.
 
     Returns:
         The sorted list of full paths.
@@ -76,18 +78,19 @@ def list_images(folder) -> list[str]:
         >>> files = list_images("datasets/facades/train")  # doctest: +SKIP
     """
     folder = os.fspath(folder)
+    names = ", ".join(extensions)
     if not os.path.isdir(folder):
         raise DataError(
             f"image folder {folder!r} does not exist; it should be a folder holding images "
-            f"({_EXTENSIONS})"
+            f"({names})"
         )
     files = sorted(
         os.path.join(folder, name)
         for name in os.listdir(folder)
-        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, name))
+        if name.lower().endswith(extensions) and os.path.isfile(os.path.join(folder, name))
     )
     if not files:
-        raise DataError(f"image folder {folder!r} holds no images ({_EXTENSIONS})")
+        raise DataError(f"image folder {folder!r} holds no images ({names})")
     return files
 
 
