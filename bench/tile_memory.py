@@ -8,9 +8,10 @@ Usage:
 Each (model, size) runs in its own process, so that its peak resident memory (the
 process's ``ru_maxrss``) is its own: the network is built (CycleGAN's 9-block ResNet
 generator, 64 filters, instance norm; pix2pix's 8-level U-Net, 64 filters, instance
-norm), a photo of that size is written as a PNG (a real photo from ../shared/data/content
-resized to it when the folder is there, else seeded noise), and ``kstyle.stylize`` reads
-it, stylizes it in tiles of ``--tile`` px and writes the result, as a user would. The
+norm), a photo of that size is written as a PNG by the parent process (a real photo from
+../shared/data/content resized to it when the folder is there, else seeded noise), and
+``kstyle.stylize`` reads it, stylizes it in tiles of ``--tile`` px and writes the result,
+as a user would. The
 photo itself is ``width x height x 3`` bytes; the table gives the peak in GiB and as a
 multiple of that.
 
@@ -33,12 +34,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "content"
 MODELS = ("resnet", "unet")
 
 
-def worker(model: str, width: int, height: int, tile: int, folder: Path) -> dict:
+def make_photo(width: int, height: int, folder: Path) -> Path:
+    """The photo of a size, written once (in the parent process: making it is not what a
+    worker's peak should count)."""
     import numpy as np
     from PIL import Image
-
-    import kstyle
-    from kstyle.nets import resnet_generator, unet_generator
 
     photo = folder / f"photo_{width}x{height}.png"
     if not photo.exists():
@@ -49,7 +49,14 @@ def worker(model: str, width: int, height: int, tile: int, folder: Path) -> dict
             image = Image.fromarray(np.random.default_rng(0).integers(
                 0, 256, (height, width, 3), np.uint8))
         image.save(photo)
-        del image
+    return photo
+
+
+def worker(model: str, width: int, height: int, tile: int, folder: Path) -> dict:
+    import kstyle
+    from kstyle.nets import resnet_generator, unet_generator
+
+    photo = folder / f"photo_{width}x{height}.png"
     if model == "resnet":
         net, multiple = resnet_generator(base_filters=64, num_blocks=9, norm="instance"), 4
     else:
@@ -86,6 +93,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes:
+            make_photo(*map(int, size.split("x")), Path(folder))
             for model in args.models:
                 done = subprocess.run(
                     [sys.executable, __file__, "--worker", model, size, str(args.tile),

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kstyle.nets.layers import InstanceNormalization
+from kstyle.nets.layers import InstanceNormalization, portable_graph
 from kstyle.nets.uint8 import prepare_input
 
 
@@ -166,7 +166,11 @@ class TiledTranslator:
     def measure(self, image: np.ndarray) -> None:
         """Sets every instance norm's statistics from ``image`` (downscaled if large)."""
         if self.measuring is not None:
-            self._measure(downscale(image, self.stats_size)[None])
+            # Traced with Keras' own convolutions: the one pass over the (large) copy is
+            # the memory peak of a tiled image, and the Winograd form's compiled clusters
+            # add about a third to it, for a pass that runs once per image.
+            with portable_graph(None):
+                self._measure(downscale(image, self.stats_size)[None])
 
     def __call__(self, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Translates one uint8 ``HxWx3`` array; returns uint8 of the same shape
