@@ -244,6 +244,23 @@ def adain_run(tmp_path_factory, vgg_file):
     return fit(tiny_adain_recipe(tmp, vgg_file), verbose=0, log=lambda *_: None).run_dir, tmp
 
 
+def test_a_fresh_process_loads_and_runs_the_run(adain_run, tmp_path):
+    # Nothing imported beforehand registers AdaIN's layers: loading has to.
+    import subprocess
+    import sys
+
+    run, tmp = adain_run
+    content = tmp_path / "content.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8)).save(
+        content)
+    style = sorted((tmp / "styles").glob("*.png"))[0]
+    done = subprocess.run([sys.executable, "-m", "kstyle.cli", "stylize", str(content),
+                           "--model", str(run), "--style", str(style), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Image.open(tmp_path / "out" / "content.png").size == (40, 30)
+
+
 def test_load_gives_a_stylizer_that_takes_any_style(adain_run):
     run, tmp = adain_run
     stylizer = kstyle.load(run)

@@ -3,6 +3,7 @@
 Importing this package registers every custom layer, which loading a saved network needs.
 """
 
+from kstyle.nets import adain, patch_nce, uint8  # noqa: F401  (register their layers)
 from kstyle.nets.image_pool import ImagePool
 from kstyle.nets.layers import (
     NORMS,
