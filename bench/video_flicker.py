@@ -103,7 +103,7 @@ def main() -> None:
                        "distance_ratio": on["input_distance"]
                        / max(off["input_distance"], 1e-12)}
                 rows.append(row)
-                print(f"{clip.name:22s} {name:22s} {row['frames']:4d} frames: warping error "
+                print(f"{clip.name:22s} {name:28s} {row['frames']:4d} frames: warping error "
                       f"{off['warping_error']:.4f} -> {on['warping_error']:.4f} "
                       f"({row['warping_ratio']:.2f}x), distance from input "
                       f"{off['input_distance']:.3f} -> {on['input_distance']:.3f} "
