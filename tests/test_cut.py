@@ -186,3 +186,19 @@ def test_shipped_recipes_have_the_reference_settings():
     assert (fast.model.kind, fast.model.lambda_nce, fast.model.nce_idt,
             fast.model.flip_equivariance, fast.train.epochs, fast.train.decay_start_epoch) == (
         "fastcut", 10.0, False, True, 200, 150)
+
+
+def test_a_cut_run_exports_to_litert_and_onnx_and_tiles(cut_runs, tmp_path):
+    from kstyle import export as kexport
+
+    run = cut_runs["fastcut"].run_dir
+    results = kexport.export_run(run, tmp_path, saved_model=False, onnx=True,
+                                 log=lambda *_: None)
+    assert set(results) == {"tflite", "onnx"} and all(r["passed"] for r in results.values())
+    photo = np.random.default_rng(1).integers(0, 256, (36, 44, 3), np.uint8)
+    keras_out = kstyle.stylize(photo, model=run)
+    for name in ("translator.tflite", "translator.onnx"):
+        out = kstyle.stylize(photo, model=tmp_path / name)
+        assert np.abs(keras_out.astype(int) - out.astype(int)).max() <= kexport.MAX_ABS_DIFF
+    tiled = kstyle.load(run, tile=16)(photo)
+    assert tiled.shape == photo.shape
