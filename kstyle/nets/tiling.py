@@ -219,6 +219,10 @@ def downscale(image: np.ndarray, long_side: int, rows: int = 32) -> np.ndarray:
     return tf.cast(tf.clip_by_value(tf.round(small), 0, 255), tf.uint8).numpy()
 
 
+#: Rows of a band divided and finished at a time by :func:`blend_tiles`.
+BLEND_ROWS = 32
+
+
 def blend_tiles(image: np.ndarray, tile: int, overlap: int, multiple: int,
                 function, finish=None, out: np.ndarray | None = None) -> np.ndarray:
     """``function`` applied to overlapping tiles of ``image``, blended.
@@ -240,33 +244,33 @@ def blend_tiles(image: np.ndarray, tile: int, overlap: int, multiple: int,
     h, w = image.shape[:2]
     tops = tile_origins(h, tile, tile - overlap, multiple)
     lefts = tile_origins(w, tile, tile - overlap, multiple)
-    band = weight = None
-    first = 0  # the band's first row
+    band = weight = None  # the rows top .. top + tile of a row of tiles, allocated once
     for i, top in enumerate(tops):
         for left in lefts:
             patch = np.ascontiguousarray(image[top:top + tile, left:left + tile])
             result = np.asarray(function(patch), np.float32)
-            bottom = top + patch.shape[0]
             if band is None:
-                band = np.zeros((0, w, result.shape[-1]), np.float32)
-                weight = np.zeros((0, w, 1), np.float32)
-            if bottom - first > band.shape[0]:  # the band grows to the tile's last row
-                grow = bottom - first - band.shape[0]
-                band = np.concatenate([band, np.zeros((grow, *band.shape[1:]), np.float32)])
-                weight = np.concatenate([weight, np.zeros((grow, w, 1), np.float32)])
+                band = np.zeros((min(tile, h), w, result.shape[-1]), np.float32)
+                weight = np.zeros((min(tile, h), w, 1), np.float32)
             ramp = tile_weights(patch.shape[0], patch.shape[1], overlap, top > 0,
                                 top + tile < h, left > 0, left + tile < w)
-            rows = slice(top - first, bottom - first)
-            band[rows, left:left + patch.shape[1]] += result * ramp
-            weight[rows, left:left + patch.shape[1]] += ramp
-        # Rows above the next row of tiles get nothing more.
-        done = (tops[i + 1] if i + 1 < len(tops) else h) - first
-        blended = band[:done] / np.maximum(weight[:done], 1e-8)
-        blended = finish(blended) if finish is not None else blended
-        if out is None:
-            out = np.empty((h, w, blended.shape[-1]), blended.dtype)
-        out[first:first + done] = blended
-        band, weight, first = band[done:], weight[done:], first + done
+            rows, cols = slice(0, patch.shape[0]), slice(left, left + patch.shape[1])
+            band[rows, cols] += result * ramp
+            weight[rows, cols] += ramp
+        # Rows above the next row of tiles get nothing more: divided by their weights and
+        # finished a few at a time (a few rows of temporaries, not a band's).
+        done = (tops[i + 1] if i + 1 < len(tops) else h) - top
+        for r in range(0, done, BLEND_ROWS):
+            rows = slice(r, min(done, r + BLEND_ROWS))
+            blended = band[rows] / np.maximum(weight[rows], 1e-8)
+            blended = finish(blended) if finish is not None else blended
+            if out is None:
+                out = np.empty((h, w, blended.shape[-1]), blended.dtype)
+            out[top + rows.start:top + rows.stop] = blended
+        # The rest of the band moves up to become the next row's first rows.
+        keep = band.shape[0] - done
+        band[:keep], weight[:keep] = band[done:], weight[done:]
+        band[keep:], weight[keep:] = 0.0, 0.0
     return out
 
 
