@@ -202,3 +202,18 @@ def test_a_cut_run_exports_to_litert_and_onnx_and_tiles(cut_runs, tmp_path):
         assert np.abs(keras_out.astype(int) - out.astype(int)).max() <= kexport.MAX_ABS_DIFF
     tiled = kstyle.load(run, tile=16)(photo)
     assert tiled.shape == photo.shape
+
+
+def test_kstyle_eval_scores_a_cut_run_with_fid_and_kid(cut_runs, tmp_path):
+    from click.testing import CliRunner
+
+    from kstyle.cli import main
+
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(main, ["eval", str(cut_runs["cut"].run_dir),
+                                       "--inception-weights", "random", "--limit", "4",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert scores["kind"] == "cut" and (scores["n_translated"], scores["n_real"]) == (4, 4)
+    assert scores["fid"] >= 0 and np.isfinite(scores["kid"])
