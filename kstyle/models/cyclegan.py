@@ -9,6 +9,7 @@ from kstyle import losses
 from kstyle.models.cyclegan_options import CycleGANOptions
 from kstyle.models.two_way import TwoWayGAN
 from kstyle.nets.image_pool import ImagePool
+from kstyle.nets.layers import all_layers
 from kstyle.nets.patchgan import discriminator as build_discriminator
 from kstyle.nets.resnet import RESNET_SIZE_MULTIPLE, resnet_generator
 from kstyle.nets.vgg import vgg19_features
@@ -282,13 +283,9 @@ class CycleGAN(TwoWayGAN):
     def per_image(self) -> bool:
         """Whether the four networks compute each image of a batch on its own: true
         unless one has batch normalization, whose statistics span the batch."""
-        def layers(model):
-            for layer in model.layers:
-                yield layer
-                yield from layers(layer) if hasattr(layer, "layers") else ()
-
         return not any(isinstance(layer, keras.layers.BatchNormalization)
-                       for network in super().networks.values() for layer in layers(network))
+                       for network in super().networks.values()
+                       for layer in all_layers(network))
 
     def test_step(self, data):
         real_a, real_b = data

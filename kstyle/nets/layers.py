@@ -553,6 +553,14 @@ def _winograd_pays() -> bool:
     return True
 
 
+def all_layers(model):
+    """Every layer of ``model``, those inside nested models included (depth first)."""
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
+
+
 @keras.saving.register_keras_serializable(package="kstyle")
 class NearestUpsampling2D(keras.layers.Layer):
     """Doubles the height and width of NHWC images by nearest-neighbour resizing.

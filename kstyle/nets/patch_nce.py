@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from kstyle.losses import l2_normalize
+from kstyle.nets.layers import all_layers
 
 
 def initialize(model: keras.Model, init: str = "xavier", gain: float = 0.02) -> None:
@@ -18,7 +19,7 @@ def initialize(model: keras.Model, init: str = "xavier", gain: float = 0.02) -> 
     ``"normal"``, a normal of standard deviation ``gain``."""
     if init not in ("xavier", "normal"):
         raise ValueError(f"unknown init {init!r}; expected 'xavier' or 'normal'")
-    for layer in _layers(model):
+    for layer in all_layers(model):
         kernel = getattr(layer, "kernel", None)
         if kernel is None:
             continue
@@ -29,13 +30,6 @@ def initialize(model: keras.Model, init: str = "xavier", gain: float = 0.02) -> 
         kernel.assign(fill(kernel.shape, kernel.dtype))
         if getattr(layer, "bias", None) is not None:
             layer.bias.assign(tf.zeros(layer.bias.shape, layer.bias.dtype))
-
-
-def _layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _layers(layer)
 
 
 def patch_ids(features, num_patches: int):
