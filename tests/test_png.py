@@ -51,3 +51,32 @@ def test_the_colour_profile_is_embedded_and_bad_input_refused():
         write_png(io.BytesIO(), np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="uint8 HxWx3"):
         write_png(io.BytesIO(), np.zeros((4, 4, 3), np.float32))
+
+
+def test_the_same_result_is_the_same_file_whenever_it_is_written(monkeypatch):
+    """LittleCMS stamps a profile with the time it is made: results embed one with a fixed
+    date, so two saves of one result (a second apart or not) are byte for byte alike."""
+    from kstyle.data import images
+
+    stamps = iter([(2026, 12, 7, 15, 47, 59), (2026, 12, 7, 15, 48, 0)])
+    made = images.srgb_profile
+
+    def stamped():  # the profile as LittleCMS would make it at two different seconds
+        profile = bytearray(made().tobytes())
+        profile[24:36] = np.array(next(stamps), ">u2").tobytes()
+        return ImageCms.ImageCmsProfile(io.BytesIO(bytes(profile)))
+
+    images.srgb_profile_bytes.cache_clear()
+    monkeypatch.setattr(images, "srgb_profile", stamped)
+    files = []
+    for _ in range(2):
+        buffer = io.BytesIO()
+        images.save_image(buffer, photo_like(9, 7))
+        files.append(buffer.getvalue())
+        images.srgb_profile_bytes.cache_clear()
+    assert files[0] == files[1]
+    embedded = Image.open(io.BytesIO(files[0])).info["icc_profile"]
+    assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(
+        io.BytesIO(embedded)))
+    monkeypatch.undo()
+    images.srgb_profile_bytes.cache_clear()

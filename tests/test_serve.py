@@ -3,6 +3,7 @@ shape against kstyle's server and against the exported SavedModel, the queue und
 and a graceful stop on SIGTERM."""
 
 import base64
+import functools
 import io
 import os
 import signal
@@ -27,6 +28,11 @@ from kstyle.server import serve  # noqa: E402
 from kstyle.server.app import Settings, create_app  # noqa: E402
 from kstyle.server.models import parse_sources  # noqa: E402
 from kstyle.server.worker import Busy, Job, WorkQueue  # noqa: E402
+
+# A model's first request traces it: on a busy machine that can take longer than httpx's
+# 5 s default.
+post = functools.partial(httpx.post, timeout=120)
+get = functools.partial(httpx.get, timeout=120)
 
 
 def png(array) -> bytes:
@@ -71,9 +77,9 @@ def url(models):
 
 
 def test_health_models_and_openapi(url):
-    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{url}/readyz").json()["models"] == ["tiny", "adain"]
-    listed = {m["name"]: m for m in httpx.get(f"{url}/v1/models").json()["models"]}
+    assert get(f"{url}/healthz").json() == {"status": "ok"}
+    assert get(f"{url}/readyz").json()["models"] == ["tiny", "adain"]
+    listed = {m["name"]: m for m in get(f"{url}/v1/models").json()["models"]}
     tiny, adain = listed["tiny"], listed["adain"]
     assert [f["name"] for f in tiny["fields"]] == ["image"] and not tiny["takes_style"]
     assert tiny["size_multiple"] == 32 and tiny["kind"] == "pix2pix" and tiny["batches"]
@@ -83,23 +89,23 @@ def test_health_models_and_openapi(url):
                                                                  "style_bytes", "strength"]
     strength = adain["fields"][2]
     assert (strength["low"], strength["high"]) == (0.0, 1.0)
-    one = httpx.get(f"{url}/v1/models/tiny").json()
+    one = get(f"{url}/v1/models/tiny").json()
     assert one["model_version_status"][0]["state"] == "AVAILABLE"
-    paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+    paths = get(f"{url}/openapi.json").json()["paths"]
     assert {"/v1/models/{name}:stylize", "/v1/models/{name}:predict", "/healthz",
             "/readyz", "/v1/models"} <= set(paths)
-    styles = httpx.get(f"{url}/v1/styles").json()["styles"]
+    styles = get(f"{url}/v1/styles").json()["styles"]
     assert len(styles) >= 3
-    painting = httpx.get(url + styles[0]["url"])
+    painting = get(url + styles[0]["url"])
     assert painting.status_code == 200 and decoded(painting.content).shape[2] == 3
-    page = httpx.get(f"{url}/")
+    page = get(f"{url}/")
     assert page.status_code == 200 and "/static/kstyle.js" in page.text
     assert "http" not in page.text.replace("http-equiv", "")  # nothing fetched elsewhere
 
 
 def test_stylize_gives_the_inputs_size_in_the_format_asked(url, models):
     image = photo()
-    response = httpx.post(f"{url}/v1/models/tiny:stylize",
+    response = post(f"{url}/v1/models/tiny:stylize",
                           files={"image": ("a.png", png(image), "image/png")})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
@@ -109,11 +115,11 @@ def test_stylize_gives_the_inputs_size_in_the_format_asked(url, models):
     assert Image.open(io.BytesIO(response.content)).info.get("icc_profile")  # sRGB
     for accept, media in (("image/jpeg", "image/jpeg"), ("image/webp", "image/webp"),
                           ("text/html, image/*;q=0.8", "image/png")):
-        response = httpx.post(f"{url}/v1/models/tiny:stylize", headers={"Accept": accept},
+        response = post(f"{url}/v1/models/tiny:stylize", headers={"Accept": accept},
                               files={"image": ("a.png", png(image))})
         assert response.headers["content-type"] == media
         assert decoded(response.content).shape == image.shape
-    refused = httpx.post(f"{url}/v1/models/tiny:stylize", headers={"Accept": "text/csv"},
+    refused = post(f"{url}/v1/models/tiny:stylize", headers={"Accept": "text/csv"},
                          files={"image": ("a.png", png(image))})
     assert refused.status_code == 406 and "image/png" in refused.json()["error"]
 
@@ -121,17 +127,17 @@ def test_stylize_gives_the_inputs_size_in_the_format_asked(url, models):
 def test_a_style_model_takes_a_style_and_a_strength(url, models):
     image, style = photo(40, 48), photo(30, 36, seed=1)
     files = {"image": ("a.png", png(image)), "style": ("s.png", png(style))}
-    weak = httpx.post(f"{url}/v1/models/adain:stylize", files=files, data={"strength": "0"})
-    strong = httpx.post(f"{url}/v1/models/adain:stylize", files=files,
+    weak = post(f"{url}/v1/models/adain:stylize", files=files, data={"strength": "0"})
+    strong = post(f"{url}/v1/models/adain:stylize", files=files,
                         data={"strength": "1"})
     assert weak.status_code == strong.status_code == 200, weak.text
     assert decoded(weak.content).shape == image.shape
     assert not np.array_equal(decoded(weak.content), decoded(strong.content))
     expected = models["adain"].stylize_array(image, style=style, strength=1.0)
     assert np.abs(decoded(strong.content).astype(int) - expected).max() <= 1
-    missing = httpx.post(f"{url}/v1/models/adain:stylize", files={"image": files["image"]})
+    missing = post(f"{url}/v1/models/adain:stylize", files={"image": files["image"]})
     assert missing.status_code == 400 and "missing field 'style'" in missing.json()["error"]
-    out_of_range = httpx.post(f"{url}/v1/models/adain:stylize", files=files,
+    out_of_range = post(f"{url}/v1/models/adain:stylize", files=files,
                               data={"strength": "2"})
     assert out_of_range.status_code == 400
     assert "strength = 2" in out_of_range.json()["error"]
@@ -164,7 +170,7 @@ REFUSALS = [
 @pytest.mark.parametrize("what, model, files, data, status, words", REFUSALS,
                          ids=[r[0] for r in REFUSALS])
 def test_refusals_are_one_line_json(url, what, model, files, data, status, words):
-    response = httpx.post(f"{url}/v1/models/{model}:stylize", files=files, data=data)
+    response = post(f"{url}/v1/models/{model}:stylize", files=files, data=data)
     assert response.status_code == status, response.text
     message = response.json()["error"]
     assert words in message and "\n" not in message
@@ -174,23 +180,23 @@ def test_refusals_are_one_line_json(url, what, model, files, data, status, words
 
 def test_a_body_over_the_upload_limit_is_refused_before_it_is_read(url):
     big = b"\0" * (2**20 + 10)
-    response = httpx.post(f"{url}/v1/models/tiny:stylize", files={"image": ("a.png", big)})
+    response = post(f"{url}/v1/models/tiny:stylize", files={"image": ("a.png", big)})
     assert response.status_code == 413 and "this server takes at most" in response.text
 
     def chunks():  # no Content-Length: counted as it arrives
         for _ in range(20):
             yield b"\0" * 2**16
 
-    response = httpx.post(f"{url}/v1/models/tiny:predict", content=chunks())
+    response = post(f"{url}/v1/models/tiny:predict", content=chunks())
     assert response.status_code == 413 and "over 1,048,576 bytes" in response.text
-    assert httpx.post(f"{url}/v1/models/tiny:stylize", content=b"plain",
+    assert post(f"{url}/v1/models/tiny:stylize", content=b"plain",
                       headers={"Content-Type": "text/plain"}).status_code == 400
 
 
 def test_predict_in_tensorflow_servings_shape(url, models):
     images = [photo(37, 51), photo(37, 51, seed=2), photo(20, 24, seed=3)]
     body = {"instances": [b64(png(i)) for i in images]}
-    response = httpx.post(f"{url}/v1/models/tiny:predict", json=body)
+    response = post(f"{url}/v1/models/tiny:predict", json=body)
     assert response.status_code == 200, response.text
     predictions = response.json()["predictions"]
     assert len(predictions) == 3 and set(predictions[0]) == {"b64"}
@@ -199,10 +205,10 @@ def test_predict_in_tensorflow_servings_shape(url, models):
         expected = models["tiny"].stylize_array(image)
         assert np.abs(got.astype(int) - expected).max() <= 1
     # The named form, and the columnar one.
-    named = httpx.post(f"{url}/v1/models/tiny:predict",
+    named = post(f"{url}/v1/models/tiny:predict",
                        json={"instances": [{"image_bytes": b64(png(images[0]))}]})
     assert named.json()["predictions"][0] == predictions[0]
-    columnar = httpx.post(f"{url}/v1/models/tiny:predict",
+    columnar = post(f"{url}/v1/models/tiny:predict",
                           json={"inputs": {"image_bytes": [b64(png(images[0]))]}})
     assert columnar.json() == {"outputs": [predictions[0]]}
     for bad, words in (({"instances": [{"b64": "%%%"}]}, "not valid base64"),
@@ -211,7 +217,7 @@ def test_predict_in_tensorflow_servings_shape(url, models):
                         "signature_name 'other'"),
                        ({"rows": []}, "expected 'instances'"),
                        ({"instances": [b64(png(images[0]))] * 7}, "at most 6")):
-        response = httpx.post(f"{url}/v1/models/tiny:predict", json=bad)
+        response = post(f"{url}/v1/models/tiny:predict", json=bad)
         assert response.status_code in (400, 413) and words in response.json()["error"]
 
 
@@ -236,7 +242,7 @@ def test_predict_matches_the_exported_saved_models_signature(url, models, tmp_pa
                                    else r[key] for r in rows]) for key in inputs}
         (key, outputs), = signature(**feeds).items()
         assert key == "image_bytes"
-        served = httpx.post(f"{url}/v1/models/{name}:predict",
+        served = post(f"{url}/v1/models/{name}:predict",
                             json={"instances": instances}).json()["predictions"]
         for output, prediction in zip(outputs.numpy(), served):
             a, b = decoded(output), decoded(base64.b64decode(prediction["b64"]))
@@ -248,12 +254,12 @@ def test_predict_matches_the_exported_saved_models_signature(url, models, tmp_pa
 
 def test_the_token_guards_the_api_but_not_the_health_checks(models):
     with running(create_app({"tiny": models["tiny"]}, Settings(token="s3cret"))) as url:
-        assert httpx.get(f"{url}/healthz").status_code == 200
-        refused = httpx.get(f"{url}/v1/models")
+        assert get(f"{url}/healthz").status_code == 200
+        refused = get(f"{url}/v1/models")
         assert refused.status_code == 401 and "Bearer" in refused.json()["error"]
-        wrong = httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer nope"})
+        wrong = get(f"{url}/v1/models", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
-        assert httpx.get(f"{url}/v1/models",
+        assert get(f"{url}/v1/models",
                          headers={"Authorization": "Bearer s3cret"}).status_code == 200
     with pytest.raises(KstyleError, match="--token"):
         serve(["mosaic"], host="0.0.0.0")
@@ -310,14 +316,14 @@ def test_a_full_queue_answers_503_with_retry_after_and_a_slow_one_504(models):
             pending = [pool.submit(httpx.post, f"{url}/v1/models/slow:stylize",
                                    files=files, timeout=30) for _ in range(2)]
             time.sleep(0.5)
-            busy = httpx.post(f"{url}/v1/models/slow:stylize", files=files)
+            busy = post(f"{url}/v1/models/slow:stylize", files=files)
             assert busy.status_code == 503 and int(busy.headers["Retry-After"]) >= 1
             assert "busy" in busy.json()["error"]
             assert [p.result().status_code for p in pending] == [504, 504]
             assert "limit of 1.5 s" in pending[0].result().json()["error"]
         gate.set()
         time.sleep(0.2)
-        assert httpx.post(f"{url}/v1/models/slow:stylize", files=files).status_code == 200
+        assert post(f"{url}/v1/models/slow:stylize", files=files).status_code == 200
 
 
 def test_sixteen_clients_get_results_or_503_and_the_server_still_answers(models):
@@ -338,8 +344,8 @@ def test_sixteen_clients_get_results_or_503_and_the_server_still_answers(models)
         with ThreadPoolExecutor(16) as pool:
             codes = [c for result in pool.map(client, range(16)) for c in result]
         assert len(codes) == 64 and set(codes) <= {200, 503} and 200 in codes
-        assert httpx.get(f"{url}/readyz").status_code == 200
-        assert httpx.post(f"{url}/v1/models/tiny:stylize",
+        assert get(f"{url}/readyz").status_code == 200
+        assert post(f"{url}/v1/models/tiny:stylize",
                           files={"image": ("a.png", image)}).status_code == 200
 
 
@@ -359,7 +365,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(tiny_run, tmp_path):
         deadline = time.monotonic() + 120
         while True:
             try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
+                if get(f"{url}/readyz").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -381,7 +387,7 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(tiny_run, tmp_path):
         if server.poll() is None:
             server.kill()
     with pytest.raises(httpx.TransportError):
-        httpx.get(f"{url}/healthz")
+        get(f"{url}/healthz")
 
 
 def test_models_load_in_the_background_and_readyz_says_when(tiny_run):
@@ -390,13 +396,13 @@ def test_models_load_in_the_background_and_readyz_says_when(tiny_run):
     models = ModelSet({"tiny": str(tiny_run), "broken": str(tiny_run / "nowhere")},
                       log=lambda *_: None)
     with running(create_app(models)) as url:
-        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert get(f"{url}/healthz").status_code == 200
         models.wait(60)
-        response = httpx.get(f"{url}/readyz")
+        response = get(f"{url}/readyz")
         message = response.json()["error"]
         assert response.status_code == 503 and "'broken' could not be loaded" in message
         assert "nowhere" not in message  # the reason, with its path, is in the log only
-        listed = httpx.get(f"{url}/v1/models")
+        listed = get(f"{url}/v1/models")
         assert listed.status_code == 503
 
 

@@ -6,8 +6,10 @@ conversions below are the only place that mapping is written down.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -213,6 +215,16 @@ def srgb_profile():
     from PIL import ImageCms
 
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.cache
+def srgb_profile_bytes() -> bytes:
+    """The sRGB profile as embedded in results, with a fixed creation date (bytes 24-35
+    of the ICC header; LittleCMS writes the current time there): the same result is
+    then the same file whenever it is written."""
+    data = bytearray(srgb_profile().tobytes())
+    data[24:36] = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)
+    return bytes(data)
 
 
 def pillow_to_rgb(image: Image.Image) -> np.ndarray:
@@ -561,7 +573,7 @@ def save_image(file, image: np.ndarray, format: str = "PNG", **options) -> None:
     large result in memory; other formats go through Pillow. ``options``: Pillow's (for
     a PNG, ``compress_level`` only).
     """
-    profile = srgb_profile().tobytes()
+    profile = srgb_profile_bytes()
     if format == "PNG":
         from kstyle.data.png import write_png
 
