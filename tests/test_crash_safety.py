@@ -59,11 +59,29 @@ def command(recipe, run_dir):
     return [sys.executable, "-m", "kstyle.cli", "fit", path, "--quiet", *sets]
 
 
+def start(recipe, run_dir):
+    """Starts ``kstyle fit`` into ``run_dir``; its output goes to ``run_dir``.log."""
+    log = run_dir.with_name(run_dir.name + ".log")
+    with open(log, "w") as out:
+        process = subprocess.Popen(command(recipe, run_dir), cwd=REPO, env=ENV, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    process.log = log
+    return process
+
+
+def finish(process):
+    """Waits for a started run to end; returns its output."""
+    try:
+        process.wait(timeout=300)
+    finally:
+        process.kill()
+    out = process.log.read_text()
+    assert process.returncode == 0, out
+    return out
+
+
 def run_to_end(recipe, run_dir):
-    done = subprocess.run(command(recipe, run_dir), cwd=REPO, env=ENV, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+    return finish(start(recipe, run_dir))
 
 
 def checkpoint_steps(run_dir):
@@ -171,8 +189,18 @@ def arrays_of(ckpt):
 
 
 def crash_and_compare(tmp_path, recipe, networks, triggers, total_steps):
+    # The uninterrupted run goes on beside the killed ones (each runs on one thread).
     reference = tmp_path / "uninterrupted"
-    run_to_end(recipe, reference)
+    uninterrupted = start(recipe, reference)
+    try:
+        return kill_resume_and_compare(tmp_path, recipe, networks, triggers, total_steps,
+                                       uninterrupted)
+    finally:
+        uninterrupted.kill()
+
+
+def kill_resume_and_compare(tmp_path, recipe, networks, triggers, total_steps, uninterrupted):
+    reference = tmp_path / "uninterrupted"
     run_dir = tmp_path / "killed"
     outcomes = []
     for i, trigger in enumerate(triggers):
@@ -202,6 +230,7 @@ def crash_and_compare(tmp_path, recipe, networks, triggers, total_steps):
     assert_consistent(run_dir, networks)
     assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name]
     assert runs.read_run_info(run_dir)["step"] == total_steps
+    finish(uninterrupted)
     steps = [int(r.split(",")[0]) for r in (run_dir / "steps.csv").read_text().split()[1:]]
     assert steps == sorted(set(steps)), "steps.csv repeats steps after a resume"
     epochs = [r.split(",")[0] for r in (run_dir / "epochs.csv").read_text().split()[1:]]
