@@ -221,12 +221,13 @@ def test_the_light_variant_trains_its_own_encoder_and_exports_it(tmp_path, vgg_f
 @needs_shared_data
 def test_loss_goes_down_on_real_photos_and_paintings(tmp_path):
     # Horse photos for content, the shared public-domain paintings for style; VGG19 with
-    # seeded random weights (no ImageNet weights offline), 90 steps of 64 px at lr 1e-4.
+    # seeded random weights (no ImageNet weights offline), 20 steps of 64 px at lr 1e-4
+    # (the held-back loss is then about 0.17x the untrained one).
     recipe = recipe_from_dict({"name": "real_adain"}, [
         *TINY_ADAIN, f'data.path="{SHARED_DATA / "horse2zebra" / "trainA"}"',
         f'data.style_path="{SHARED_DATA / "styles"}"', "data.image_size=64",
         "data.load_size=80", "data.batch_size=4", "model.decoder_width=0.25",
-        'model.vgg_weights="random"', "train.epochs=3", "train.steps_per_epoch=30",
+        'model.vgg_weights="random"', "train.epochs=1", "train.steps_per_epoch=20",
         "train.lr=1e-4", "train.beta_1=0.9", "train.val_steps=4", "train.num_samples=0",
         f'train.out_dir="{tmp_path / "run"}"'], source="real_adain.toml")
     lines = []
