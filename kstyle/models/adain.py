@@ -133,6 +133,7 @@ class AdaINInference(Inference):
                "preserve_color": "give each style the content's colours first",
                "style_size": f"resize each style's shorter side to this first "
                              f"(default {STYLE_SIZE}; 0: as it is)"}
+    graph_options = {"style_size": 0}  # the graphs take a style at the size it is
     default_size_multiple = SIZE_MULTIPLE
 
     def __init__(self, network, info=None, call=None):

@@ -196,6 +196,10 @@ class Inference:
 
     signature: ClassVar[Signature] = image_to_image()
     options: ClassVar[dict[str, str]] = {}
+    #: Values of :attr:`options` under which :meth:`run` computes what the exported
+    #: graphs compute (a SavedModel's ``serving_default``): ``kstyle serve``'s
+    #: ``:predict`` runs with them, so that it answers as TensorFlow Serving would.
+    graph_options: ClassVar[dict] = {}
     default_size_multiple: ClassVar[int] = 1
 
     def __init__(self, network, info: dict | None = None, call: Callable | None = None):

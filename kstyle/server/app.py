@@ -470,7 +470,8 @@ def create_app(models: ModelSet | dict, settings: Settings | None = None):
                                          else row[key])
             image = await _b64_image(row.get(ports[0][0]), f"instances[{i}].{ports[0][0]}",
                                      settings)
-            items.append((image, values))
+            # As the exported serving_default computes (an AdaIN style at its own size).
+            items.append((image, {**model.stylizer.inference.graph_options, **values}))
         results = await server.run(model, items)
         encoded = await run_in_threadpool(
             lambda: [{"b64": base64.b64encode(encode(r)).decode()} for r in results])
