@@ -8,6 +8,14 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: two workers where there are two cores or more. Much of a test's time is
+    one thread's (tracing, building models, starting subprocesses), which a second worker
+    fills; each worker's TensorFlow uses every core for the rest, so more workers than two
+    only add memory (a few GiB each)."""
+    return min(2, os.cpu_count() or 1)
+
+
 def pytest_collection_finish(session):
     # What collecting imported (TensorFlow, Keras, kstyle, the test modules) lives for the
     # whole session: out of the garbage collector's sight, each of its thousands of
