@@ -8,6 +8,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
 def pytest_xdist_auto_num_workers(config):
     """``-n auto``: two workers where there are two cores or more. Much of a test's time is
     one thread's (tracing, building models, starting subprocesses), which a second worker

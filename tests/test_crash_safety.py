@@ -59,9 +59,10 @@ def command(recipe, run_dir):
     return [sys.executable, "-m", "kstyle.cli", "fit", path, "--quiet", *sets]
 
 
-def start(recipe, run_dir):
-    """Starts ``kstyle fit`` into ``run_dir``; its output goes to ``run_dir``.log."""
-    log = run_dir.with_name(run_dir.name + ".log")
+def start(recipe, run_dir, log=None):
+    """Starts ``kstyle fit`` into ``run_dir``; its output goes to ``log`` (by default
+    ``run_dir``.log)."""
+    log = log or run_dir.with_name(run_dir.name + ".log")
     with open(log, "w") as out:
         process = subprocess.Popen(command(recipe, run_dir), cwd=REPO, env=ENV, stdout=out,
                                    stderr=subprocess.STDOUT)
@@ -140,9 +141,7 @@ def after_delay(seconds):
 
 def kill_at(recipe, run_dir, trigger, log):
     """Starts the run, SIGKILLs it when ``trigger`` fires; returns what happened."""
-    with open(log, "w") as out:
-        process = subprocess.Popen(command(recipe, run_dir), cwd=REPO, env=ENV,
-                                   stdout=out, stderr=subprocess.STDOUT)
+    process = start(recipe, run_dir, log)
     fire = trigger(run_dir, time.monotonic())
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
@@ -194,13 +193,13 @@ def crash_and_compare(tmp_path, recipe, networks, triggers, total_steps):
     uninterrupted = start(recipe, reference)
     try:
         return kill_resume_and_compare(tmp_path, recipe, networks, triggers, total_steps,
-                                       uninterrupted)
+                                       uninterrupted, reference)
     finally:
         uninterrupted.kill()
 
 
-def kill_resume_and_compare(tmp_path, recipe, networks, triggers, total_steps, uninterrupted):
-    reference = tmp_path / "uninterrupted"
+def kill_resume_and_compare(tmp_path, recipe, networks, triggers, total_steps, uninterrupted,
+                            reference):
     run_dir = tmp_path / "killed"
     outcomes = []
     for i, trigger in enumerate(triggers):
