@@ -85,6 +85,10 @@ def tone_map(image: np.ndarray) -> np.ndarray:
 
 
 class _Task:
+    #: Arguments of bench/reference_launcher.py that fix the reference's environment for
+    #: this task (dropped by ``--reference-as-is``).
+    launcher_args: tuple[str, ...] = ()
+
     @staticmethod
     def naive_answer(image):
         """The answer of a model that learned nothing: its input."""
@@ -209,8 +213,13 @@ class CUTTask(CycleGANTask):
     and 14 of that generator (the padded input, the two downsampling convolutions, the
     first and the fifth residual block; its own default, 0,4,8,12,16, names them in the
     blurred generator). Its results are ``images/fake_B/<name>.png``.
+
+    The reference runs with ``--contiguous-norm-grads`` (bench/reference_launcher.py): its
+    PatchNCE gradients reach the instance norms with channels-last strides, for which
+    PyTorch's CPU instance-norm backward is wrong. ``--reference-as-is`` runs it without.
     """
 
+    launcher_args = ("--contiguous-norm-grads",)
     name = "cut"
     mode = "CUT"
     recipe = REPO / "recipes" / "cut.toml"
@@ -374,16 +383,29 @@ def run_name(args, task, seed: int, tag: str = "") -> str:
     return f"{task.name}_{tag}{epochs}seed{seed}"
 
 
+def reference_run_name(args, task, seed: int) -> str:
+    """The reference run's folder name; runs without the task's launcher fixes
+    (``--reference-as-is``) are kept apart, as ``<task>_asis_...``."""
+    return run_name(args, task, seed, "asis_" if args.reference_as_is and task.launcher_args
+                    else "")
+
+
+def launcher_args(args, task, seed: int) -> list[str]:
+    """The reference launcher's own arguments (before the reference's script)."""
+    fixes = [] if args.reference_as_is else list(task.launcher_args)
+    return [args.torch_python, str(LAUNCHER), "--seed", str(seed), *fixes]
+
+
 def reference_train(args, task, seed: int) -> dict:
     """Trains the reference in its own environment; returns its timing."""
-    name = run_name(args, task, seed)
+    name = reference_run_name(args, task, seed)
     folder = args.out / "reference"
     done = folder / name / "timing.json"
     if done.is_file() and not args.fresh:
         return json.loads(done.read_text())
     command = [
-        args.torch_python, str(LAUNCHER), "--seed", str(seed),
-        str(Path(args.reference) / "train.py"), *task.reference_train_args(),
+        *launcher_args(args, task, seed), str(Path(args.reference) / "train.py"),
+        *task.reference_train_args(),
         "--name", name, "--gpu_ids", "-1", "--display_id", "0", "--no_html",
         "--checkpoints_dir", str(folder),
         "--n_epochs", str(args.epochs), "--n_epochs_decay", "0",
@@ -409,15 +431,15 @@ def reference_train(args, task, seed: int) -> dict:
 
 def reference_outputs(args, task, seed: int, eval_mode: bool) -> dict:
     """The reference's translations of the held-back inputs (its test.py)."""
-    name = run_name(args, task, seed)
+    name = reference_run_name(args, task, seed)
     folder = args.out / "reference"
     results = folder / ("results_eval" if eval_mode else "results_train")
     phase = task.val_split if task.name == "pix2pix" else "test"
     images = results / name / f"{phase}_latest" / "images"
     if not images.is_dir() or args.fresh:
         command = [
-            args.torch_python, str(LAUNCHER), "--seed", str(seed),
-            str(Path(args.reference) / "test.py"), *task.reference_test_args(),
+            *launcher_args(args, task, seed), str(Path(args.reference) / "test.py"),
+            *task.reference_test_args(),
             "--name", name, "--gpu_ids", "-1", "--checkpoints_dir", str(folder),
             "--results_dir", str(results), "--num_test", "100000",
             *(["--eval"] if eval_mode else []),
@@ -581,6 +603,9 @@ def main(argv=None):
                         help="kstyle recipe override, table.key=value (repeatable)")
     parser.add_argument("--tag", default="", help="prefix of kstyle's run folders in OUT, so "
                         "that runs with other --set overrides are kept apart")
+    parser.add_argument("--reference-as-is", action="store_true",
+                        help="run the reference without the launcher's fixes for the task "
+                        "(CUT: PyTorch's instance-norm gradient; runs named <task>_asis_...)")
     parser.add_argument("--ref-arg", action="append", default=[],
                         help="extra argument for the reference's train.py (repeatable)")
     parser.add_argument("--limit", type=int, default=None, help="score at most N held-back pairs")
