@@ -109,6 +109,39 @@ def test_an_output_that_keeps_the_input_scores_better_than_a_scrambled_one(model
     assert same < scrambled
 
 
+def test_the_patch_nce_gradient_through_the_encoder_is_the_derivative(monkeypatch):
+    # The gradient of PatchNCE with respect to the translation runs back through the
+    # generator's encoder: instance norms, residual blocks, reflection pads. Along a random
+    # direction it must be the loss's own rate of change (central differences), which a
+    # backward that mishandles one layout of its incoming gradient is not (the PyTorch
+    # reference's instance norm, bench/README.md).
+    import kstyle.models.cut as cut
+
+    def fixed_ids(features, num_patches):
+        positions = int(features.shape[1]) * int(features.shape[2])
+        order = np.random.default_rng(positions).permutation(positions)
+        return tf.constant(order[:min(num_patches, positions)], tf.int32)
+
+    monkeypatch.setattr(cut, "patch_ids", fixed_ids)
+    keras.utils.set_random_seed(5)
+    m = CUT.build_from_options(base_filters=8, num_blocks=2, d_base_filters=4,
+                               nce_layers=["stem_pad", "down1_conv", "down2_conv",
+                                           "block0_add", "block1_add"],
+                               num_patches=32, head_units=16, init="normal")
+    source = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=6)
+    target = tf.random.uniform((1, 32, 32, 3), -1, 1, seed=7)
+    direction = tf.random.normal((1, 32, 32, 3), seed=8)
+    for training in (True, False):
+        with tf.GradientTape() as tape:
+            tape.watch(target)
+            loss = m.nce(source, target, training=training)
+        slope = float(tf.reduce_sum(tape.gradient(loss, target) * direction))
+        eps = 2e-4  # the loss bends fast (temperature 0.07): 1e-3 is 4% off the slope
+        change = (float(m.nce(source, target + eps * direction, training=training))
+                  - float(m.nce(source, target - eps * direction, training=training)))
+        assert slope == pytest.approx(change / (2 * eps), rel=0.02), training
+
+
 def test_flipped_outputs_are_compared_flipped_back():
     # On the padded input alone (reflection padding commutes with a flip) and every
     # position sampled (the loss is then the same whatever the draw), an output that is
